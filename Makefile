@@ -1,0 +1,59 @@
+# Opsdeck — the two commands are `make run` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi.py
+
+.PHONY: run test lint format bench deps system-deps python-deps migrate check-migrations demo clean
+
+## run: install what is missing, migrate, create a demo tenant/admin, start the dev stack (supervisord)
+run: deps
+	@mkdir -p var/log
+	@bash supervisor/dev-env.sh > /dev/null
+	@set -a; . ./.env; set +a; OPSDECK_ENV=development $(BIN)/flask db upgrade
+	@set -a; . ./.env; set +a; OPSDECK_ENV=development $(BIN)/python -m app.demo
+	@set -a; . ./.env; set +a; exec $(BIN)/supervisord -n -c supervisor/dev.conf
+
+## test: install what is missing, lint, check migrations, run the whole suite
+test: deps lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
+bench: deps
+	$(BIN)/python -m bench
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+deps: system-deps python-deps
+
+# Debian packages, installed only when missing (CI and fresh machines run as root).
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install:$$missing)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+migrate: deps
+	$(BIN)/flask db upgrade
+
+clean:
+	rm -rf var/*.db var/log .pytest_cache

@@ -1,0 +1,55 @@
+"""The signed JSON API at /api/v1: its own blueprint, auth, rate limit and error shape."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from app.api import errors
+from app.api.auth import authenticate
+from app.services import ratelimit
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+#: Endpoints reachable without a signature.
+PUBLIC_ENDPOINTS = {"api.openapi"}
+
+
+@bp.before_request
+def _authenticate_and_limit() -> None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    authenticate()
+    limit = current_app.config["API_RATE_LIMIT_PER_MINUTE"]
+    decision = ratelimit.hit(f"api:{g.tenant_id}", limit, 60)
+    if not decision.allowed:
+        raise errors.ApiProblem(
+            429,
+            "Too many requests",
+            f"Rate limit of {limit} requests per minute exceeded.",
+            type="rate-limited",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
+
+
+@bp.errorhandler(errors.ApiProblem)
+def _problem(err: errors.ApiProblem):
+    return errors.from_exception(err)
+
+
+@bp.errorhandler(ValidationError)
+def _validation(err: ValidationError):
+    messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
+    return errors.from_exception(errors.validation_failed(messages))
+
+
+@bp.errorhandler(HTTPException)
+def _http(err: HTTPException):
+    return errors.problem(err.code or 500, err.name, err.description)
+
+
+def register(app) -> None:  # type: ignore[no-untyped-def]
+    from app.api import jobs, openapi  # noqa: F401  (routes attach to bp)
+
+    app.register_blueprint(bp)

@@ -1,0 +1,93 @@
+"""Request signing (HMAC-SHA256) for the JSON API.
+
+    Opsdeck-Key: <key id>
+    Opsdeck-Timestamp: <unix seconds>
+    Opsdeck-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{METHOD}.{path with query}." + body)>
+
+Several space-separated `v1=` values may be sent; any valid one passes. Every failure is the
+same 401 to the client; the reason is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+
+from flask import current_app, g, request
+from sqlalchemy.exc import IntegrityError
+
+from app.api.errors import ApiProblem
+from app.client import signature as sign
+from app.extensions import db
+from app.models import SeenSignature
+from app.services import tenants
+
+log = logging.getLogger("opsdeck.api.auth")
+
+KEY_HEADER = "Opsdeck-Key"
+TIMESTAMP_HEADER = "Opsdeck-Timestamp"
+SIGNATURE_HEADER = "Opsdeck-Signature"
+
+
+class AuthFailed(ApiProblem):
+    def __init__(self, reason: str) -> None:
+        super().__init__(401, "Unauthorized", "Request authentication failed.", type="unauthorized")
+        self.reason = reason
+
+
+def request_target() -> str:
+    """The path and query exactly as the client sent them (percent-encoding kept)."""
+    env = request.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI") or (request.script_root + request.path)
+    path = raw.split("?", 1)[0]
+    query = env.get("QUERY_STRING", "")
+    return f"{path}?{query}" if query else path
+
+
+def authenticate() -> None:
+    """Verify the signature headers; sets g.tenant_id and g.api_key_id. Raises AuthFailed."""
+    try:
+        _authenticate()
+    except AuthFailed as failure:
+        log.warning("api auth failed: %s", failure.reason, extra={"reason": failure.reason})
+        raise
+
+
+def _authenticate() -> None:
+    key_id = request.headers.get(KEY_HEADER, "")
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+    header = request.headers.get(SIGNATURE_HEADER, "")
+    if not key_id or not timestamp or not header:
+        raise AuthFailed("missing headers")
+    if not timestamp.isdigit():
+        raise AuthFailed("malformed timestamp")
+    tolerance = current_app.config["API_SIGNATURE_TOLERANCE"]
+    if abs(time.time() - int(timestamp)) > tolerance:
+        raise AuthFailed("timestamp outside tolerance")
+    found = tenants.active_key_secret(key_id)
+    if found is None:
+        raise AuthFailed("unknown or revoked key")
+    key, secret = found
+    expected = sign(secret, timestamp, request.method, request_target(), request.get_data(cache=True))
+    valid = None
+    for candidate in header.split():
+        scheme, _, value = candidate.partition("=")
+        if scheme == "v1" and hmac.compare_digest(value.lower().encode(), expected.encode()):
+            valid = value.lower()
+    if valid is None:
+        raise AuthFailed("bad signature")
+    _reject_replay(key_id, valid)
+    g.tenant_id = key.tenant_id
+    g.api_key_id = key.id
+
+
+def _reject_replay(key_id: str, signature: str) -> None:
+    digest = hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
+    try:
+        db.session.add(SeenSignature(digest=digest))
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise AuthFailed("replayed signature") from None

@@ -1,0 +1,121 @@
+"""/api/v1/jobs: submit, list, read, cancel, retry."""
+
+from __future__ import annotations
+
+from flask import Response, g, jsonify, request, url_for
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from app.api import bp
+from app.api.errors import ApiProblem, validation_failed
+from app.api.writes import json_body, write
+from app.models import Job
+from app.models.jobs import PRIORITIES
+from app.services import jobs
+
+
+class JobSchema(Schema):
+    """A job: loaded from a submission, dumped in every response."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.String(dump_only=True)
+    type = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    payload = fields.Dict(load_default=dict)
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    delay_seconds = fields.Float(load_only=True, load_default=0, validate=validate.Range(min=0, max=30 * 86400))
+    max_attempts = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    queue = fields.String(dump_only=True)
+    status = fields.String(dump_only=True)
+    result = fields.Raw(dump_only=True)
+    error = fields.String(dump_only=True)
+    attempts = fields.Integer(dump_only=True)
+    next_attempt_at = fields.DateTime(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    started_at = fields.DateTime(dump_only=True)
+    finished_at = fields.DateTime(dump_only=True)
+
+
+class JobListArgs(Schema):
+    status = fields.String(load_default=None)
+    type = fields.String(load_default=None)
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+job_schema = JobSchema()
+
+
+def _load_job(job_id: str) -> Job:
+    job = jobs.get_for_tenant(job_id, g.tenant_id)
+    if job is None:
+        raise ApiProblem(404, "Not found", "No such job.", type="not-found")
+    return job
+
+
+def _dump(job: Job, status: int) -> Response:
+    response = jsonify(job_schema.dump(job))
+    response.status_code = status
+    response.headers["Location"] = url_for("api.get_job", job_id=job.id)
+    return response
+
+
+@bp.post("/jobs")
+@write
+def create_job() -> Response:
+    data = job_schema.load(json_body())
+    try:
+        job = jobs.submit(
+            data["type"],
+            data["payload"],
+            tenant_id=g.tenant_id,
+            priority=data["priority"],
+            delay_seconds=data["delay_seconds"],
+            max_attempts=data["max_attempts"],
+        )
+    except jobs.JobInputError as err:
+        raise validation_failed(err.messages) from None
+    return _dump(job, 202)
+
+
+@bp.get("/jobs")
+def list_jobs() -> Response:
+    args = JobListArgs().load(request.args.to_dict())
+    try:
+        page = jobs.list_jobs(
+            tenant_id=g.tenant_id,
+            status=args["status"],
+            job_type=args["type"],
+            cursor=args["cursor"],
+            limit=args["limit"],
+        )
+    except jobs.JobInputError as err:
+        raise validation_failed(err.messages) from None
+    return jsonify({"data": job_schema.dump(page.items, many=True), "next_cursor": page.next_cursor})
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    return jsonify(job_schema.dump(_load_job(job_id)))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@write
+def cancel_job(job_id: str) -> Response:
+    job = _load_job(job_id)
+    try:
+        jobs.cancel(job, actor=f"key:{g.api_key_id}")
+    except jobs.JobStateError as err:
+        raise ApiProblem(409, "Conflict", str(err), type="job-state") from None
+    return _dump(job, 200)
+
+
+@bp.post("/jobs/<job_id>/retry")
+@write
+def retry_job(job_id: str) -> Response:
+    job = _load_job(job_id)
+    try:
+        jobs.retry(job, actor=f"key:{g.api_key_id}")
+    except jobs.JobStateError as err:
+        raise ApiProblem(409, "Conflict", str(err), type="job-state") from None
+    return _dump(job, 202)

@@ -1,0 +1,81 @@
+"""The `write` decorator every POST/PATCH/DELETE view wears: one transaction per request,
+Idempotency-Key honoured, the stored response replayed for a repeat."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, g, json, make_response, request
+
+from app.api.errors import ApiProblem
+from app.extensions import db
+from app.services import idempotency
+
+#: Response headers replayed with a stored response.
+REPLAYED_HEADERS = ("Location",)
+
+
+def write(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        record_id = None
+        if key is not None:
+            if not key or len(key) > 255:
+                raise ApiProblem(
+                    422, "Validation failed", "Idempotency-Key must be 1–255 characters.", type="validation-failed"
+                )
+            req_hash = idempotency.request_hash(request.method, request.path, request.get_data(cache=True))
+            try:
+                started = idempotency.begin(g.tenant_id, key, req_hash)
+            except idempotency.KeyInFlight:
+                raise ApiProblem(
+                    409,
+                    "Conflict",
+                    "A request with this Idempotency-Key is still in progress.",
+                    type="idempotency-in-flight",
+                ) from None
+            except idempotency.KeyReused:
+                raise ApiProblem(
+                    422,
+                    "Idempotency key reused",
+                    "This Idempotency-Key was used with a different request.",
+                    type="idempotency-key-reused",
+                ) from None
+            if isinstance(started, idempotency.Replay):
+                replay = Response(json.dumps(started.body), status=started.status, mimetype="application/json")
+                replay.headers.update(started.headers)
+                replay.headers["Idempotent-Replayed"] = "true"
+                return replay
+            record_id = started
+        try:
+            response = make_response(view(*args, **kwargs))
+        except Exception:
+            db.session.rollback()
+            if record_id is not None:
+                idempotency.release(record_id)
+            raise
+        if record_id is not None:
+            if response.status_code >= 500:
+                idempotency.release(record_id)
+                return response
+            headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+            idempotency.complete(record_id, response.status_code, response.get_json(silent=True), headers)
+        db.session.commit()
+        return response
+
+    return wrapper
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400/422 problem."""
+    if not request.is_json:
+        raise ApiProblem(415, "Unsupported media type", "Send Content-Type: application/json.")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiProblem(400, "Malformed JSON", "The request body is not valid JSON.", type="malformed-json")
+    if not isinstance(data, dict):
+        raise ApiProblem(422, "Validation failed", "The request body must be a JSON object.", type="validation-failed")
+    return data

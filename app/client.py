@@ -1,0 +1,141 @@
+"""A small Opsdeck API client: signs requests, sends Idempotency-Keys, retries safely.
+
+Standalone (needs only `requests`): copy this file into a platform's code base.
+
+    client = OpsdeckClient("https://opsdeck.example", key_id="key_…", secret="sk_…")
+    job = client.post("/api/v1/jobs", {"type": "system.echo", "payload": {"message": "hi"}})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+RETRYABLE_STATUS = {500, 502, 503, 504}
+
+
+def signature(secret: str, timestamp: str, method: str, path_with_query: str, body: bytes) -> str:
+    """hex HMAC-SHA256(secret, "{timestamp}.{METHOD}.{path with query}." + body)"""
+    message = f"{timestamp}.{method.upper()}.{path_with_query}.".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signed_headers(
+    key_id: str, secret: str, method: str, path_with_query: str, body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        "Opsdeck-Key": key_id,
+        "Opsdeck-Timestamp": timestamp,
+        "Opsdeck-Signature": "v1=" + signature(secret, timestamp, method, path_with_query, body),
+    }
+
+
+class OpsdeckError(Exception):
+    def __init__(self, status: int, problem: dict[str, Any]):
+        super().__init__(f"{status} {problem.get('title')}: {problem.get('detail', '')}")
+        self.status, self.problem = status, problem
+
+
+class OpsdeckClient:
+    def __init__(
+        self,
+        base_url: str,
+        key_id: str,
+        secret: str,
+        *,
+        timeout: float = 10,
+        retries: int = 3,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key_id, self.secret = key_id, secret
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.session = session or requests.Session()
+        self._last: tuple[str, int] | None = None
+
+    def _timestamp(self, fingerprint: str) -> int:
+        """Now, except that an identical request in the same second would be a replay (401):
+        then wait for the next second."""
+        now = int(time.time())
+        if self._last == (fingerprint, now):
+            time.sleep(now + 1 - time.time())
+            now = int(time.time())
+        self._last = (fingerprint, now)
+        return now
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, idempotency_key: str | None = None
+    ) -> requests.Response:
+        """Send a signed request. POSTs get an Idempotency-Key (generated unless given), so a
+        retry after a 5xx or a connection error cannot create a second job. Each try is
+        signed afresh (a signature is accepted once)."""
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        if method.upper() == "POST" and idempotency_key is None:
+            idempotency_key = str(uuid.uuid4())
+        target = urlsplit(self.base_url + path)
+        path_with_query = target.path + (f"?{target.query}" if target.query else "")
+        for attempt in range(self.retries + 1):
+            fingerprint = hashlib.sha256(f"{method} {path_with_query}".encode() + data).hexdigest()
+            ts = self._timestamp(fingerprint)
+            headers = signed_headers(self.key_id, self.secret, method, path_with_query, data, ts)
+            if data:
+                headers["Content-Type"] = "application/json"
+            if idempotency_key:
+                headers["Idempotency-Key"] = idempotency_key
+            try:
+                response = self.session.request(
+                    method, self.base_url + path, data=data, headers=headers, timeout=self.timeout
+                )
+            except requests.ConnectionError:
+                if attempt == self.retries:
+                    raise
+            else:
+                retry_after = (
+                    response.status_code in RETRYABLE_STATUS or response.status_code == 409 and idempotency_key
+                )
+                if not retry_after or attempt == self.retries:
+                    return response
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        """Like request(), returning the decoded JSON or raising OpsdeckError."""
+        response = self.request(method, path, body, **kwargs)
+        payload = response.json() if response.content else None
+        if response.status_code >= 400:
+            raise OpsdeckError(response.status_code, payload or {})
+        return payload
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
+        return self.call("POST", path, body, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m app.client METHOD PATH [JSON]` with OPSDECK_URL, OPSDECK_KEY, OPSDECK_SECRET."""
+    import os
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    client = OpsdeckClient(os.environ["OPSDECK_URL"], os.environ["OPSDECK_KEY"], os.environ["OPSDECK_SECRET"])
+    response = client.request(args[0].upper(), args[1], json.loads(args[2]) if len(args) == 3 else None)
+    print(response.status_code, json.dumps(response.json() if response.content else None, indent=2))
+    return 0 if response.status_code < 400 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

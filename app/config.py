@@ -1,0 +1,124 @@
+"""Settings, read from the environment (and `.env`) when a Config is created, never at import.
+
+Every setting has one documented safe default; the README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Job families that can be switched off with OPSDECK_DISABLED_FAMILIES.
+FAMILIES = ("system", "email", "webhooks", "scans", "retention", "provisioning")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in _env(name, default).split(",") if item.strip()]
+
+
+def load_dotenv_file() -> None:
+    """Load `.env` from the project root into the environment (existing variables win)."""
+    try:
+        from dotenv import load_dotenv
+    except ImportError:  # pragma: no cover - python-dotenv is in requirements
+        return
+    load_dotenv(ROOT / ".env", override=False)
+
+
+class Config:
+    """Production-safe settings from the environment."""
+
+    def __init__(self) -> None:
+        load_dotenv_file()
+        var = Path(_env("OPSDECK_VAR_DIR", str(ROOT / "var")))
+        self.VAR_DIR = str(var)
+        #: SQLAlchemy URL; the embedded default is a SQLite file under var/.
+        self.SQLALCHEMY_DATABASE_URI = _normalise_db_url(_env("DATABASE_URL", f"sqlite:///{var / 'opsdeck.db'}"))
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = _engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+        #: Redis for the Dramatiq broker, rate limits and the live feed.
+        self.REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
+        #: Flask session signing key. Empty means: refuse to start outside debug/testing.
+        self.SECRET_KEY = _env("SECRET_KEY", "")
+        #: Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
+        self.OPSDECK_ENCRYPTION_KEYS = _list("OPSDECK_ENCRYPTION_KEYS")
+        self.PORT = _int("PORT", 5000)
+        self.OPSDECK_ENV = _env("OPSDECK_ENV", "production")
+        #: Families switched off (their job types are refused with 422).
+        self.OPSDECK_DISABLED_FAMILIES = _list("OPSDECK_DISABLED_FAMILIES")
+
+        # Signed API
+        self.API_SIGNATURE_TOLERANCE = _int("API_SIGNATURE_TOLERANCE", 300)
+        self.API_RATE_LIMIT_PER_MINUTE = _int("API_RATE_LIMIT_PER_MINUTE", 6000)
+        #: Largest request body accepted (413 above); upload routes raise their own limit.
+        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
+        self.IDEMPOTENCY_TTL_HOURS = _int("IDEMPOTENCY_TTL_HOURS", 48)
+
+        # Ledger, outbox and recovery
+        self.JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 30)
+        self.OUTBOX_RELAY_INTERVAL = _float("OUTBOX_RELAY_INTERVAL", 2.0)
+        self.OUTBOX_GRACE_SECONDS = _float("OUTBOX_GRACE_SECONDS", 5.0)
+        self.OUTBOX_MAX_BROKER_DELAY = _int("OUTBOX_MAX_BROKER_DELAY", 60)
+        self.OUTBOX_BATCH_SIZE = _int("OUTBOX_BATCH_SIZE", 500)
+        self.JOB_MAX_ATTEMPTS_LIMIT = _int("JOB_MAX_ATTEMPTS_LIMIT", 25)
+
+        # Worker runtime
+        self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
+        self.WORKER_MAX_AGE_SECONDS = _int("WORKER_MAX_AGE_SECONDS", 0)
+
+        self.SENTRY_DSN = _env("SENTRY_DSN", "")
+        self.TESTING = False
+        self.DEBUG = False
+
+
+class TestConfig(Config):
+    """Tests: everything explicit, nothing read from a developer's .env beyond the environment."""
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__()
+        self.TESTING = True
+        self.OPSDECK_ENV = "test"
+        self.SECRET_KEY = "test-secret-key"
+        for key, value in overrides.items():
+            setattr(self, key, value)
+        self.SQLALCHEMY_ENGINE_OPTIONS = _engine_options(self.SQLALCHEMY_DATABASE_URI)
+
+
+def _normalise_db_url(url: str) -> str:
+    # Heroku-style URLs and bare postgresql:// both mean psycopg 3 here.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # Several processes share the file: wait for locks instead of failing at once.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}

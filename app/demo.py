@@ -1,0 +1,48 @@
+"""`python -m app.demo` (run by `make run`): a demo tenant and admin when none exist, and how
+to use them. Credentials are also kept in var/demo-credentials.json (development only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app import create_app
+from app.extensions import db
+from app.models import Tenant, User
+from app.services import tenants, users
+
+
+def main() -> None:
+    app = create_app()
+    store = Path(app.config["VAR_DIR"]) / "demo-credentials.json"
+    with app.app_context():
+        saved = json.loads(store.read_text()) if store.exists() else {}
+        if db.session.scalar(select(User).limit(1)) is None:
+            password = secrets.token_urlsafe(12)
+            users.create_user("admin@example.com", password, "admin", actor="demo")
+            saved["admin"] = {"email": "admin@example.com", "password": password}
+        if db.session.scalar(select(Tenant).limit(1)) is None:
+            saved["tenant"] = tenants.create_tenant("demo", actor="demo").as_dict()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(saved, indent=2))
+    os.chmod(store, 0o600)
+    port = app.config["PORT"]
+    print(f"\nOpsdeck dev stack: http://127.0.0.1:{port}/  (health: /healthz, /readyz; API: /api/v1)")
+    if "admin" in saved:
+        print(f"  admin login: {saved['admin']['email']} / {saved['admin']['password']}")
+    if "tenant" in saved:
+        t = saved["tenant"]
+        print(f"  API key: {t['key_id']}  secret: {t['secret']}")
+        print(f"  try: OPSDECK_URL=http://127.0.0.1:{port} OPSDECK_KEY={t['key_id']} OPSDECK_SECRET={t['secret']} \\")
+        print(
+            '       .venv/bin/python -m app.client POST /api/v1/jobs \'{"type":"system.echo","payload":{"message":"hi"}}\''
+        )
+    print(f"  (credentials kept in {store})\n")
+
+
+if __name__ == "__main__":
+    main()

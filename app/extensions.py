@@ -1,0 +1,97 @@
+"""Extensions, created unbound here and bound to an app in create_app()."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from flask_migrate import Migrate
+from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+#: Constraint names fixed so Alembic migrations are stable on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate()
+socketio = SocketIO()
+
+
+class Queue:
+    """Holds the Dramatiq Redis broker this app publishes to (and, in a worker, consumes from)."""
+
+    def __init__(self) -> None:
+        self._broker: Any = None
+
+    def init_app(self, app: Flask) -> None:
+        import redis
+        from dramatiq.brokers.redis import RedisBroker
+
+        client = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+        )
+        # Middleware is added by workers/broker.py in worker processes; publishing needs none.
+        self._broker = RedisBroker(client=client, middleware=[])
+        app.extensions["opsdeck_queue"] = self
+
+    @property
+    def broker(self) -> Any:
+        if self._broker is None:
+            raise RuntimeError("Queue is not bound to an app; call init_app first")
+        return self._broker
+
+    @property
+    def redis(self) -> Any:
+        return self.broker.client
+
+
+queue = Queue()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Driver-level autocommit: reads run outside any transaction (no lock held while a request
+    # or a test idles), and _sqlite_write_transaction opens BEGIN IMMEDIATE before the first write.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+_READ_PREFIXES = ("SELECT", "PRAGMA", "EXPLAIN")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_write_transaction(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """On SQLite, take the write lock up front (BEGIN IMMEDIATE) at a transaction's first write.
+
+    A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+    another process wrote in between (the busy timeout does not apply to that case); an
+    IMMEDIATE one waits for the lock instead. Reads before the first write see the latest
+    committed data, as under PostgreSQL's READ COMMITTED; every ledger transition is a guarded
+    UPDATE, so none relies on more.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi_connection = cursor.connection
+    if dbapi_connection.in_transaction or statement.lstrip()[:7].upper().startswith(_READ_PREFIXES):
+        return
+    dbapi_connection.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,42 @@
+"""Idempotency records: one per (tenant, Idempotency-Key), kept IDEMPOTENCY_TTL_HOURS."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.base import JSONType, UTCDateTime, utcnow
+
+
+class IdempotencyRecord(db.Model):
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    #: "in_flight" while the first request runs, "completed" once its response is stored.
+    state: Mapped[str] = mapped_column(String(20), default="in_flight")
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[Any | None] = mapped_column(JSONType)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_tenant_key"),)
+
+
+class SeenSignature(db.Model):
+    """API request signatures seen within the tolerance window (replay protection).
+
+    Kept in the database, not Redis, so the API keeps accepting work while Redis is down.
+    """
+
+    __tablename__ = "seen_signatures"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -1,0 +1,70 @@
+"""The job ledger: one row per unit of work, whatever its family."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.base import JSONType, UTCDateTime, new_id, utcnow
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"  # committed, not yet published (the outbox)
+    QUEUED = "queued"  # published to Redis
+    RUNNING = "running"  # claimed by a worker, lease held
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"  # failed, next attempt at next_attempt_at
+    DEAD = "dead"  # attempts exhausted
+    CANCELLED = "cancelled"
+
+
+#: States a worker may claim a job from (plus running with an expired lease).
+CLAIMABLE = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RETRYING)
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED)
+PRIORITIES = ("high", "normal", "low")
+
+
+class Job(db.Model):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"))
+    type: Mapped[str] = mapped_column(String(100))
+    queue: Mapped[str] = mapped_column(String(100))
+    priority: Mapped[str] = mapped_column(String(10), default="normal")
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.PENDING.value)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result: Mapped[Any | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker_id: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        # Tenant listings (newest first, keyset on (created_at, id)) and status filters.
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at"),
+        # The relay and lease recovery scan only live states by time.
+        Index("ix_jobs_status_next_attempt", "status", "next_attempt_at"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+    )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {s.value for s in FINISHED}
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.type} {self.status}>"

@@ -1,0 +1,41 @@
+"""Tenants (the platforms that call Opsdeck) and their API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import UTCDateTime, new_id, utcnow
+
+
+class Tenant(db.Model):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant", order_by="ApiKey.created_at")
+
+
+class ApiKey(db.Model):
+    """An API key: a public id and a secret kept only as Fernet ciphertext."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    tenant: Mapped[Tenant] = relationship(back_populates="keys")
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def __repr__(self) -> str:  # never the secret
+        return f"<ApiKey {self.id} tenant={self.tenant_id} active={self.active}>"

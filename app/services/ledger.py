@@ -1,0 +1,196 @@
+"""Worker-side ledger transitions: claim, heartbeat, succeed, fail (retry or dead), recover.
+
+Each transition is one short statement in its own transaction, guarded by the state it
+expects, so a duplicate message, a second worker or a late heartbeat changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from app.extensions import db
+from app.models import Job, JobStatus
+from app.models.base import utcnow
+from app.models.jobs import CLAIMABLE
+
+log = logging.getLogger(__name__)
+
+#: Stored error text and traceback are capped so a runaway message cannot bloat the ledger.
+MAX_ERROR_CHARS = 2_000
+MAX_TRACEBACK_CHARS = 16_000
+
+
+@dataclass
+class ClaimedJob:
+    """What a worker knows about the job it runs; actors read `payload` and set `result`."""
+
+    id: str
+    type: str
+    tenant_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    result: Any = None
+
+
+def claim(job_id: str, worker_id: str, lease_seconds: int) -> ClaimedJob | None:
+    """Take the job for this worker, or return None when it is finished, cancelled, or
+    running under a live lease elsewhere (the message is then a duplicate)."""
+    now = utcnow()
+    claimable = [s.value for s in CLAIMABLE]
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == job_id,
+            or_(
+                Job.status.in_(claimable),
+                and_(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now),
+            ),
+        )
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            worker_id=worker_id,
+            updated_at=now,
+        )
+        .returning(Job.id, Job.type, Job.tenant_id, Job.payload, Job.attempts, Job.max_attempts)
+    )
+    with db.engine.begin() as conn:
+        row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    return ClaimedJob(row.id, row.type, row.tenant_id, row.payload or {}, row.attempts, row.max_attempts)
+
+
+def heartbeat(worker_id: str, job_ids: list[str], lease_seconds: int) -> int:
+    """Extend the leases this worker holds. Returns how many rows were extended."""
+    if not job_ids:
+        return 0
+    now = utcnow()
+    with db.engine.begin() as conn:
+        result = conn.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == JobStatus.RUNNING.value, Job.worker_id == worker_id)
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+    return result.rowcount
+
+
+def _owned(job_id: str, worker_id: str) -> Any:
+    return and_(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.worker_id == worker_id)
+
+
+def succeed(job_id: str, worker_id: str, result: Any = None) -> bool:
+    """Mark the job succeeded. False when this worker no longer holds it (lease lost)."""
+    now = utcnow()
+    with db.engine.begin() as conn:
+        done = conn.execute(
+            update(Job)
+            .where(_owned(job_id, worker_id))
+            .values(
+                status=JobStatus.SUCCEEDED.value, result=result, finished_at=now, lease_expires_at=None, updated_at=now
+            )
+        )
+    if done.rowcount != 1:
+        log.warning("ledger: job %s finished by %s after its lease was lost", job_id, worker_id)
+    return done.rowcount == 1
+
+
+@dataclass
+class Failure:
+    status: str  # "retrying" or "dead" ("" when this worker no longer held the job)
+    next_attempt_at: datetime | None = None
+
+
+def fail(
+    job_id: str,
+    worker_id: str,
+    *,
+    error: str,
+    traceback: str | None,
+    retry_in: float | None,
+) -> Failure:
+    """Record a failed attempt: `retrying` at now + retry_in, or `dead` when retry_in is None
+    or the attempts are used up."""
+    now = utcnow()
+    error, traceback = error[:MAX_ERROR_CHARS], (traceback or "")[-MAX_TRACEBACK_CHARS:] or None
+    with db.engine.begin() as conn:
+        row = conn.execute(select(Job.attempts, Job.max_attempts).where(_owned(job_id, worker_id))).first()
+        if row is None:
+            log.warning("ledger: job %s failed on %s after its lease was lost", job_id, worker_id)
+            return Failure("")
+        if retry_in is not None and row.attempts < row.max_attempts:
+            when = now + timedelta(seconds=retry_in)
+            values = dict(status=JobStatus.RETRYING.value, next_attempt_at=when, published_at=None)
+            outcome = Failure(JobStatus.RETRYING.value, when)
+        else:
+            values = dict(status=JobStatus.DEAD.value, finished_at=now)
+            outcome = Failure(JobStatus.DEAD.value)
+        conn.execute(
+            update(Job)
+            .where(_owned(job_id, worker_id))
+            .values(error=error, traceback=traceback, lease_expires_at=None, updated_at=now, **values)
+        )
+    return outcome
+
+
+def release(job_id: str, worker_id: str) -> bool:
+    """Give a job back without counting the attempt (worker shutting down mid-job)."""
+    now = utcnow()
+    with db.engine.begin() as conn:
+        done = conn.execute(
+            update(Job)
+            .where(_owned(job_id, worker_id))
+            .values(
+                status=JobStatus.RETRYING.value,
+                attempts=Job.attempts - 1,
+                next_attempt_at=now,
+                published_at=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+    return done.rowcount == 1
+
+
+def mark_published(job_id: str) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.RETRYING.value).values(published_at=utcnow())
+        )
+
+
+def recover_expired(limit: int = 500) -> tuple[int, int]:
+    """Jobs whose worker died (lease expired): back to `retrying` for the relay, or `dead` when
+    their attempts are used up. Returns (requeued, dead)."""
+    now = utcnow()
+    requeued = dead = 0
+    with db.engine.begin() as conn:
+        rows = conn.execute(
+            select(Job.id, Job.attempts, Job.max_attempts, Job.worker_id)
+            .where(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
+            .limit(limit)
+        ).all()
+        for row in rows:
+            error = f"worker {row.worker_id} lost (lease expired) during attempt {row.attempts}"
+            if row.attempts >= row.max_attempts:
+                values = dict(status=JobStatus.DEAD.value, finished_at=now)
+                dead += 1
+            else:
+                values = dict(status=JobStatus.RETRYING.value, next_attempt_at=now, published_at=None)
+                requeued += 1
+            conn.execute(
+                update(Job)
+                .where(Job.id == row.id, Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
+                .values(error=error, traceback=None, lease_expires_at=None, updated_at=now, **values)
+            )
+    if rows:
+        log.warning("ledger: recovered %d job(s) from lost workers (%d requeued, %d dead)", len(rows), requeued, dead)
+    return requeued, dead

@@ -1,0 +1,23 @@
+"""Housekeeping the relay tick does: recover lost workers' jobs, publish the outbox, drop
+expired replay-protection rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import delete
+
+from app.extensions import db
+from app.models import SeenSignature
+from app.models.base import utcnow
+from app.services import ledger, outbox
+
+
+def relay_tick() -> dict[str, int]:
+    requeued, dead = ledger.recover_expired()
+    published = outbox.relay()
+    window = timedelta(seconds=2 * current_app.config["API_SIGNATURE_TOLERANCE"])
+    pruned = db.session.execute(delete(SeenSignature).where(SeenSignature.seen_at < utcnow() - window)).rowcount
+    db.session.commit()
+    return {"recovered": requeued, "dead": dead, "published": published, "signatures_pruned": pruned}

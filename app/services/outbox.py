@@ -1,0 +1,155 @@
+"""The outbox: jobs reach Redis only after their row commits, and a relay re-publishes what
+did not get there (Redis down, process died after commit, long delays, lost workers).
+
+Redis is the transport, the database is the truth: a message is `(job_id,)` with the job id
+as the Dramatiq message id, and a worker skips a message whose job is finished or cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from dramatiq import Message
+from flask import current_app
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
+
+from app import jobtypes
+from app.extensions import db, queue
+from app.models import Job, JobStatus
+from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+_SESSION_KEY = "opsdeck_outbox"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    job_id: str
+    queue_name: str
+    actor_name: str
+    #: When the job may start (None: now).
+    eta_epoch: float | None
+
+
+def _outgoing(job: Job) -> Outgoing:
+    jt = jobtypes.get(job.type)
+    if jt is None:  # a type removed from the code while rows remain
+        raise LookupError(f"unknown job type {job.type!r}")
+    eta = job.next_attempt_at.timestamp() if job.next_attempt_at else None
+    return Outgoing(job.id, job.queue, jt.actor_name, eta)
+
+
+def publish_after_commit(session: Session | Any, job: Job) -> None:
+    """Publish `job` once the session's transaction commits (dropped on rollback).
+
+    The message is built now: after commit the session has expired the job's attributes.
+    """
+    session.info.setdefault(_SESSION_KEY, []).append(_outgoing(job))
+
+
+def install(session_class: Any = Session) -> None:
+    """Hook the after-commit publisher into SQLAlchemy sessions (idempotent)."""
+    if event.contains(session_class, "after_commit", _after_commit):
+        return
+    event.listen(session_class, "after_commit", _after_commit)
+    event.listen(session_class, "after_soft_rollback", _after_rollback)
+
+
+def _after_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(_SESSION_KEY, None)
+
+
+def _after_commit(session: Session) -> None:
+    outgoing = session.info.pop(_SESSION_KEY, None)
+    if outgoing:
+        publish(outgoing)
+
+
+def publish(items: list[Outgoing]) -> list[str]:
+    """Enqueue each item to Redis and mark it published. Returns the ids published.
+
+    Stops at the first broker error: what is left stays pending for the relay.
+    """
+    if not items:
+        return []
+    broker = queue.broker
+    max_delay = current_app.config["OUTBOX_MAX_BROKER_DELAY"]
+    now = utcnow().timestamp()
+    published: list[str] = []
+    try:
+        for item in items:
+            delay_ms = int((item.eta_epoch - now) * 1000) if item.eta_epoch else 0
+            if delay_ms > max_delay * 1000:
+                continue  # too far ahead to hold in a worker's memory; the relay sends it when due
+            message = Message(
+                queue_name=item.queue_name,
+                actor_name=item.actor_name,
+                args=(item.job_id,),
+                kwargs={},
+                options={},
+                message_id=item.job_id,
+            )
+            broker.enqueue(message, delay=delay_ms if delay_ms > 0 else None)
+            published.append(item.job_id)
+    except Exception as err:  # redis.ConnectionError, timeouts…: the relay will re-publish
+        log.warning("outbox: broker unavailable (%s); %d job(s) left for the relay", err, len(items) - len(published))
+    if published:
+        _mark_published(published)
+    return published
+
+
+def _mark_published(job_ids: list[str]) -> None:
+    now = utcnow()
+    with db.engine.begin() as conn:
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            conn.execute(
+                update(Job)
+                .where(Job.id.in_(chunk), Job.status == JobStatus.PENDING.value)
+                .values(status=JobStatus.QUEUED.value, published_at=now, updated_at=now)
+            )
+            conn.execute(
+                update(Job)
+                .where(Job.id.in_(chunk), Job.status == JobStatus.RETRYING.value)
+                .values(published_at=now, updated_at=now)
+            )
+
+
+def relay(*, limit: int | None = None) -> int:
+    """Re-publish jobs that should be in Redis and are not known to be. Returns how many.
+
+    - pending jobs older than OUTBOX_GRACE_SECONDS (their after-commit publish failed or never
+      ran) that are due within OUTBOX_MAX_BROKER_DELAY;
+    - retrying jobs not yet published (long backoff, or Redis was down at retry time).
+    Lease recovery for lost workers is in services/ledger.py (recover_expired).
+    """
+    cfg = current_app.config
+    limit = limit or cfg["OUTBOX_BATCH_SIZE"]
+    now = utcnow()
+    horizon = now + timedelta(seconds=cfg["OUTBOX_MAX_BROKER_DELAY"])
+    grace = now - timedelta(seconds=cfg["OUTBOX_GRACE_SECONDS"])
+    rows = db.session.scalars(
+        select(Job)
+        .where(
+            or_(
+                (Job.status == JobStatus.PENDING.value) & (Job.created_at <= grace),
+                (Job.status == JobStatus.RETRYING.value) & Job.published_at.is_(None),
+            ),
+            or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= horizon),
+        )
+        .order_by(Job.next_attempt_at)
+        .limit(limit)
+    ).all()
+    items = []
+    for job in rows:
+        try:
+            items.append(_outgoing(job))
+        except LookupError:
+            log.error("outbox: job %s has unknown type %s; left pending", job.id, job.type)
+    db.session.rollback()  # end the read before talking to Redis
+    return len(publish(items))

@@ -1,0 +1,32 @@
+"""The `system` family: the canary job type `system.echo`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from app.jobtypes import JobType, register
+
+
+class EchoPayload(Schema):
+    message = fields.String(load_default="", validate=validate.Length(max=10_000))
+    sleep_seconds = fields.Float(load_default=0, validate=validate.Range(min=0, max=60))
+    fail = fields.Boolean(load_default=False)
+
+
+ECHO = register(JobType("system.echo", family="system", queue="default", payload=EchoPayload, max_attempts=3))
+
+
+class EchoFailure(RuntimeError):
+    """Raised on request by a system.echo job, to exercise failure and alerting paths."""
+
+
+def echo(message: str = "", sleep_seconds: float = 0, fail: bool = False) -> dict[str, Any]:
+    """Return the message; sleep first when asked; raise when `fail` is true."""
+    if sleep_seconds:
+        time.sleep(sleep_seconds)
+    if fail:
+        raise EchoFailure(f"system.echo failed on request: {message!r}")
+    return {"message": message}

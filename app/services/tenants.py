@@ -1,0 +1,95 @@
+"""Tenants and API keys: create, rotate, revoke, and look up a key for request signing."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ApiKey, Tenant
+from app.models.base import utcnow
+from app.services import audit, crypto
+
+
+class TenantError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key as shown once at creation: the only time the secret is visible."""
+
+    tenant_id: str
+    key_id: str
+    secret: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"tenant_id": self.tenant_id, "key_id": self.key_id, "secret": self.secret}
+
+
+def _issue_key(tenant: Tenant) -> IssuedKey:
+    key_id = "key_" + secrets.token_hex(12)
+    secret = "sk_" + secrets.token_urlsafe(32)
+    db.session.add(ApiKey(id=key_id, tenant=tenant, secret_encrypted=crypto.encrypt(secret)))
+    return IssuedKey(tenant_id=tenant.id, key_id=key_id, secret=secret)
+
+
+def create_tenant(name: str, *, actor: str = "cli") -> IssuedKey:
+    """Create a tenant with its first API key. Commits."""
+    name = name.strip()
+    if not name:
+        raise TenantError("tenant name must not be empty")
+    if db.session.scalar(select(Tenant).where(Tenant.name == name)) is not None:
+        raise TenantError(f"tenant {name!r} already exists")
+    tenant = Tenant(name=name)
+    db.session.add(tenant)
+    db.session.flush()
+    issued = _issue_key(tenant)
+    audit.record(actor, "tenant.create", target=tenant.id, tenant_id=tenant.id, details={"key_id": issued.key_id})
+    db.session.commit()
+    return issued
+
+
+def find_tenant(name_or_id: str) -> Tenant | None:
+    return db.session.scalar(select(Tenant).where((Tenant.id == name_or_id) | (Tenant.name == name_or_id)))
+
+
+def rotate_key(tenant: Tenant, *, revoke_old: bool = True, actor: str = "cli") -> IssuedKey:
+    """Issue a new key; by default revoke every older active key. Commits."""
+    revoked = []
+    if revoke_old:
+        for key in tenant.keys:
+            if key.revoked_at is None:
+                key.revoked_at = utcnow()
+                revoked.append(key.id)
+    issued = _issue_key(tenant)
+    audit.record(
+        actor,
+        "tenant.rotate_key",
+        target=tenant.id,
+        tenant_id=tenant.id,
+        details={"key_id": issued.key_id, "revoked": revoked},
+    )
+    db.session.commit()
+    return issued
+
+
+def revoke_key(key_id: str, *, actor: str = "cli") -> ApiKey:
+    key = db.session.get(ApiKey, key_id)
+    if key is None:
+        raise TenantError(f"no key {key_id!r}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record(actor, "tenant.revoke_key", target=key.id, tenant_id=key.tenant_id)
+        db.session.commit()
+    return key
+
+
+def active_key_secret(key_id: str) -> tuple[ApiKey, str] | None:
+    """The active key and its decrypted secret, or None for an unknown or revoked key."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        return None
+    return key, crypto.decrypt(key.secret_encrypted)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Writes .env for the development stack once (random SECRET_KEY and encryption key); keeps an
+# existing .env as it is. Prints the path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f .env ]; then
+  umask 077
+  secret=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')
+  fernet=$(.venv/bin/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
+  cat > .env <<ENV
+# Development settings written by \`make run\` (see README: Configuration). Not for production.
+OPSDECK_ENV=development
+SECRET_KEY=${secret}
+OPSDECK_ENCRYPTION_KEYS=${fernet}
+OPSDECK_DEV_REDIS_PORT=6390
+REDIS_URL=redis://127.0.0.1:6390/0
+PORT=5000
+ENV
+fi
+echo "$(pwd)/.env"

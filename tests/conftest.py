@@ -1,0 +1,236 @@
+"""Fixtures: a private Redis, SQLite always and PostgreSQL when reachable, the app, signed
+API clients, and worker processes."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from sqlalchemy import text
+
+from app import create_app
+from app.client import signature
+from app.config import TestConfig
+from app.extensions import db
+from app.services import tenants
+from tests.fakes.processes import Process, RedisServer, worker_command
+
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+# -- real peers ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL", DEFAULT_PG)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str | None]:
+    """A fresh PostgreSQL database for this run (dropped at the end), or None when unreachable."""
+    import psycopg
+
+    admin = _pg_admin_url()
+    try:
+        conn = psycopg.connect(admin, connect_timeout=3, autocommit=True)
+    except psycopg.Error:
+        yield None
+        return
+    name = f"opsdeck_test_{uuid.uuid4().hex[:10]}"
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database: str | None) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'opsdeck.db'}"
+    if pg_database is None:
+        pytest.skip(f"PostgreSQL not reachable at {_pg_admin_url()} (set TEST_DATABASE_URL)")
+    return pg_database
+
+
+def make_config(database_url: str, redis_url: str, **overrides: Any) -> TestConfig:
+    from app.config import _normalise_db_url
+
+    return TestConfig(
+        SQLALCHEMY_DATABASE_URI=_normalise_db_url(database_url),
+        REDIS_URL=redis_url,
+        OPSDECK_ENCRYPTION_KEYS=[ENCRYPTION_KEY],
+        **overrides,
+    )
+
+
+def _reset(app: Flask) -> None:
+    with app.app_context():
+        db.session.remove()
+        if db.engine.dialect.name == "postgresql":
+            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app_config(database_url: str, redis_server: RedisServer) -> dict[str, Any]:
+    """Overrides a test may edit before `app` is built."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url: str, redis_server: RedisServer, app_config: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(make_config(database_url, redis_server.url, **app_config))
+    with app.app_context():
+        db.create_all()
+        db.session.commit()
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        yield app
+    finally:
+        ctx.pop()
+        _reset(app)
+        import redis
+
+        redis.Redis.from_url(redis_server.url).flushall()
+
+
+# -- API ------------------------------------------------------------------------
+class SignedClient:
+    """The Flask test client, signing like app/client.py does (or wrongly, when asked)."""
+
+    def __init__(self, app: Flask, key_id: str, secret: str) -> None:
+        self.client = app.test_client()
+        self.key_id, self.secret = key_id, secret
+        self._used: set[tuple[str, ...]] = set()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+        sign_method: str | None = None,
+        sign_path: str | None = None,
+        sign_body: bytes | None = None,
+        secret: str | None = None,
+        key_id: str | None = None,
+    ) -> Any:
+        body = data if data is not None else (b"" if json is None else jsonlib.dumps(json).encode())
+        if timestamp is None:
+            # An identical request in the same second is a replay; step back a second instead.
+            timestamp = int(time.time())
+            while (method, path, body.hex(), str(timestamp)) in self._used:
+                timestamp -= 1
+        self._used.add((method, path, body.hex(), str(timestamp)))
+        ts = str(timestamp)
+        sig = signature(
+            secret or self.secret, ts, sign_method or method, sign_path or path,
+            body if sign_body is None else sign_body,
+        )  # fmt: skip
+        all_headers = {
+            "Opsdeck-Key": key_id or self.key_id,
+            "Opsdeck-Timestamp": ts,
+            "Opsdeck-Signature": f"v1={sig}",
+        }
+        if body:
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        return self.client.open(path, method=method, data=body, headers=all_headers)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json, **kw)
+
+
+@pytest.fixture
+def tenant(app: Flask) -> tenants.IssuedKey:
+    return tenants.create_tenant("acme")
+
+
+@pytest.fixture
+def api(app: Flask, tenant: tenants.IssuedKey) -> SignedClient:
+    return SignedClient(app, tenant.key_id, tenant.secret)
+
+
+@pytest.fixture
+def other_api(app: Flask) -> SignedClient:
+    issued = tenants.create_tenant("globex")
+    return SignedClient(app, issued.key_id, issued.secret)
+
+
+# -- processes --------------------------------------------------------------------
+def process_env(app: Flask, **extra: Any) -> dict[str, str]:
+    """Environment for a worker/scheduler/web process sharing this test's database and Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "OPSDECK_"))}
+    env.update(
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app.config["REDIS_URL"],
+        SECRET_KEY="test-secret-key",
+        OPSDECK_ENCRYPTION_KEYS=ENCRYPTION_KEY,
+        OPSDECK_ENV="test",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Workers:
+    """Start worker groups and schedulers for one test; everything is stopped afterwards."""
+
+    def __init__(self, app: Flask, log_dir: Path) -> None:
+        self.app, self.log_dir = app, log_dir
+        self.started: list[Process] = []
+
+    def start(self, queues: list[str] | None = None, *, name: str = "worker", threads: int = 4, **env: Any) -> Process:
+        from app.jobtypes import all_queue_names
+
+        proc = Process(
+            worker_command(queues or all_queue_names(), 1, threads), process_env(self.app, **env), name, self.log_dir
+        )
+        self.started.append(proc.start())
+        return proc
+
+    def start_scheduler(self, *, name: str = "scheduler", **env: Any) -> Process:
+        from tests.fakes.processes import scheduler_command
+
+        proc = Process(scheduler_command(), process_env(self.app, **env), name, self.log_dir)
+        self.started.append(proc.start())
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.log()[-4000:]}" for p in self.started)
+
+
+@pytest.fixture
+def workers(app: Flask, tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(app, tmp_path)
+    yield group
+    group.stop_all()

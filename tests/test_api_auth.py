@@ -1,0 +1,101 @@
+"""Request signing: what is accepted and every way a request is refused."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.services import tenants
+
+JOB = {"type": "system.echo", "payload": {"message": "hi"}}
+
+
+def assert_unauthorized(response):
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == 401 and body["title"] == "Unauthorized"
+    # No hint of which check failed.
+    assert body["detail"] == "Request authentication failed."
+
+
+def test_valid_signature_is_accepted(api):
+    response = api.post("/api/v1/jobs", JOB)
+    assert response.status_code == 202, response.get_json()
+
+
+def test_query_string_is_part_of_the_signature(api):
+    assert api.get("/api/v1/jobs?status=pending&limit=5").status_code == 200
+    assert_unauthorized(api.get("/api/v1/jobs?status=pending&limit=5", sign_path="/api/v1/jobs?status=pending"))
+
+
+def test_tampered_body_is_refused(api):
+    assert_unauthorized(api.post("/api/v1/jobs", JOB, sign_body=b'{"type": "system.echo"}'))
+
+
+@pytest.mark.parametrize("skew", [-301, 301, 3600])
+def test_timestamp_outside_tolerance_is_refused(api, skew):
+    assert_unauthorized(api.post("/api/v1/jobs", JOB, timestamp=int(time.time()) + skew))
+
+
+def test_timestamp_inside_tolerance_is_accepted(api):
+    assert api.post("/api/v1/jobs", JOB, timestamp=int(time.time()) - 250).status_code == 202
+
+
+def test_replayed_signature_is_refused(api):
+    ts = int(time.time())
+    assert api.post("/api/v1/jobs", JOB, timestamp=ts).status_code == 202
+    assert_unauthorized(api.post("/api/v1/jobs", JOB, timestamp=ts))
+
+
+def test_signature_for_another_method_or_path_is_refused(api):
+    assert_unauthorized(api.post("/api/v1/jobs", JOB, sign_method="PUT"))
+    assert_unauthorized(api.get("/api/v1/jobs", sign_path="/api/v1/jobs/other"))
+
+
+def test_wrong_secret_unknown_key_and_missing_headers_are_refused(api):
+    assert_unauthorized(api.post("/api/v1/jobs", JOB, secret="sk_wrong"))
+    assert_unauthorized(api.post("/api/v1/jobs", JOB, key_id="key_doesnotexist"))
+    assert_unauthorized(api.client.post("/api/v1/jobs", json=JOB))
+    assert_unauthorized(api.post("/api/v1/jobs", JOB, headers={"Opsdeck-Timestamp": "soon"}))
+
+
+def test_revoked_key_is_refused(api, tenant):
+    assert api.get("/api/v1/jobs").status_code == 200
+    tenants.revoke_key(tenant.key_id)
+    assert_unauthorized(api.get("/api/v1/jobs"))
+
+
+def test_rotated_key_works_and_old_one_is_revoked(app, api, tenant):
+    from tests.conftest import SignedClient
+
+    issued = tenants.rotate_key(tenants.find_tenant("acme"))
+    assert_unauthorized(api.get("/api/v1/jobs"))
+    assert SignedClient(app, issued.key_id, issued.secret).get("/api/v1/jobs").status_code == 200
+
+
+def test_any_one_of_several_signatures_passes(api):
+    ts = str(int(time.time()))
+    from app.client import signature
+
+    good = signature(api.secret, ts, "GET", "/api/v1/jobs", b"")
+    headers = {"Opsdeck-Timestamp": ts, "Opsdeck-Signature": f"v1={'0' * 64} v1={good}"}
+    assert api.get("/api/v1/jobs", headers=headers).status_code == 200
+    headers = {"Opsdeck-Timestamp": ts, "Opsdeck-Signature": f"v0={good}"}
+    assert_unauthorized(api.get("/api/v1/jobs", headers=headers))
+
+
+def test_secret_is_encrypted_at_rest(app, tenant):
+    from app.extensions import db
+    from app.models import ApiKey
+
+    key = db.session.get(ApiKey, tenant.key_id)
+    assert tenant.secret.encode() not in key.secret_encrypted
+    assert tenant.secret not in repr(key)
+
+
+def test_openapi_is_public_and_lists_jobs(app):
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel", "/jobs/{job_id}/retry"} <= set(spec["paths"])

@@ -1,0 +1,196 @@
+"""/api/v1/jobs: submission, validation, reading, isolation, cancel/retry, idempotency, limits."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.extensions import db
+from app.models import IdempotencyRecord, Job
+from app.services import idempotency
+
+JOB = {"type": "system.echo", "payload": {"message": "hi"}}
+
+
+def test_submit_returns_202_with_location_and_a_pending_or_queued_job(api):
+    response = api.post("/api/v1/jobs", {**JOB, "priority": "high", "max_attempts": 5})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert response.headers["Location"] == f"/api/v1/jobs/{body['id']}"
+    assert body["type"] == "system.echo" and body["queue"] == "default_high"
+    assert body["status"] in {"pending", "queued"} and body["attempts"] == 0
+    job = db.session.get(Job, body["id"])
+    assert job.payload == {"message": "hi", "sleep_seconds": 0, "fail": False}
+    assert job.max_attempts == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "nope.never", "payload": {}}, "type"),
+        ({"payload": {}}, "type"),
+        ({"type": "system.echo", "payload": {"sleep_seconds": 61}}, "payload"),
+        ({"type": "system.echo", "payload": {"unknown": 1}}, "payload"),
+        ({"type": "system.echo", "priority": "urgent"}, "priority"),
+        ({"type": "system.echo", "max_attempts": 0}, "max_attempts"),
+        ({"type": "system.echo", "max_attempts": 1000}, "max_attempts"),
+        ({"type": "system.echo", "delay_seconds": -1}, "delay_seconds"),
+        ({"type": "system.echo", "payload": "text"}, "payload"),
+    ],
+)
+def test_bad_input_is_422_with_field_errors_and_writes_nothing(api, body, field):
+    response = api.post("/api/v1/jobs", body)
+    assert response.status_code == 422, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert field in response.get_json()["errors"]
+    assert db.session.query(Job).count() == 0
+
+
+def test_malformed_json_and_non_object_bodies(api):
+    assert api.post("/api/v1/jobs", data=b"{not json").status_code == 400
+    assert api.post("/api/v1/jobs", data=b"[1, 2]").status_code == 422
+    response = api.post("/api/v1/jobs", data=b"x", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415 and response.mimetype == "application/problem+json"
+
+
+def test_oversized_body_is_413_problem(app, api):
+    big = {"type": "system.echo", "payload": {"message": "x" * (app.config["MAX_CONTENT_LENGTH"] + 10)}}
+    response = api.post("/api/v1/jobs", big)
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+
+
+def test_unknown_route_is_problem_json(api):
+    response = api.get("/api/v1/nothing-here")
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+
+
+def test_get_and_list_with_cursor_pagination(api):
+    ids = [api.post("/api/v1/jobs", JOB).get_json()["id"] for _ in range(5)]
+    assert api.get(f"/api/v1/jobs/{ids[0]}").get_json()["id"] == ids[0]
+    seen, cursor = [], None
+    while True:
+        page = api.get("/api/v1/jobs?limit=2" + (f"&cursor={cursor}" if cursor else "")).get_json()
+        seen += [j["id"] for j in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == 5
+    assert api.get("/api/v1/jobs?cursor=garbage").status_code == 422
+    assert api.get("/api/v1/jobs?status=bogus").status_code == 422
+    assert api.get("/api/v1/jobs?limit=0").status_code == 422
+
+
+def test_another_tenants_job_is_404(api, other_api):
+    job_id = api.post("/api/v1/jobs", JOB).get_json()["id"]
+    for response in (
+        other_api.get(f"/api/v1/jobs/{job_id}"),
+        other_api.post(f"/api/v1/jobs/{job_id}/cancel"),
+        other_api.post(f"/api/v1/jobs/{job_id}/retry"),
+    ):
+        assert response.status_code == 404
+    assert other_api.get("/api/v1/jobs").get_json()["data"] == []
+
+
+def test_cancel_then_retry_semantics(api):
+    job_id = api.post("/api/v1/jobs", JOB).get_json()["id"]
+    assert api.post(f"/api/v1/jobs/{job_id}/retry").status_code == 409  # not dead/cancelled yet
+    response = api.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 200 and response.get_json()["status"] == "cancelled"
+    assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409  # already finished
+    response = api.post(f"/api/v1/jobs/{job_id}/retry")
+    assert response.status_code == 202 and response.get_json()["status"] in {"pending", "queued"}
+
+
+@pytest.mark.parametrize("status", ["running", "succeeded", "dead"])
+def test_cannot_cancel_running_or_finished(api, status):
+    job_id = api.post("/api/v1/jobs", JOB).get_json()["id"]
+    db.session.get(Job, job_id).status = status
+    db.session.commit()
+    response = api.post(f"/api/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 409 and "only pending" in response.get_json()["detail"]
+
+
+def test_idempotent_repeat_replays_the_first_response(api):
+    first = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "order-1"})
+    again = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "order-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert db.session.query(Job).count() == 1
+
+
+def test_idempotency_key_with_another_body_is_422(api):
+    api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "k"})
+    response = api.post("/api/v1/jobs", {**JOB, "payload": {"message": "other"}}, headers={"Idempotency-Key": "k"})
+    assert response.status_code == 422 and response.get_json()["title"] == "Idempotency key reused"
+    assert db.session.query(Job).count() == 1
+
+
+def test_idempotency_key_in_flight_is_409(api, tenant):
+    body = api.request("POST", "/api/v1/jobs", JOB)  # a different key: just to have a body hash
+    assert body.status_code == 202
+    import json
+
+    raw = json.dumps(JOB).encode()
+    started = idempotency.begin(tenant.tenant_id, "slow", idempotency.request_hash("POST", "/api/v1/jobs", raw))
+    assert isinstance(started, int)  # our marker is now in flight
+    response = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "slow"})
+    assert response.status_code == 409
+    assert response.get_json()["type"].endswith("idempotency-in-flight")
+
+
+def test_idempotency_keys_are_per_tenant(api, other_api):
+    a = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "same"}).get_json()["id"]
+    b = other_api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "same"}).get_json()["id"]
+    assert a != b
+
+
+def test_refused_request_releases_its_key(api):
+    """Like Stripe: a request refused before doing anything (validation, conflict) stores no
+    result, so the client can correct it and send it again under the same key."""
+    bad = {"type": "nope"}
+    assert api.post("/api/v1/jobs", bad, headers={"Idempotency-Key": "k2"}).status_code == 422
+    assert db.session.query(IdempotencyRecord).filter_by(key="k2").count() == 0
+    fixed = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "k2"})
+    assert fixed.status_code == 202 and "Idempotent-Replayed" not in fixed.headers
+    assert db.session.query(IdempotencyRecord).filter_by(key="k2", state="completed").count() == 1
+
+
+def test_concurrent_repeats_create_one_job(app, api):
+    """Ten threads race with one key: one job, and every answer is that job, a 409, or a replay."""
+    results = []
+
+    def send():
+        with app.app_context():
+            results.append(api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "race"}))
+
+    threads = [threading.Thread(target=send) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    db.session.expire_all()
+    assert db.session.query(Job).count() == 1
+    job_id = db.session.query(Job).one().id
+    for response in results:
+        assert response.status_code in {202, 409}
+        if response.status_code == 202:
+            assert response.get_json()["id"] == job_id
+
+
+@pytest.mark.parametrize("app_config", [{"API_RATE_LIMIT_PER_MINUTE": 3}])
+def test_rate_limit_is_429_with_retry_after(api, app_config):
+    codes = [api.get("/api/v1/jobs").status_code for _ in range(4)]
+    assert codes[:3] == [200, 200, 200]
+    response = api.get("/api/v1/jobs")
+    assert response.status_code == 429 and 1 <= int(response.headers["Retry-After"]) <= 61
+    assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("app_config", [{"OPSDECK_DISABLED_FAMILIES": ["system"]}])
+def test_disabled_family_refuses_its_job_types(api, app_config):
+    response = api.post("/api/v1/jobs", JOB)
+    assert response.status_code == 422 and "disabled" in response.get_json()["errors"]["type"][0]

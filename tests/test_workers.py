@@ -1,0 +1,125 @@
+"""The whole path with real processes: ledger → outbox → Redis → `dramatiq workers` → ledger."""
+
+from __future__ import annotations
+
+import pytest
+from dramatiq import Message
+
+from app.extensions import db, queue
+from app.models import Job
+from tests.fakes.processes import wait_until
+from tests.helpers import job_row, submit, wait_for_status
+
+pytestmark = pytest.mark.slow
+
+
+def test_echo_job_runs_once_and_records_its_result(app, workers):
+    workers.start()
+    job_id = submit(payload={"message": "hello"})
+    job = wait_for_status(job_id, "succeeded", logs=workers.logs)
+    assert job.result == {"message": "hello"}
+    assert job.attempts == 1 and job.started_at and job.finished_at >= job.started_at
+    assert job.lease_expires_at is None and job.error is None
+
+
+def test_failing_job_retries_with_backoff_then_goes_dead(app, workers):
+    workers.start()
+    job_id = submit(payload={"message": "boom", "fail": True}, max_attempts=2)
+    job = wait_for_status(job_id, "dead", logs=workers.logs)
+    assert job.attempts == 2
+    assert job.error.startswith("EchoFailure: system.echo failed on request")
+    assert "Traceback" in job.traceback and "EchoFailure" in job.traceback
+    assert job.next_attempt_at > job.created_at  # the retry was scheduled after a backoff
+
+
+def test_message_for_a_finished_job_is_skipped(app, workers):
+    workers.start()
+    job_id = submit(payload={"message": "once"})
+    wait_for_status(job_id, "succeeded", logs=workers.logs)
+    # Redeliver the same message (a relay re-publish, a Redis redelivery): nothing runs again.
+    for _ in range(3):
+        queue.broker.enqueue(Message("default", "system_echo", (job_id,), {}, {}, message_id=job_id))
+    queue.broker.join("default", timeout=20_000)
+    job = job_row(job_id)
+    assert job.status == "succeeded" and job.attempts == 1
+
+
+def test_cancelled_job_never_runs(app, workers):
+    from app.services import jobs
+
+    job_id = submit(payload={"message": "never"}, delay_seconds=2)
+    jobs.cancel(job_row(job_id), actor="test")
+    db.session.commit()
+    workers.start()
+    queue.broker.join("default", timeout=20_000)
+    job = job_row(job_id)
+    assert job.status == "cancelled" and job.attempts == 0 and job.started_at is None
+
+
+def test_sigkilled_worker_job_runs_again_without_manual_action(app, workers):
+    """A worker dies mid-job (SIGKILL): its lease expires, the relay re-queues it, another
+    worker completes it. Bounded by JOB_LEASE_SECONDS + OUTBOX_RELAY_INTERVAL, not Dramatiq's
+    heartbeat-and-maintenance-chance recovery."""
+    settings = {"JOB_LEASE_SECONDS": 3, "OUTBOX_RELAY_INTERVAL": 0.5, "OUTBOX_GRACE_SECONDS": 1}
+    first = workers.start(name="doomed", **settings)
+    job_id = submit(payload={"message": "survive", "sleep_seconds": 4})
+    wait_for_status(job_id, "running", logs=workers.logs)
+    first.kill()
+    first.proc.wait(10)
+    assert job_row(job_id).status == "running"  # nobody told the ledger
+    workers.start(name="rescuer", **settings)
+    workers.start_scheduler(**settings)
+    job = wait_for_status(job_id, "succeeded", timeout=60, logs=workers.logs)
+    assert job.attempts == 2
+    assert job.result == {"message": "survive"}
+    assert "lost (lease expired)" in job.error
+
+
+def test_redeliveries_do_not_run_a_job_twice_concurrently(app, workers):
+    """Two workers get the same message while the job runs: the live lease makes one skip."""
+    workers.start(name="a")
+    workers.start(name="b")
+    job_id = submit(payload={"message": "solo", "sleep_seconds": 2})
+    wait_for_status(job_id, "running", logs=workers.logs)
+    queue.broker.enqueue(Message("default", "system_echo", (job_id,), {}, {}, message_id=job_id))
+    wait_for_status(job_id, "succeeded", logs=workers.logs)
+    queue.broker.join("default", timeout=20_000)
+    assert job_row(job_id).attempts == 1
+
+
+def test_high_priority_starts_ahead_of_a_10k_low_backlog(app, workers):
+    """Order of start, not timing: with 10,000 low jobs queued and workers busy on them, a
+    high job starts while almost the whole backlog is still waiting."""
+    from app.services import jobs
+
+    backlog = 10_000
+    for start in range(0, backlog, 1000):
+        for i in range(start, start + 1000):
+            jobs.submit("system.echo", {"message": f"low {i}"}, priority="low")
+        db.session.commit()
+    workers.start([q for q in _queues() if q.endswith("_high")], name="high")
+    workers.start([q for q in _queues() if not q.endswith("_high")], name="bulk")
+    wait_until(lambda: _count(status="succeeded") >= 50, 60, 0.2, what="bulk workers to be busy")
+    high_id = submit(payload={"message": "urgent"}, priority="high")
+    high = wait_for_status(high_id, "succeeded", logs=workers.logs)
+    started_before = _count(priority="low", started_before=high.started_at)
+    print(f"low jobs started before the high one: {started_before} of {backlog}")
+    assert started_before < backlog // 10, f"{started_before} low jobs started before the high one"
+
+
+def _queues() -> list[str]:
+    from app.jobtypes import all_queue_names
+
+    return all_queue_names()
+
+
+def _count(*, status: str | None = None, priority: str | None = None, started_before=None) -> int:
+    db.session.rollback()
+    query = db.session.query(Job)
+    if status:
+        query = query.filter(Job.status == status)
+    if priority:
+        query = query.filter(Job.priority == priority)
+    if started_before is not None:
+        query = query.filter(Job.started_at.is_not(None), Job.started_at < started_before)
+    return query.count()

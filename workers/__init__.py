@@ -1,0 +1,12 @@
+"""Dramatiq entry point: `dramatiq workers --queues …` imports this package in every worker
+process, which builds the Flask app, configures the broker, then declares the actors."""
+
+from __future__ import annotations
+
+from app import create_app
+from workers import broker as _broker
+
+app = create_app()
+broker = _broker.setup(app)
+
+from workers import system  # noqa: E402,F401  (actors bind to the broker configured above)

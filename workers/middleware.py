@@ -1,0 +1,191 @@
+"""Dramatiq middleware: a Flask app context per message, and the ledger that moves every job
+through its states, retries it with per-actor backoff and jitter, and keeps its lease alive.
+
+Actors never touch job status: they get a ClaimedJob and return a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import traceback
+from typing import Any
+
+from dramatiq import Message, Middleware
+from dramatiq.middleware import Shutdown, SkipMessage
+from flask import Flask
+
+from app.services import ledger
+
+log = logging.getLogger("opsdeck.worker")
+
+#: Default retry backoff (milliseconds) when an actor does not set its own.
+DEFAULT_MIN_BACKOFF = 1_000
+DEFAULT_MAX_BACKOFF = 15 * 60_000
+#: Retry delays are spread by ±JITTER so a burst of failures does not retry in lockstep.
+JITTER = 0.2
+
+_local = threading.local()
+
+
+def current_job() -> ledger.ClaimedJob:
+    """The job the current worker thread is running."""
+    job = getattr(_local, "job", None)
+    if job is None:
+        raise RuntimeError("no job is being processed on this thread")
+    return job
+
+
+class AppContext(Middleware):
+    """Push a Flask app context around each message (sessions are removed when it pops)."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        ctx = self.app.app_context()
+        ctx.push()
+        _local.app_ctx = ctx
+
+    def _pop(self) -> None:
+        ctx = getattr(_local, "app_ctx", None)
+        if ctx is not None:
+            _local.app_ctx = None
+            ctx.pop()
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
+        self._pop()
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        self._pop()
+
+
+def retry_delay(attempt: int, options: dict[str, Any]) -> float:
+    """Seconds before the next attempt after `attempt` failed: the actor's `retry_schedule`
+    (list of seconds, last entry repeats) or exponential between min/max backoff; ±20% jitter."""
+    schedule = options.get("retry_schedule")
+    if schedule:
+        base = float(schedule[min(attempt, len(schedule)) - 1])
+    else:
+        lo = options.get("min_backoff", DEFAULT_MIN_BACKOFF) / 1000
+        hi = options.get("max_backoff", DEFAULT_MAX_BACKOFF) / 1000
+        base = min(hi, lo * 2 ** (attempt - 1))
+    return max(0.0, base * random.uniform(1 - JITTER, 1 + JITTER))
+
+
+class Ledger(Middleware):
+    """Claim the job row before the actor runs; record the outcome after; heartbeat leases."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.lease_seconds = int(app.config["JOB_LEASE_SECONDS"])
+        self.max_broker_delay = int(app.config["OUTBOX_MAX_BROKER_DELAY"])
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    @property
+    def actor_options(self) -> set[str]:
+        return {"min_backoff", "max_backoff", "retry_schedule", "throws"}
+
+    # -- lifecycle ---------------------------------------------------------
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat_loop, name="opsdeck-lease-heartbeat", daemon=True)
+        self._beat.start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._stop.set()
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(1.0, self.lease_seconds / 3)
+        while not self._stop.wait(interval):
+            with self._lock:
+                ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                with self.app.app_context():
+                    ledger.heartbeat(self.worker_id, ids, self.lease_seconds)
+            except Exception:
+                log.exception("lease heartbeat failed for %d job(s)", len(ids))
+
+    # -- messages ----------------------------------------------------------
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        _local.job = None
+        try:
+            job = ledger.claim(message.message_id, self.worker_id, self.lease_seconds)
+        except Exception:
+            # Database unreachable: hand the message back later rather than run unrecorded work.
+            log.exception("claim failed for job %s; re-enqueueing in 10 s", message.message_id)
+            broker.enqueue(_fresh(message), delay=10_000)
+            raise SkipMessage("claim failed") from None
+        if job is None:
+            log.info("job %s is finished, cancelled or held by another worker; message skipped", message.message_id)
+            raise SkipMessage("job not claimable")
+        _local.job = job
+        with self._lock:
+            self._running.add(job.id)
+        log.info("job %s (%s) running, attempt %d/%d", job.id, job.type, job.attempts, job.max_attempts)
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        _local.job = None
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
+        job: ledger.ClaimedJob | None = getattr(_local, "job", None)
+        _local.job = None
+        if job is None:
+            return
+        with self._lock:
+            self._running.discard(job.id)
+        if exception is None:
+            ledger.succeed(job.id, self.worker_id, job.result)
+            log.info("job %s succeeded", job.id)
+            return
+        if isinstance(exception, Shutdown):
+            ledger.release(job.id, self.worker_id)
+            self._republish(broker, message, job.id, 0)
+            log.warning("job %s released at shutdown; it will run again", job.id)
+            return
+        actor = broker.get_actor(message.actor_name)
+        throws = actor.options.get("throws")
+        retryable = not (throws and isinstance(exception, throws))
+        delay = retry_delay(job.attempts, actor.options) if retryable else None
+        text = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+        outcome = ledger.fail(
+            job.id, self.worker_id, error=f"{type(exception).__name__}: {exception}", traceback=text, retry_in=delay
+        )
+        if outcome.status == "retrying" and delay is not None and delay <= self.max_broker_delay:
+            self._republish(broker, message, job.id, delay)
+        elif outcome.status == "dead":
+            message.fail()  # also into Dramatiq's dead-letter queue
+            log.error("job %s is dead after %d attempt(s): %s", job.id, job.attempts, exception)
+
+    def _republish(self, broker: Any, message: Any, job_id: str, delay: float) -> None:
+        try:
+            broker.enqueue(_fresh(message), delay=int(delay * 1000) or None)
+            ledger.mark_published(job_id)
+        except Exception:
+            log.warning("could not re-enqueue job %s; the relay will", job_id, exc_info=True)
+
+
+def _fresh(message: Any) -> Message:
+    """The same job message (same id) without the broker's per-delivery options."""
+    return Message(
+        queue_name=_base_queue(message.queue_name),
+        actor_name=message.actor_name,
+        args=tuple(message.args),
+        kwargs=dict(message.kwargs),
+        options={},
+        message_id=message.message_id,
+    )
+
+
+def _base_queue(name: str) -> str:
+    return name[: -len(".DQ")] if name.endswith(".DQ") else name
