@@ -71,12 +71,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_database: st
 def make_config(database_url: str, redis_url: str, **overrides: Any) -> TestConfig:
     from app.config import _normalise_db_url
 
-    return TestConfig(
-        SQLALCHEMY_DATABASE_URI=_normalise_db_url(database_url),
-        REDIS_URL=redis_url,
-        OPSDECK_ENCRYPTION_KEYS=[ENCRYPTION_KEY],
-        **overrides,
-    )
+    settings = {"REDIS_URL": redis_url, "OPSDECK_ENCRYPTION_KEYS": [ENCRYPTION_KEY], **overrides}
+    return TestConfig(SQLALCHEMY_DATABASE_URI=_normalise_db_url(database_url), **settings)
 
 
 def _reset(app: Flask) -> None:
@@ -111,6 +107,14 @@ def app(database_url: str, redis_server: RedisServer, app_config: dict[str, Any]
         import redis
 
         redis.Redis.from_url(redis_server.url).flushall()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, to stop and start."""
+    server = RedisServer().start()
+    yield server
+    server.close()
 
 
 # -- API ------------------------------------------------------------------------

@@ -1,0 +1,253 @@
+"""P1: latency and throughput of the signed, idempotent `POST /api/v1/jobs` on the production
+web command (gunicorn gthread, 1 worker, 32 threads), against GET /healthz on the same server.
+
+    python -m bench.api_latency
+
+Open loop (BENCH_RATE req/s for BENCH_SECONDS s, default 100 for 20): every request has a
+scheduled send time and its latency runs from that time to the response, so a slow response
+delays no measurement (no coordinated omission). Closed loop (BENCH_CONCURRENCY threads for
+BENCH_CLOSED_SECONDS s): the most requests per second each endpoint serves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import requests
+
+from app.client import signed_headers
+from bench.common import (
+    BIN,
+    Report,
+    Stack,
+    backends,
+    create_tenant,
+    database,
+    env_float,
+    env_int,
+    migrate,
+    percentile,
+    ratio,
+    stack,
+)
+from tests.fakes.processes import Process, free_port, wait_until
+
+NAME = "P1 api"
+JOBS_PATH = "/api/v1/jobs"
+GOAL_P95_MS = 10.0
+GOAL_RATIO = 0.5
+
+
+class Signer:
+    """Builds distinct signed job submissions: a unique counter in the body (a signature is
+    accepted once) and a unique Idempotency-Key."""
+
+    def __init__(self, key_id: str, secret: str) -> None:
+        self.key_id, self.secret = key_id, secret
+        self.run = uuid.uuid4().hex[:8]
+        self._counter = itertools.count()  # next() on a count is atomic under the GIL
+
+    def job_request(self) -> tuple[bytes, dict[str, str]]:
+        n = next(self._counter)
+        body = {"type": "system.echo", "payload": {"message": f"bench {self.run} {n}"}}
+        data = json.dumps(body, separators=(",", ":")).encode()
+        headers = signed_headers(self.key_id, self.secret, "POST", JOBS_PATH, data)
+        headers["Content-Type"] = "application/json"
+        headers["Idempotency-Key"] = f"bench-{self.run}-{n}"
+        return data, headers
+
+
+def post_job(session: requests.Session, base: str, signer: Signer) -> int:
+    data, headers = signer.job_request()
+    return session.post(base + JOBS_PATH, data=data, headers=headers, timeout=10).status_code
+
+
+def get_health(session: requests.Session, base: str, _signer: Signer) -> int:
+    return session.get(base + "/healthz", timeout=10).status_code
+
+
+@dataclass
+class OpenLoop:
+    latencies_ms: list[float]
+    sent: int
+    errors: Counter[str]
+    achieved_rate: float
+
+
+def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: int) -> OpenLoop:
+    total = max(1, int(rate * seconds))
+    start = time.perf_counter() + 0.1
+    index = itertools.count()
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    finished: list[float] = []
+    lock = threading.Lock()
+
+    def sender() -> None:
+        session = requests.Session()
+        mine: list[float] = []
+        bad: Counter[str] = Counter()
+        last = start
+        while (i := next(index)) < total:
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                status = post_job(session, base, signer)
+            except requests.RequestException as err:
+                status, reason = 0, type(err).__name__
+            else:
+                reason = f"HTTP {status}"
+            last = time.perf_counter()
+            if status == 202:
+                mine.append((last - scheduled) * 1000)
+            else:
+                bad[reason] += 1
+        session.close()
+        with lock:
+            latencies.extend(mine)
+            errors.update(bad)
+            finished.append(last)
+
+    threads = [threading.Thread(target=sender, name=f"sender-{n}") for n in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = max(finished) - start
+    return OpenLoop(sorted(latencies), total, errors, total / elapsed if elapsed > 0 else 0.0)
+
+
+def closed_loop(base: str, signer: Signer, call: Any, concurrency: int, seconds: float) -> tuple[float, int]:
+    """Requests/s answered 2xx by `concurrency` threads sending back to back; and the errors."""
+    barrier = threading.Barrier(concurrency + 1)
+    counts: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    deadline = 0.0
+
+    def client() -> None:
+        session = requests.Session()
+        ok = bad = 0
+        barrier.wait()
+        while time.perf_counter() < deadline:
+            try:
+                status = call(session, base, signer)
+            except requests.RequestException:
+                status = 0
+            if 200 <= status < 300:
+                ok += 1
+            else:
+                bad += 1
+        session.close()
+        with lock:
+            counts.append((ok, bad))
+
+    threads = [threading.Thread(target=client, name=f"client-{n}") for n in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    deadline = time.perf_counter() + seconds
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return sum(ok for ok, _ in counts) / elapsed, sum(bad for _, bad in counts)
+
+
+def _published(redis_url: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.hlen("dramatiq:default.msgs"))
+    finally:
+        client.close()
+
+
+def bench_backend(st: Stack, backend: str, report: Report) -> None:
+    rate = env_float("BENCH_RATE", 100)
+    seconds = env_float("BENCH_SECONDS", 20)
+    senders = env_int("BENCH_SENDERS", 16)
+    concurrency = env_int("BENCH_CONCURRENCY", 16)
+    closed_seconds = env_float("BENCH_CLOSED_SECONDS", 5)
+    with database(backend, st.tmp) as url:
+        env = st.env(url, API_RATE_LIMIT_PER_MINUTE=0)
+        migrate(env)
+        tenant = create_tenant(env)
+        signer = Signer(tenant["key_id"], tenant["secret"])
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        web = Process(
+            [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
+             "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            env, f"gunicorn-{backend}", st.tmp,
+        ).start()  # fmt: skip
+        try:
+            _wait_ready(web, base)
+            warm = requests.Session()
+            for _ in range(50):
+                post_job(warm, base, signer)
+                get_health(warm, base, signer)
+            warm.close()
+
+            print(f"\n[{NAME} / {backend}] open loop: POST {JOBS_PATH} at {rate:g} req/s for {seconds:g} s")
+            result = open_loop(base, signer, rate, seconds, senders)
+            p50, p95, p99 = (percentile(result.latencies_ms, q) for q in (50, 95, 99))
+            n_errors = sum(result.errors.values())
+            print(f"  p50 {p50:.2f} ms   p95 {p95:.2f} ms   p99 {p99:.2f} ms   max {result.latencies_ms[-1]:.2f} ms")
+            print(f"  sent {result.sent}, achieved {result.achieved_rate:.1f} req/s, errors {n_errors} {dict(result.errors)}")
+            print(f"  goal p95 <= {GOAL_P95_MS:g} ms: {'met' if p95 <= GOAL_P95_MS else 'NOT met'}")
+
+            print(f"[{NAME} / {backend}] closed loop: {concurrency} threads x {closed_seconds:g} s each")
+            bare, bare_err = closed_loop(base, signer, get_health, concurrency, closed_seconds)
+            print(f"  baseline GET /healthz       {bare:8.1f} req/s  (errors {bare_err})")
+            posts, post_err = closed_loop(base, signer, post_job, concurrency, closed_seconds)
+            r = ratio(posts, bare)
+            print(f"  signed POST {JOBS_PATH}    {posts:8.1f} req/s  (errors {post_err})")
+            print(f"  ratio {r:.2f}x bare; goal >= {GOAL_RATIO:g}x bare: {'met' if r >= GOAL_RATIO else 'NOT met'}")
+            print(f"  jobs published to Redis: {_published(st.redis.url)} (none consumed: no workers run in P1)")
+        except Exception:
+            print(web.log()[-4000:])
+            raise
+        finally:
+            web.stop(10)
+    tag = f"{NAME} {backend}"
+    report.add(tag, "open-loop p50/p95/p99", f"{p50:.2f}/{p95:.2f}/{p99:.2f} ms", f"p95 <= {GOAL_P95_MS:g} ms", p95 <= GOAL_P95_MS)
+    report.add(tag, "open-loop rate, errors", f"{result.achieved_rate:.1f} req/s of {rate:g}, {n_errors} errors")
+    report.add(tag, "POST vs /healthz req/s", f"{posts:.1f} vs {bare:.1f} = {r:.2f}x", f">= {GOAL_RATIO:g}x bare", r >= GOAL_RATIO)
+
+
+def _wait_ready(web: Process, base: str) -> None:
+    def up() -> bool:
+        if web.proc is not None and web.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {web.proc.returncode}:\n{web.log()[-4000:]}")
+        try:
+            return requests.get(base + "/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(up, 30, 0.1, what="gunicorn")
+
+
+def run(report: Report | None = None, st: Stack | None = None) -> Report:
+    report = report if report is not None else Report()
+    if st is None:
+        with stack() as own:
+            return run(report, own)
+    for backend in backends():
+        st.flushall()
+        bench_backend(st, backend, report)
+    return report
+
+
+if __name__ == "__main__":
+    from bench.common import print_table
+
+    print_table(run().rows)

@@ -1,0 +1,62 @@
+"""The flask commands operators use."""
+
+from __future__ import annotations
+
+import json
+
+from app.extensions import db
+from app.models import ApiKey, AuditEntry, Job, User
+from app.services import users
+from tests.helpers import submit
+
+
+def test_tenants_create_json_prints_the_secret_once(app):
+    result = app.test_cli_runner().invoke(args=["tenants", "create", "initech", "--json"])
+    assert result.exit_code == 0, result.output
+    issued = json.loads(result.output)
+    assert set(issued) == {"tenant_id", "key_id", "secret"}
+    key = db.session.get(ApiKey, issued["key_id"])
+    assert key.tenant_id == issued["tenant_id"] and issued["secret"].encode() not in key.secret_encrypted
+    again = app.test_cli_runner().invoke(args=["tenants", "create", "initech"])
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_tenants_rotate_key_revokes_the_old_one(app, tenant):
+    result = app.test_cli_runner().invoke(args=["tenants", "rotate-key", "acme", "--json"])
+    assert result.exit_code == 0, result.output
+    new = json.loads(result.output)
+    assert db.session.get(ApiKey, tenant.key_id).revoked_at is not None
+    assert db.session.get(ApiKey, new["key_id"]).revoked_at is None
+
+
+def test_users_create_with_password_on_stdin(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "Ops@Example.com", "--role", "admin", "--password-stdin"],
+                           input="correct horse battery\n")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    user = db.session.query(User).one()
+    assert user.email == "ops@example.com" and user.role == "admin"
+    assert user.password_hash.startswith("$argon2id$")
+    assert users.verify_password(user, "correct horse battery")
+    assert not users.verify_password(user, "wrong")
+    short = runner.invoke(args=["users", "create", "b@example.com", "--password-stdin"], input="short\n")
+    assert short.exit_code != 0 and "at least 10" in short.output
+
+
+def test_jobs_cancel_retry_and_retry_dead(app):
+    runner = app.test_cli_runner()
+    job_id = submit(payload={"message": "x"})
+    assert runner.invoke(args=["jobs", "cancel", job_id]).exit_code == 0
+    assert db.session.get(Job, job_id).status == "cancelled"
+    assert runner.invoke(args=["jobs", "cancel", job_id]).exit_code != 0
+    assert runner.invoke(args=["jobs", "retry", job_id]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Job, job_id).status in {"pending", "queued"}
+    db.session.get(Job, job_id).status = "dead"
+    db.session.commit()
+    result = runner.invoke(args=["jobs", "retry-dead"])
+    assert "retrying 1 dead job(s)" in result.output
+    listing = runner.invoke(args=["jobs", "list"])
+    assert job_id in listing.output
+    actions = [a.action for a in db.session.query(AuditEntry).order_by(AuditEntry.id)]
+    assert actions.count("job.retry") == 2 and "job.cancel" in actions

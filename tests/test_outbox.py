@@ -1,0 +1,75 @@
+"""The outbox: published only after commit, nothing lost while Redis is down."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.extensions import db, queue
+from app.models import Job
+from app.services import jobs, outbox
+from tests.helpers import job_row, submit, wait_for_status
+
+
+def _queued_messages(queue_name: str = "default") -> int:
+    return queue.broker.do_qsize(queue_name)
+
+
+def test_job_is_published_only_after_commit(app):
+    job = jobs.submit("system.echo", {"message": "x"})
+    db.session.flush()
+    assert _queued_messages() == 0  # in the transaction, not yet in Redis
+    db.session.commit()
+    assert _queued_messages() == 1
+    row = job_row(job.id)
+    assert row.status == "queued" and row.published_at is not None
+
+
+def test_rolled_back_job_is_never_published(app):
+    jobs.submit("system.echo", {"message": "x"})
+    db.session.rollback()
+    assert _queued_messages() == 0 and db.session.query(Job).count() == 0
+    db.session.commit()  # a later commit does not publish what was rolled back
+    assert _queued_messages() == 0
+
+
+def test_long_delays_wait_in_the_ledger_not_in_redis(app):
+    job_id = submit(payload={"message": "later"}, delay_seconds=3600)
+    assert _queued_messages() == 0
+    assert job_row(job_id).status == "pending"
+    assert outbox.relay() == 0  # not due within OUTBOX_MAX_BROKER_DELAY
+
+
+@pytest.fixture
+def app_config(private_redis):
+    return {"REDIS_URL": private_redis.url, "OUTBOX_GRACE_SECONDS": 0}
+
+
+def test_api_accepts_work_while_redis_is_down_and_it_runs_once_redis_is_back(app, api, private_redis, workers):
+    private_redis.stop()
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["down"] == ["redis"]
+
+    response = api.post("/api/v1/jobs", {"type": "system.echo", "payload": {"message": "patience"}})
+    assert response.status_code == 202
+    job_id = response.get_json()["id"]
+    job = job_row(job_id)
+    assert job.status == "pending" and job.published_at is None
+
+    private_redis.start()
+    assert app.test_client().get("/readyz").status_code == 200
+    workers.start(OUTBOX_GRACE_SECONDS=0)
+    workers.start_scheduler(OUTBOX_RELAY_INTERVAL=0.5, OUTBOX_GRACE_SECONDS=0)
+    job = wait_for_status(job_id, "succeeded", logs=workers.logs)
+    assert job.attempts == 1 and job.result == {"message": "patience"}
+
+
+def test_relay_publishes_pending_jobs_once_redis_is_back(app, private_redis):
+    private_redis.stop()
+    ids = [submit(payload={"message": str(i)}) for i in range(3)]
+    assert {job_row(i).status for i in ids} == {"pending"}
+    assert outbox.relay() == 0  # still down: nothing published, nothing lost
+    private_redis.start()
+    assert outbox.relay() == 3
+    assert {job_row(i).status for i in ids} == {"queued"}
+    assert _queued_messages() == 3
+    assert outbox.relay() == 0  # published jobs are not sent again
