@@ -202,7 +202,9 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             p50, p95, p99 = (percentile(result.latencies_ms, q) for q in (50, 95, 99))
             n_errors = sum(result.errors.values())
             print(f"  p50 {p50:.2f} ms   p95 {p95:.2f} ms   p99 {p99:.2f} ms   max {result.latencies_ms[-1]:.2f} ms")
-            print(f"  sent {result.sent}, achieved {result.achieved_rate:.1f} req/s, errors {n_errors} {dict(result.errors)}")
+            print(
+                f"  sent {result.sent}, achieved {result.achieved_rate:.1f} req/s, errors {n_errors} {dict(result.errors)}"
+            )
             print(f"  goal p95 <= {GOAL_P95_MS:g} ms: {'met' if p95 <= GOAL_P95_MS else 'NOT met'}")
 
             print(f"[{NAME} / {backend}] closed loop: {concurrency} threads x {closed_seconds:g} s each")
@@ -219,9 +221,21 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
         finally:
             web.stop(10)
     tag = f"{NAME} {backend}"
-    report.add(tag, "open-loop p50/p95/p99", f"{p50:.2f}/{p95:.2f}/{p99:.2f} ms", f"p95 <= {GOAL_P95_MS:g} ms", p95 <= GOAL_P95_MS)
+    report.add(
+        tag,
+        "open-loop p50/p95/p99",
+        f"{p50:.2f}/{p95:.2f}/{p99:.2f} ms",
+        f"p95 <= {GOAL_P95_MS:g} ms",
+        p95 <= GOAL_P95_MS,
+    )
     report.add(tag, "open-loop rate, errors", f"{result.achieved_rate:.1f} req/s of {rate:g}, {n_errors} errors")
-    report.add(tag, "POST vs /healthz req/s", f"{posts:.1f} vs {bare:.1f} = {r:.2f}x", f">= {GOAL_RATIO:g}x bare", r >= GOAL_RATIO)
+    report.add(
+        tag,
+        "POST vs /healthz req/s",
+        f"{posts:.1f} vs {bare:.1f} = {r:.2f}x",
+        f">= {GOAL_RATIO:g}x bare",
+        r >= GOAL_RATIO,
+    )
 
 
 def _wait_ready(web: Process, base: str) -> None:

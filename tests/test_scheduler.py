@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from app.extensions import db
 from app.models import SchedulerTick
 from app.services import scheduler as ticks
+from app.services.scheduler import Schedule, fire, tick_time
 from tests.fakes.processes import wait_until
 from tests.helpers import job_row
-from app.services.scheduler import Schedule, fire, tick_time
 
 
 def test_tick_time_floors_to_the_period():

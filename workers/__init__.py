@@ -1,5 +1,9 @@
 """Dramatiq entry point: `dramatiq workers --queues …` imports this package in every worker
-process, which builds the Flask app, configures the broker, then declares the actors."""
+process, which builds the Flask app, configures the broker, then declares the actors.
+
+Importing anything under workers/ therefore builds an app from the environment: the logic
+lives in app/services/ and tests import it from there.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 import traceback
@@ -21,12 +20,6 @@ from flask import Flask
 from app.services import ledger
 
 log = logging.getLogger("opsdeck.worker")
-
-#: Default retry backoff (milliseconds) when an actor does not set its own.
-DEFAULT_MIN_BACKOFF = 1_000
-DEFAULT_MAX_BACKOFF = 15 * 60_000
-#: Retry delays are spread by ±JITTER so a burst of failures does not retry in lockstep.
-JITTER = 0.2
 
 _local = threading.local()
 
@@ -61,19 +54,6 @@ class AppContext(Middleware):
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         self._pop()
-
-
-def retry_delay(attempt: int, options: dict[str, Any]) -> float:
-    """Seconds before the next attempt after `attempt` failed: the actor's `retry_schedule`
-    (list of seconds, last entry repeats) or exponential between min/max backoff; ±20% jitter."""
-    schedule = options.get("retry_schedule")
-    if schedule:
-        base = float(schedule[min(attempt, len(schedule)) - 1])
-    else:
-        lo = options.get("min_backoff", DEFAULT_MIN_BACKOFF) / 1000
-        hi = options.get("max_backoff", DEFAULT_MAX_BACKOFF) / 1000
-        base = min(hi, lo * 2 ** (attempt - 1))
-    return max(0.0, base * random.uniform(1 - JITTER, 1 + JITTER))
 
 
 class Ledger(Middleware):
@@ -156,7 +136,7 @@ class Ledger(Middleware):
         actor = broker.get_actor(message.actor_name)
         throws = actor.options.get("throws")
         retryable = not (throws and isinstance(exception, throws))
-        delay = retry_delay(job.attempts, actor.options) if retryable else None
+        delay = ledger.retry_delay(job.attempts, actor.options) if retryable else None
         text = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
         outcome = ledger.fail(
             job.id, self.worker_id, error=f"{type(exception).__name__}: {exception}", traceback=text, retry_in=delay

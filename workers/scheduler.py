@@ -28,7 +28,9 @@ def build(app: Flask) -> BlockingScheduler:
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
     for schedule in schedules(app):
-        sched.add_job(fire, IntervalTrigger(seconds=schedule.every_seconds), args=(app, schedule, who), id=schedule.name)
+        sched.add_job(
+            fire, IntervalTrigger(seconds=schedule.every_seconds), args=(app, schedule, who), id=schedule.name
+        )
     return sched
 
 

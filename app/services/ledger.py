@@ -7,6 +7,7 @@ expects, so a duplicate message, a second worker or a late heartbeat changes not
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,26 @@ log = logging.getLogger(__name__)
 #: Stored error text and traceback are capped so a runaway message cannot bloat the ledger.
 MAX_ERROR_CHARS = 2_000
 MAX_TRACEBACK_CHARS = 16_000
+
+#: Default retry backoff (milliseconds) when an actor does not set its own.
+DEFAULT_MIN_BACKOFF = 1_000
+DEFAULT_MAX_BACKOFF = 15 * 60_000
+#: Retry delays are spread by ±JITTER so a burst of failures does not retry in lockstep.
+JITTER = 0.2
+
+
+def retry_delay(attempt: int, options: dict[str, Any]) -> float:
+    """Seconds before the next attempt after `attempt` failed, from an actor's options: its
+    `retry_schedule` (seconds; the last entry repeats) or exponential between `min_backoff`
+    and `max_backoff` (ms); ±20% jitter either way."""
+    schedule = options.get("retry_schedule")
+    if schedule:
+        base = float(schedule[min(attempt, len(schedule)) - 1])
+    else:
+        lo = options.get("min_backoff", DEFAULT_MIN_BACKOFF) / 1000
+        hi = options.get("max_backoff", DEFAULT_MAX_BACKOFF) / 1000
+        base = min(hi, lo * 2 ** (attempt - 1))
+    return max(0.0, base * random.uniform(1 - JITTER, 1 + JITTER))
 
 
 @dataclass
