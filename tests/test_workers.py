@@ -57,22 +57,28 @@ def test_cancelled_job_never_runs(app, workers):
 
 
 def test_sigkilled_worker_job_runs_again_without_manual_action(app, workers):
-    """A worker dies mid-job (SIGKILL): its lease expires, the relay re-queues it, another
-    worker completes it. Bounded by JOB_LEASE_SECONDS + OUTBOX_RELAY_INTERVAL, not Dramatiq's
-    heartbeat-and-maintenance-chance recovery."""
+    """A worker dies mid-job (SIGKILL) holding one running job and one prefetched job. The
+    running job's lease expires and the relay re-queues it; the prefetched message is taken
+    back from the dead worker's ack set. Both finish on another worker, each exactly once,
+    bounded by JOB_LEASE_SECONDS + OUTBOX_RELAY_INTERVAL, not by Dramatiq's 60 s heartbeat
+    timeout and 0.1% maintenance chance."""
     settings = {"JOB_LEASE_SECONDS": 3, "OUTBOX_RELAY_INTERVAL": 0.5, "OUTBOX_GRACE_SECONDS": 1}
-    first = workers.start(name="doomed", **settings)
-    job_id = submit(payload={"message": "survive", "sleep_seconds": 4})
-    wait_for_status(job_id, "running", logs=workers.logs)
+    running = submit(payload={"message": "survive", "sleep_seconds": 4})
+    prefetched = submit(payload={"message": "held"})
+    first = workers.start(name="doomed", threads=1, **settings)  # prefetch = 2 messages
+    wait_for_status(running, "running", logs=workers.logs)
     first.kill()
     first.proc.wait(10)
-    assert job_row(job_id).status == "running"  # nobody told the ledger
+    assert job_row(running).status == "running"  # nobody told the ledger
+    assert job_row(prefetched).status == "queued"  # held in the dead worker's memory
     workers.start(name="rescuer", **settings)
     workers.start_scheduler(**settings)
-    job = wait_for_status(job_id, "succeeded", timeout=60, logs=workers.logs)
+    job = wait_for_status(running, "succeeded", timeout=60, logs=workers.logs)
     assert job.attempts == 2
     assert job.result == {"message": "survive"}
     assert "lost (lease expired)" in job.error
+    held = wait_for_status(prefetched, "succeeded", timeout=60, logs=workers.logs)
+    assert held.attempts == 1 and held.result == {"message": "held"}
 
 
 def test_redeliveries_do_not_run_a_job_twice_concurrently(app, workers):

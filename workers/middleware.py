@@ -17,7 +17,7 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
-from app.services import ledger
+from app.services import ledger, redelivery
 
 log = logging.getLogger("opsdeck.worker")
 
@@ -68,6 +68,7 @@ class Ledger(Middleware):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self.broker: Any = None
 
     @property
     def actor_options(self) -> set[str]:
@@ -75,6 +76,7 @@ class Ledger(Middleware):
 
     # -- lifecycle ---------------------------------------------------------
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self.broker = broker
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._stop.clear()
         self._beat = threading.Thread(target=self._heartbeat_loop, name="opsdeck-lease-heartbeat", daemon=True)
@@ -86,6 +88,10 @@ class Ledger(Middleware):
     def _heartbeat_loop(self) -> None:
         interval = max(1.0, self.lease_seconds / 3)
         while not self._stop.wait(interval):
+            try:
+                redelivery.keep_alive(self.broker)
+            except Exception:
+                log.warning("broker heartbeat failed", exc_info=True)
             with self._lock:
                 ids = list(self._running)
             if not ids:

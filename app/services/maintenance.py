@@ -3,6 +3,7 @@ expired replay-protection rows."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from flask import current_app
@@ -11,12 +12,18 @@ from sqlalchemy import delete
 from app.extensions import db
 from app.models import SeenSignature
 from app.models.base import utcnow
-from app.services import ledger, outbox
+from app.services import ledger, outbox, redelivery
+
+log = logging.getLogger(__name__)
 
 
 def relay_tick() -> dict[str, int]:
     requeued, dead = ledger.recover_expired()
     published = outbox.relay()
+    try:
+        redelivery.requeue_from_dead_workers()
+    except Exception as err:  # Redis down: nothing to redeliver from until it is back
+        log.warning("redelivery skipped: %s", err)
     window = timedelta(seconds=2 * current_app.config["API_SIGNATURE_TOLERANCE"])
     pruned = db.session.execute(delete(SeenSignature).where(SeenSignature.seen_at < utcnow() - window)).rowcount
     db.session.commit()
