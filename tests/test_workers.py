@@ -81,6 +81,36 @@ def test_sigkilled_worker_job_runs_again_without_manual_action(app, workers):
     assert held.attempts == 1 and held.result == {"message": "held"}
 
 
+def test_graceful_shutdown_releases_the_running_job_without_using_an_attempt(app, workers):
+    worker = workers.start(name="deploying")
+    job_id = submit(payload={"message": "patient", "sleep_seconds": 30})
+    wait_for_status(job_id, "running", logs=workers.logs)
+    worker.stop(timeout=20)  # SIGTERM, as supervisord does on a deploy
+    job = job_row(job_id)
+    assert job.status == "retrying" and job.attempts == 0, workers.logs()
+    db.session.query(Job).filter_by(id=job_id).update(
+        {"payload": {"message": "patient", "sleep_seconds": 0, "fail": False}}
+    )
+    db.session.commit()
+    workers.start(name="next-release")
+    workers.start_scheduler(OUTBOX_RELAY_INTERVAL=0.5)
+    job = wait_for_status(job_id, "succeeded", logs=workers.logs)
+    assert job.attempts == 1
+
+
+def test_job_not_started_within_max_age_goes_dead(app, workers):
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+
+    job_id = submit(payload={"message": "stale"})
+    db.session.query(Job).filter_by(id=job_id).update({"next_attempt_at": utcnow() - timedelta(hours=2)})
+    db.session.commit()
+    workers.start()
+    job = wait_for_status(job_id, "dead", logs=workers.logs)
+    assert job.error.startswith("AgeLimitExceeded") and job.result is None
+
+
 def test_redeliveries_do_not_run_a_job_twice_concurrently(app, workers):
     """Two workers get the same message while the job runs: the live lease makes one skip."""
     workers.start(name="a")

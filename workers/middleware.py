@@ -17,6 +17,7 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
+from app.models.base import utcnow
 from app.services import ledger, redelivery
 
 log = logging.getLogger("opsdeck.worker")
@@ -72,7 +73,7 @@ class Ledger(Middleware):
 
     @property
     def actor_options(self) -> set[str]:
-        return {"min_backoff", "max_backoff", "retry_schedule", "throws"}
+        return {"min_backoff", "max_backoff", "retry_schedule", "throws", "max_age"}
 
     # -- lifecycle ---------------------------------------------------------
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
@@ -115,6 +116,17 @@ class Ledger(Middleware):
         if job is None:
             log.info("job %s is finished, cancelled or held by another worker; message skipped", message.message_id)
             raise SkipMessage("job not claimable")
+        max_age = broker.get_actor(message.actor_name).options.get("max_age")
+        if max_age and job.attempts == 1 and job.due_at and (utcnow() - job.due_at).total_seconds() * 1000 > max_age:
+            ledger.fail(
+                job.id,
+                self.worker_id,
+                error=f"AgeLimitExceeded: not started within {max_age} ms",
+                traceback=None,
+                retry_in=None,
+            )
+            log.warning("job %s expired before it started (max_age %d ms)", job.id, max_age)
+            raise SkipMessage("job too old")
         _local.job = job
         with self._lock:
             self._running.add(job.id)
@@ -135,9 +147,10 @@ class Ledger(Middleware):
             log.info("job %s succeeded", job.id)
             return
         if isinstance(exception, Shutdown):
+            # Not re-enqueued from here: this worker could fetch it again while it stops.
+            # The relay publishes released jobs to the workers still running.
             ledger.release(job.id, self.worker_id)
-            self._republish(broker, message, job.id, 0)
-            log.warning("job %s released at shutdown; it will run again", job.id)
+            log.warning("job %s released at shutdown; the relay will re-queue it", job.id)
             return
         actor = broker.get_actor(message.actor_name)
         throws = actor.options.get("throws")

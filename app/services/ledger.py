@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -56,6 +56,8 @@ class ClaimedJob:
     payload: dict[str, Any]
     attempts: int
     max_attempts: int
+    #: When the job became due (its creation, or the delay it was given).
+    due_at: datetime | None = None
     result: Any = None
 
 
@@ -81,13 +83,16 @@ def claim(job_id: str, worker_id: str, lease_seconds: int) -> ClaimedJob | None:
             worker_id=worker_id,
             updated_at=now,
         )
-        .returning(Job.id, Job.type, Job.tenant_id, Job.payload, Job.attempts, Job.max_attempts)
+        .returning(Job.id, Job.type, Job.tenant_id, Job.payload, Job.attempts, Job.max_attempts, Job.next_attempt_at)
     )
     with db.engine.begin() as conn:
         row = conn.execute(stmt).first()
     if row is None:
         return None
-    return ClaimedJob(row.id, row.type, row.tenant_id, row.payload or {}, row.attempts, row.max_attempts)
+    due_at = row.next_attempt_at
+    if due_at is not None and due_at.tzinfo is None:  # defensive: drivers differ on RETURNING
+        due_at = due_at.replace(tzinfo=UTC)
+    return ClaimedJob(row.id, row.type, row.tenant_id, row.payload or {}, row.attempts, row.max_attempts, due_at)
 
 
 def heartbeat(worker_id: str, job_ids: list[str], lease_seconds: int) -> int:

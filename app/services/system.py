@@ -25,8 +25,9 @@ class EchoFailure(RuntimeError):
 
 def echo(message: str = "", sleep_seconds: float = 0, fail: bool = False) -> dict[str, Any]:
     """Return the message; sleep first when asked; raise when `fail` is true."""
-    if sleep_seconds:
-        time.sleep(sleep_seconds)
+    deadline = time.monotonic() + sleep_seconds
+    while time.monotonic() < deadline:  # short sleeps: shutdown and time limits can interrupt
+        time.sleep(min(0.1, deadline - time.monotonic()))
     if fail:
         raise EchoFailure(f"system.echo failed on request: {message!r}")
     return {"message": message}

@@ -101,9 +101,12 @@ class Process:
             os.killpg(self.proc.pid, sig)
 
     def stop(self, timeout: float = 5) -> None:
+        """SIGTERM to the main process only, as supervisord does with stopasgroup=false (Dramatiq's
+        main process forwards it once; a second SIGTERM would make its workers exit at once),
+        then SIGKILL to the whole group after `timeout`."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.kill(signal.SIGTERM)
+        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
