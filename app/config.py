@@ -88,9 +88,6 @@ class Config:
 
         # Worker runtime
         self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
-        self.WORKER_MAX_AGE_SECONDS = _int("WORKER_MAX_AGE_SECONDS", 0)
-
-        self.SENTRY_DSN = _env("SENTRY_DSN", "")
         self.TESTING = False
         self.DEBUG = False
 

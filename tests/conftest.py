@@ -225,6 +225,28 @@ class Workers:
         self.started.append(proc.start())
         return proc
 
+    def start_web(self, *, name: str = "web", port: int | None = None, **env: Any) -> str:
+        """The production web command on a (free) port; returns its base URL once it answers."""
+        import requests
+
+        from tests.fakes.processes import BIN, free_port, wait_until
+
+        port = port or free_port()
+        args = [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "8",
+                "--bind", f"127.0.0.1:{port}", "wsgi:app"]  # fmt: skip
+        proc = Process(args, process_env(self.app, **env), name, self.log_dir)
+        self.started.append(proc.start())
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return requests.get(url + "/healthz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(up, 30, 0.1, what="web server")
+        return url
+
     def stop_all(self) -> None:
         for proc in self.started:
             proc.stop()

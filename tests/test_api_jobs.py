@@ -194,3 +194,17 @@ def test_rate_limit_is_429_with_retry_after(api, app_config):
 def test_disabled_family_refuses_its_job_types(api, app_config):
     response = api.post("/api/v1/jobs", JOB)
     assert response.status_code == 422 and "disabled" in response.get_json()["errors"]["type"][0]
+
+
+def test_expired_idempotency_keys_are_pruned_and_can_be_reused(api):
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+    from app.services import maintenance
+
+    first = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "old"}).get_json()["id"]
+    db.session.query(IdempotencyRecord).update({"expires_at": utcnow() - timedelta(seconds=1)})
+    db.session.commit()
+    assert maintenance.prune_expired() == {"idempotency_records": 1}
+    second = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "old"}).get_json()["id"]
+    assert second != first

@@ -28,3 +28,21 @@ def relay_tick() -> dict[str, int]:
     pruned = db.session.execute(delete(SeenSignature).where(SeenSignature.seen_at < utcnow() - window)).rowcount
     db.session.commit()
     return {"recovered": requeued, "dead": dead, "published": published, "signatures_pruned": pruned}
+
+
+def prune_expired() -> dict[str, int]:
+    """Drop idempotency records past their IDEMPOTENCY_TTL_HOURS (hourly, in batches)."""
+    from sqlalchemy import select
+
+    from app.models import IdempotencyRecord
+
+    deleted = 0
+    while True:
+        ids = db.session.scalars(
+            select(IdempotencyRecord.id).where(IdempotencyRecord.expires_at < utcnow()).limit(1000)
+        ).all()
+        if not ids:
+            break
+        deleted += db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids))).rowcount
+        db.session.commit()
+    return {"idempotency_records": deleted}

@@ -47,6 +47,7 @@ def schedules(app: Flask) -> list[Schedule]:
     return [
         Schedule("outbox.relay", app.config["OUTBOX_RELAY_INTERVAL"], run=maintenance.relay_tick),
         Schedule("scheduler.prune_ticks", 3600, run=prune_ticks),
+        Schedule("maintenance.prune_expired", 3600, run=maintenance.prune_expired),
     ]
 
 
