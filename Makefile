@@ -9,11 +9,7 @@ export FLASK_APP := wsgi.py
 
 ## run: install what is missing, migrate, create a demo tenant/admin, start the dev stack (supervisord)
 run: deps
-	@mkdir -p var/log
-	@bash supervisor/dev-env.sh > /dev/null
-	@set -a; . ./.env; set +a; OPSDECK_ENV=development $(BIN)/flask db upgrade
-	@set -a; . ./.env; set +a; OPSDECK_ENV=development $(BIN)/python -m app.demo
-	@set -a; . ./.env; set +a; exec $(BIN)/supervisord -n -c supervisor/dev.conf
+	@exec bash supervisor/dev-run.sh
 
 ## test: install what is missing, lint, check migrations, run the whole suite
 test: deps lint

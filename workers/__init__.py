@@ -7,8 +7,13 @@ lives in app/services/ and tests import it from there.
 
 from __future__ import annotations
 
+import logging
+
 from app import create_app
 from workers import broker as _broker
+
+for _name in ("alembic", "apscheduler"):  # chatty at INFO; their warnings still show
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 app = create_app()
 broker = _broker.setup(app)

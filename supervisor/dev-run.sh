@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make run`: write .env once, load it (variables already in the environment win), migrate,
+# create the demo tenant and admin when none exist, then run supervisor/dev.conf in the foreground.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash supervisor/dev-env.sh > /dev/null
+while IFS='=' read -r name value; do
+  [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+  [ -n "${!name+x}" ] || export "$name=$value"
+done < .env
+export FLASK_APP=wsgi.py OPSDECK_ENV="${OPSDECK_ENV:-development}"
+export PORT="${PORT:-5000}" OPSDECK_DEV_REDIS_PORT="${OPSDECK_DEV_REDIS_PORT:-6390}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${OPSDECK_DEV_REDIS_PORT}/0}"
+mkdir -p var/log
+.venv/bin/flask db upgrade
+.venv/bin/python -m app.demo
+exec .venv/bin/supervisord -n -c supervisor/dev.conf
