@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from app.services import health
 
@@ -16,7 +16,8 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    report = health.readiness()
+    """Database and Redis; with ?deep=1 also a canary job through the workers."""
+    report = health.readiness(deep=request.args.get("deep") in {"1", "true"})
     down = sorted(name for name, state in report.items() if state != "ok")
     body = {"status": "ok" if not down else "unavailable", "checks": report}
     if down:

@@ -159,3 +159,18 @@ def _count(*, status: str | None = None, priority: str | None = None, started_be
     if started_before is not None:
         query = query.filter(Job.started_at.is_not(None), Job.started_at < started_before)
     return query.count()
+
+
+def test_deep_readiness_runs_a_canary_through_the_workers(app):
+    client = app.test_client()
+    response = client.get("/readyz?deep=1")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["workers"].startswith("down: no worker ran the canary")
+
+
+def test_deep_readiness_is_ok_with_a_high_priority_worker(app, workers):
+    worker = workers.start([name for name in _queues() if name.endswith("_high")], name="high")
+    worker.wait_for_log("Worker process is ready for action")
+    response = app.test_client().get("/readyz?deep=1")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["checks"]["workers"] == "ok"

@@ -113,6 +113,9 @@ class Process:
             self.kill(signal.SIGKILL)
             self.proc.wait(5)
 
+    def wait_for_log(self, text: str, timeout: float = 30) -> None:
+        wait_until(lambda: text in self.log(), timeout, 0.1, what=f"{self.name} to log {text!r}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
