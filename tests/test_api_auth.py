@@ -86,6 +86,16 @@ def test_any_one_of_several_signatures_passes(api):
     assert_unauthorized(api.get("/api/v1/jobs", headers=headers))
 
 
+def test_last_used_is_recorded(api, tenant):
+    from app.extensions import db
+    from app.models import ApiKey
+
+    assert db.session.get(ApiKey, tenant.key_id).last_used_at is None
+    api.get("/api/v1/jobs")
+    db.session.expire_all()
+    assert db.session.get(ApiKey, tenant.key_id).last_used_at is not None
+
+
 def test_secret_is_encrypted_at_rest(app, tenant):
     from app.extensions import db
     from app.models import ApiKey

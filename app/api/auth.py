@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import time
+from datetime import timedelta
 
 from flask import current_app, g, request
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +23,7 @@ from app.api.errors import ApiProblem
 from app.client import signature as sign
 from app.extensions import db
 from app.models import SeenSignature
+from app.models.base import utcnow
 from app.services import tenants
 
 log = logging.getLogger("opsdeck.api.auth")
@@ -29,6 +31,8 @@ log = logging.getLogger("opsdeck.api.auth")
 KEY_HEADER = "Opsdeck-Key"
 TIMESTAMP_HEADER = "Opsdeck-Timestamp"
 SIGNATURE_HEADER = "Opsdeck-Signature"
+#: API keys' last_used_at is kept to this resolution.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class AuthFailed(ApiProblem):
@@ -78,12 +82,16 @@ def _authenticate() -> None:
             valid = value.lower()
     if valid is None:
         raise AuthFailed("bad signature")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        key.last_used_at = now  # committed with the replay record: at most one extra write a minute
     _reject_replay(key_id, valid)
     g.tenant_id = key.tenant_id
     g.api_key_id = key.id
 
 
 def _reject_replay(key_id: str, signature: str) -> None:
+    """Record the signature (committing the session) or refuse it as a replay."""
     digest = hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
     try:
         db.session.add(SeenSignature(digest=digest))
