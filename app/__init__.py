@@ -51,7 +51,7 @@ _HTML_ERROR = "<!doctype html><title>{{ code }} {{ name }}</title><h1>{{ code }}
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.api.errors import problem
+    from app.api.errors import ApiProblem
     from app.extensions import db
 
     def wants_problem() -> bool:
@@ -60,7 +60,7 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response | tuple[str, int]:
         if wants_problem():
-            return problem(err.code or 500, err.name, err.description)
+            return ApiProblem(err.code or 500, err.name, err.description).response()
         return render_template_string(_HTML_ERROR, code=err.code, name=err.name, text=err.description), err.code or 500
 
     @app.errorhandler(Exception)
@@ -68,7 +68,7 @@ def _register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         logging.getLogger("opsdeck").exception("unhandled error on %s %s", request.method, request.path)
         if wants_problem():
-            return problem(500, "Internal server error", "The error was logged.")
+            return ApiProblem(500, "Internal server error", "The error was logged.").response()
         return render_template_string(
             _HTML_ERROR, code=500, name="Internal server error", text="The error was logged."
         ), 500

@@ -35,18 +35,18 @@ def _authenticate_and_limit() -> None:
 
 @bp.errorhandler(errors.ApiProblem)
 def _problem(err: errors.ApiProblem):
-    return errors.from_exception(err)
+    return err.response()
 
 
 @bp.errorhandler(ValidationError)
 def _validation(err: ValidationError):
     messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-    return errors.from_exception(errors.validation_failed(messages))
+    return errors.validation_failed(messages).response()
 
 
 @bp.errorhandler(HTTPException)
 def _http(err: HTTPException):
-    return errors.problem(err.code or 500, err.name, err.description)
+    return errors.ApiProblem(err.code or 500, err.name, err.description).response()
 
 
 def register(app) -> None:  # type: ignore[no-untyped-def]

@@ -26,33 +26,19 @@ class ApiProblem(Exception):
         self.status, self.title, self.detail = status, title, detail
         self.type, self.errors, self.headers = type, errors, headers or {}
 
-
-def problem(
-    status: int,
-    title: str,
-    detail: str | None = None,
-    *,
-    type: str | None = None,
-    errors: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    body: dict[str, Any] = {
-        "type": PROBLEM_BASE + (type or title.lower().replace(" ", "-")),
-        "title": title,
-        "status": status,
-    }
-    if detail:
-        body["detail"] = detail
-    if errors:
-        body["errors"] = errors
-    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-def from_exception(err: ApiProblem) -> Response:
-    return problem(err.status, err.title, err.detail, type=err.type, errors=err.errors, headers=err.headers)
+    def response(self) -> Response:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + (self.type or self.title.lower().replace(" ", "-")),
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors:
+            body["errors"] = self.errors
+        response = Response(json.dumps(body), status=self.status, mimetype="application/problem+json")
+        response.headers.update(self.headers)
+        return response
 
 
 def validation_failed(errors: dict[str, Any]) -> ApiProblem:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Response, g, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, fields, validate
 
@@ -99,23 +101,22 @@ def get_job(job_id: str) -> Response:
     return jsonify(job_schema.dump(_load_job(job_id)))
 
 
+def _transition(job_id: str, action: Callable[..., Job], status: int) -> Response:
+    job = _load_job(job_id)
+    try:
+        action(job, actor=f"key:{g.api_key_id}")
+    except jobs.JobStateError as err:
+        raise ApiProblem(409, "Conflict", str(err), type="job-state") from None
+    return _dump(job, status)
+
+
 @bp.post("/jobs/<job_id>/cancel")
 @write
 def cancel_job(job_id: str) -> Response:
-    job = _load_job(job_id)
-    try:
-        jobs.cancel(job, actor=f"key:{g.api_key_id}")
-    except jobs.JobStateError as err:
-        raise ApiProblem(409, "Conflict", str(err), type="job-state") from None
-    return _dump(job, 200)
+    return _transition(job_id, jobs.cancel, 200)
 
 
 @bp.post("/jobs/<job_id>/retry")
 @write
 def retry_job(job_id: str) -> Response:
-    job = _load_job(job_id)
-    try:
-        jobs.retry(job, actor=f"key:{g.api_key_id}")
-    except jobs.JobStateError as err:
-        raise ApiProblem(409, "Conflict", str(err), type="job-state") from None
-    return _dump(job, 202)
+    return _transition(job_id, jobs.retry, 202)
