@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 
 import click
 from flask import Flask
@@ -56,14 +57,19 @@ def create_tenant(name: str, as_json: bool) -> None:
 
 @tenants_cli.command("rotate-key")
 @click.argument("tenant")
-@click.option("--keep-old", is_flag=True, help="Leave older keys active (revoke them later).")
+@click.option(
+    "--grace-hours",
+    type=float,
+    help="How long older keys keep working (default API_KEY_ROTATION_GRACE_HOURS; 0 revokes them now).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def rotate_key(tenant: str, keep_old: bool, as_json: bool) -> None:
+def rotate_key(tenant: str, grace_hours: float | None, as_json: bool) -> None:
     """Issue a new API key for TENANT (name or id)."""
     found = tenants.find_tenant(tenant)
     if found is None:
         raise click.ClickException(f"no tenant {tenant!r}")
-    _print_key(tenants.rotate_key(found, revoke_old=not keep_old), as_json)
+    grace = None if grace_hours is None else timedelta(hours=grace_hours)
+    _print_key(tenants.rotate_key(found, grace=grace), as_json)
 
 
 @tenants_cli.command("revoke-key")
@@ -84,7 +90,7 @@ def list_tenants() -> None:
     from app.models import Tenant
 
     for tenant in db.session.scalars(select(Tenant).order_by(Tenant.created_at)):
-        active = [k.id for k in tenant.keys if k.revoked_at is None]
+        active = [k.id for k in tenant.keys if k.active]
         click.echo(f"{tenant.id}  {tenant.name}  keys: {', '.join(active) or '-'}")
 
 

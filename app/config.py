@@ -73,6 +73,8 @@ class Config:
 
         # Signed API
         self.API_SIGNATURE_TOLERANCE = _int("API_SIGNATURE_TOLERANCE", 300)
+        #: After `tenants rotate-key`, the old key keeps working this long.
+        self.API_KEY_ROTATION_GRACE_HOURS = _float("API_KEY_ROTATION_GRACE_HOURS", 24)
         self.API_RATE_LIMIT_PER_MINUTE = _int("API_RATE_LIMIT_PER_MINUTE", 6000)
         #: Largest request body accepted (413 above); upload routes raise their own limit.
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)

@@ -67,12 +67,32 @@ def test_revoked_key_is_refused(api, tenant):
     assert_unauthorized(api.get("/api/v1/jobs"))
 
 
-def test_rotated_key_works_and_old_one_is_revoked(app, api, tenant):
+def test_rotation_without_grace_revokes_the_old_key_at_once(app, api, tenant):
+    from datetime import timedelta
+
     from tests.conftest import SignedClient
 
-    issued = tenants.rotate_key(tenants.find_tenant("acme"))
+    issued = tenants.rotate_key(tenants.find_tenant("acme"), grace=timedelta(0))
     assert_unauthorized(api.get("/api/v1/jobs"))
     assert SignedClient(app, issued.key_id, issued.secret).get("/api/v1/jobs").status_code == 200
+
+
+def test_rotated_key_keeps_working_for_the_grace_then_stops(app, api, tenant):
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.models import ApiKey
+    from app.models.base import utcnow
+    from tests.conftest import SignedClient
+
+    issued = tenants.rotate_key(tenants.find_tenant("acme"), grace=timedelta(hours=2))
+    assert api.get("/api/v1/jobs").status_code == 200  # old key, inside the grace
+    assert SignedClient(app, issued.key_id, issued.secret).get("/api/v1/jobs").status_code == 200
+    old = db.session.get(ApiKey, tenant.key_id)
+    assert timedelta(hours=1.9) < old.expires_at - utcnow() <= timedelta(hours=2)
+    old.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert_unauthorized(api.get("/api/v1/jobs?after=grace"))
 
 
 def test_any_one_of_several_signatures_passes(api):

@@ -21,12 +21,15 @@ def test_tenants_create_json_prints_the_secret_once(app):
     assert again.exit_code != 0 and "already exists" in again.output
 
 
-def test_tenants_rotate_key_revokes_the_old_one(app, tenant):
+def test_tenants_rotate_key_retires_the_old_one(app, tenant):
     result = app.test_cli_runner().invoke(args=["tenants", "rotate-key", "acme", "--json"])
     assert result.exit_code == 0, result.output
     new = json.loads(result.output)
-    assert db.session.get(ApiKey, tenant.key_id).revoked_at is not None
-    assert db.session.get(ApiKey, new["key_id"]).revoked_at is None
+    assert db.session.get(ApiKey, tenant.key_id).expires_at is not None  # after the default grace
+    assert db.session.get(ApiKey, new["key_id"]).active
+    result = app.test_cli_runner().invoke(args=["tenants", "rotate-key", "acme", "--grace-hours", "0"])
+    assert result.exit_code == 0, result.output
+    assert not db.session.get(ApiKey, new["key_id"]).active
 
 
 def test_users_create_with_password_on_stdin(app):

@@ -30,12 +30,14 @@ class ApiKey(db.Model):
     secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Set on the old key at rotation: it keeps working until then (the rotation grace).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     tenant: Mapped[Tenant] = relationship(back_populates="keys")
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
 
     def __repr__(self) -> str:  # never the secret
         return f"<ApiKey {self.id} tenant={self.tenant_id} active={self.active}>"

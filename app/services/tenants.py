@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
@@ -56,21 +58,27 @@ def find_tenant(name_or_id: str) -> Tenant | None:
     return db.session.scalar(select(Tenant).where((Tenant.id == name_or_id) | (Tenant.name == name_or_id)))
 
 
-def rotate_key(tenant: Tenant, *, revoke_old: bool = True, actor: str = "cli") -> IssuedKey:
-    """Issue a new key; by default revoke every older active key. Commits."""
-    revoked = []
-    if revoke_old:
-        for key in tenant.keys:
-            if key.revoked_at is None:
-                key.revoked_at = utcnow()
-                revoked.append(key.id)
+def rotate_key(tenant: Tenant, *, grace: timedelta | None = None, actor: str = "cli") -> IssuedKey:
+    """Issue a new key. Older active keys keep working for `grace` (default
+    API_KEY_ROTATION_GRACE_HOURS), then stop; a zero grace revokes them now. Commits."""
+    if grace is None:
+        grace = timedelta(hours=current_app.config["API_KEY_ROTATION_GRACE_HOURS"])
+    now = utcnow()
+    retiring = []
+    for key in tenant.keys:
+        if key.active:
+            if grace > timedelta(0):
+                key.expires_at = min(key.expires_at or now + grace, now + grace)
+            else:
+                key.revoked_at = now
+            retiring.append(key.id)
     issued = _issue_key(tenant)
     audit.record(
         actor,
         "tenant.rotate_key",
         target=tenant.id,
         tenant_id=tenant.id,
-        details={"key_id": issued.key_id, "revoked": revoked},
+        details={"key_id": issued.key_id, "retiring": retiring, "grace_seconds": int(grace.total_seconds())},
     )
     db.session.commit()
     return issued
@@ -90,6 +98,6 @@ def revoke_key(key_id: str, *, actor: str = "cli") -> ApiKey:
 def active_key_secret(key_id: str) -> tuple[ApiKey, str] | None:
     """The active key and its decrypted secret, or None for an unknown or revoked key."""
     key = db.session.get(ApiKey, key_id)
-    if key is None or key.revoked_at is not None:
+    if key is None or not key.active:
         return None
     return key, crypto.decrypt(key.secret_encrypted)
