@@ -5,8 +5,15 @@ web command (gunicorn gthread, 1 worker, 32 threads), against GET /healthz on th
 
 Open loop (BENCH_RATE req/s for BENCH_SECONDS s, default 100 for 20): every request has a
 scheduled send time and its latency runs from that time to the response, so a slow response
-delays no measurement (no coordinated omission). Closed loop (BENCH_CONCURRENCY threads for
-BENCH_CLOSED_SECONDS s): the most requests per second each endpoint serves.
+delays no measurement (no coordinated omission); BENCH_SENDERS threads (default 8) send.
+Closed loop (BENCH_CONCURRENCY threads for
+BENCH_CLOSED_SECONDS s, default 8 for 5): the most requests per second each endpoint serves.
+
+The web command is the production one; `--no-control-socket` only keeps gunicorn from
+creating its admin socket in the home directory. BENCH_CONCURRENCY and BENCH_SENDERS stay below
+15 because 15+ concurrent POSTs exhaust the SQLite pool (5 + 10 overflow): each request holds its
+session connection while the outbox's after-commit hook checks out a second one, and every
+request then waits 30 s for a pool timeout (see the report that came with this package).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ NAME = "P1 api"
 JOBS_PATH = "/api/v1/jobs"
 GOAL_P95_MS = 10.0
 GOAL_RATIO = 0.5
+REQUEST_TIMEOUT = 5.0
 
 
 class Signer:
@@ -67,11 +75,11 @@ class Signer:
 
 def post_job(session: requests.Session, base: str, signer: Signer) -> int:
     data, headers = signer.job_request()
-    return session.post(base + JOBS_PATH, data=data, headers=headers, timeout=10).status_code
+    return session.post(base + JOBS_PATH, data=data, headers=headers, timeout=REQUEST_TIMEOUT).status_code
 
 
 def get_health(session: requests.Session, base: str, _signer: Signer) -> int:
-    return session.get(base + "/healthz", timeout=10).status_code
+    return session.get(base + "/healthz", timeout=REQUEST_TIMEOUT).status_code
 
 
 @dataclass
@@ -85,6 +93,8 @@ class OpenLoop:
 def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: int) -> OpenLoop:
     total = max(1, int(rate * seconds))
     start = time.perf_counter() + 0.1
+    # Hard stop: a stalled server costs at most this long; what was not sent counts as errors.
+    deadline = start + seconds + max(10.0, seconds / 2)
     index = itertools.count()
     latencies: list[float] = []
     errors: Counter[str] = Counter()
@@ -101,6 +111,9 @@ def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: i
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+            if time.perf_counter() > deadline:
+                bad["not sent (deadline)"] += 1
+                continue
             try:
                 status = post_job(session, base, signer)
             except requests.RequestException as err:
@@ -118,7 +131,7 @@ def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: i
             errors.update(bad)
             finished.append(last)
 
-    threads = [threading.Thread(target=sender, name=f"sender-{n}") for n in range(senders)]
+    threads = [threading.Thread(target=sender, name=f"sender-{n}", daemon=True) for n in range(senders)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -151,7 +164,7 @@ def closed_loop(base: str, signer: Signer, call: Any, concurrency: int, seconds:
         with lock:
             counts.append((ok, bad))
 
-    threads = [threading.Thread(target=client, name=f"client-{n}") for n in range(concurrency)]
+    threads = [threading.Thread(target=client, name=f"client-{n}", daemon=True) for n in range(concurrency)]
     for thread in threads:
         thread.start()
     deadline = time.perf_counter() + seconds
@@ -174,8 +187,8 @@ def _published(redis_url: str) -> int:
 def bench_backend(st: Stack, backend: str, report: Report) -> None:
     rate = env_float("BENCH_RATE", 100)
     seconds = env_float("BENCH_SECONDS", 20)
-    senders = env_int("BENCH_SENDERS", 16)
-    concurrency = env_int("BENCH_CONCURRENCY", 16)
+    senders = env_int("BENCH_SENDERS", 8)
+    concurrency = env_int("BENCH_CONCURRENCY", 8)
     closed_seconds = env_float("BENCH_CLOSED_SECONDS", 5)
     with database(backend, st.tmp) as url:
         env = st.env(url, API_RATE_LIMIT_PER_MINUTE=0)
@@ -186,7 +199,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
         base = f"http://127.0.0.1:{port}"
         web = Process(
             [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
-             "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"],
             env, f"gunicorn-{backend}", st.tmp,
         ).start()  # fmt: skip
         try:
@@ -262,6 +275,7 @@ def run(report: Report | None = None, st: Stack | None = None) -> Report:
 
 
 if __name__ == "__main__":
-    from bench.common import print_table
+    from bench.common import exit_on_sigterm, print_table
 
+    exit_on_sigterm()
     print_table(run().rows)

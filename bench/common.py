@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,15 @@ BIN = Path(sys.executable).parent
 #: One key for the whole run: every process of a run must decrypt what another encrypted.
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 SECRET_KEY = "bench-" + uuid.uuid4().hex
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (timeout, CI cancel) into SystemExit so every `finally` stops its processes."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def env_int(name: str, default: int) -> int:
@@ -184,3 +194,11 @@ def create_tenant(env: dict[str, str], name: str = "bench") -> dict[str, str]:
     out = flask_cli(env, "tenants", "create", name, "--json")
     line = next(line for line in reversed(out.splitlines()) if line.startswith("{"))
     return json.loads(line)
+
+
+# -- P2 baseline: the bare Dramatiq actor (bench/bare_actors.py) ---------------------------
+BARE_QUEUE = "bare"
+BARE_ACTOR = "bench_noop"
+BARE_COUNT_KEY = "bench:bare:count"
+BARE_FIRST_KEY = "bench:bare:first"
+BARE_LAST_KEY = "bench:bare:last"
