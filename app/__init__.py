@@ -13,16 +13,21 @@ from app.config import ROOT, Config
 
 def create_app(config: Any = None) -> Flask:
     """Build the app. `config` is a Config instance (default: Config from the environment)."""
-    app = Flask(__name__, template_folder=str(ROOT / "templates"))
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder="static")
     app.config.from_object(config or Config())
     _check_secrets(app)
 
-    from app.extensions import db, migrate, queue, socketio
+    from app.extensions import csrf, db, limiter, login, migrate, queue, socketio
 
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     queue.init_app(app)
-    socketio.init_app(app, async_mode="threading")
+    # Every web process accepts connections; events from any process arrive through Redis.
+    socketio.init_app(app, async_mode="threading", message_queue=app.config["REDIS_URL"])
+    login.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
 
     from app import jobtypes, models  # noqa: F401  (registers models and job types)
     from app.services import outbox
@@ -30,17 +35,40 @@ def create_app(config: Any = None) -> Flask:
     jobtypes.load()
     outbox.install()
 
-    from app import api, cli, health
+    from app import admin, api, cli, health, live
 
     api.register(app)
+    csrf.exempt(api.bp)  # the API is authenticated by signatures, not cookies
+    admin.register(app)
+    live.register(app)
     app.register_blueprint(health.bp)
     cli.register(app)
     _register_error_handlers(app)
+    app.after_request(_security_headers)
     return app
+
+
+#: No CDN, no inline script or style: everything is served by Opsdeck itself.
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 def _check_secrets(app: Flask) -> None:
     if app.config.get("TESTING") or app.config.get("OPSDECK_ENV") == "development":
+        if not app.config.get("SECRET_KEY"):  # development without .env: sessions last a process
+            import secrets
+
+            app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
         return
     missing = [name for name in ("SECRET_KEY", "OPSDECK_ENCRYPTION_KEYS") if not app.config.get(name)]
     if missing:

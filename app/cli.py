@@ -36,6 +36,27 @@ def create_user(email: str, role: str, password_stdin: bool) -> None:
     click.echo(f"created {user.role} {user.email}")
 
 
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_user(email: str) -> None:
+    """End every session of an operator and refuse further logins."""
+    user = users.find(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    users.set_active(user, False, actor="cli")
+    click.echo(f"deactivated {user.email}")
+
+
+@users_cli.command("activate")
+@click.argument("email")
+def activate_user(email: str) -> None:
+    user = users.find(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    users.set_active(user, True, actor="cli")
+    click.echo(f"activated {user.email}")
+
+
 def _print_key(issued: tenants.IssuedKey, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(issued.as_dict()))
@@ -101,7 +122,7 @@ def list_tenants() -> None:
 def list_jobs(status: str | None, job_type: str | None, limit: int) -> None:
     """Newest jobs across all tenants."""
     try:
-        page = jobs.list_jobs(tenant_id=None, all_tenants=True, status=status, job_type=job_type, limit=limit)
+        page = jobs.list_jobs(jobs.JobFilter(all_tenants=True, status=status, job_type=job_type), limit=limit)
     except jobs.JobInputError as err:
         raise click.ClickException(json.dumps(err.messages)) from None
     for job in page.items:

@@ -71,6 +71,19 @@ class Config:
         #: Families switched off (their job types are refused with 422).
         self.OPSDECK_DISABLED_FAMILIES = _list("OPSDECK_DISABLED_FAMILIES")
 
+        # Admin pages
+        #: Send the session cookie over HTTPS only (set in production behind TLS).
+        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.PERMANENT_SESSION_LIFETIME = _int("ADMIN_SESSION_HOURS", 12) * 3600
+        #: Failed admin logins allowed per account and per client IP (Flask-Limiter syntax).
+        self.ADMIN_LOGIN_LIMIT_PER_ACCOUNT = _env("ADMIN_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
+        self.ADMIN_LOGIN_LIMIT_PER_IP = _env("ADMIN_LOGIN_LIMIT_PER_IP", "20 per 15 minutes")
+        self.RATELIMIT_SWALLOW_ERRORS = True  # Redis down: do not lock operators out
+        self.RATELIMIT_KEY_PREFIX = "opsdeck-limiter"
+        self.WTF_CSRF_TIME_LIMIT = None  # tied to the session instead
+
         # Signed API
         self.API_SIGNATURE_TOLERANCE = _int("API_SIGNATURE_TOLERANCE", 300)
         #: After `tenants rotate-key`, the old key keeps working this long.
@@ -102,9 +115,10 @@ class TestConfig(Config):
         self.TESTING = True
         self.OPSDECK_ENV = "test"
         self.SECRET_KEY = "test-secret-key"
+        if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides and "SQLALCHEMY_DATABASE_URI" in overrides:
+            overrides["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(overrides["SQLALCHEMY_DATABASE_URI"])
         for key, value in overrides.items():
             setattr(self, key, value)
-        self.SQLALCHEMY_ENGINE_OPTIONS = _engine_options(self.SQLALCHEMY_DATABASE_URI)
 
 
 def _normalise_db_url(url: str) -> str:

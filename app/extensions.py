@@ -5,9 +5,13 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 
@@ -26,6 +30,10 @@ NAMING_CONVENTION = {
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 socketio = SocketIO()
+login = LoginManager()
+csrf = CSRFProtect()
+#: Admin login throttling (Redis storage, RATELIMIT_* settings); no default limits.
+limiter = Limiter(key_func=get_remote_address)
 
 
 class Queue:

@@ -3,6 +3,7 @@ API clients, and worker processes."""
 
 from __future__ import annotations
 
+import contextvars
 import json as jsonlib
 import os
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from app import create_app
@@ -91,9 +93,19 @@ def app_config(database_url: str, redis_server: RedisServer) -> dict[str, Any]:
     return {}
 
 
+class IsolatedClient(FlaskClient):
+    """Each request in its own app context, as in production. (The test keeps an app context
+    pushed for its own database work; Flask would otherwise reuse it for requests, sharing
+    `g` and the database session between them.)"""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def app(database_url: str, redis_server: RedisServer, app_config: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(make_config(database_url, redis_server.url, **app_config))
+    app.test_client_class = IsolatedClient
     with app.app_context():
         db.create_all()
         db.session.commit()
@@ -240,8 +252,8 @@ class Workers:
 
         def up() -> bool:
             try:
-                return requests.get(url + "/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(url + "/healthz", timeout=2).status_code == 200
+            except requests.RequestException:  # refused, or accepted while the worker boots
                 return False
 
         wait_until(up, 30, 0.1, what="web server")

@@ -73,3 +73,40 @@ def test_relay_publishes_pending_jobs_once_redis_is_back(app, private_redis):
     assert {job_row(i).status for i in ids} == {"queued"}
     assert _queued_messages() == 3
     assert outbox.relay() == 0  # published jobs are not sent again
+
+
+@pytest.fixture
+def small_pool(database_url):
+    from app.config import _engine_options
+
+    options = _engine_options(database_url)
+    options.update(pool_size=2, max_overflow=0, pool_timeout=5)
+    return options
+
+
+def test_publishing_never_needs_a_second_connection_per_request(app, api, small_pool, redis_server):
+    """Regression: the after-commit publish once ran while the request still held its
+    connection, so N concurrent requests on a pool of N deadlocked until the pool timeout."""
+    import threading
+
+    from app import create_app
+    from tests.conftest import IsolatedClient, SignedClient, make_config
+
+    tight = create_app(
+        make_config(app.config["SQLALCHEMY_DATABASE_URI"], redis_server.url, SQLALCHEMY_ENGINE_OPTIONS=small_pool)
+    )
+    tight.test_client_class = IsolatedClient
+    client = SignedClient(tight, api.key_id, api.secret)
+    codes = []
+
+    def send(i):
+        codes.append(client.post("/api/v1/jobs", {"type": "system.echo", "payload": {"message": f"n{i}"}}).status_code)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    with tight.app_context():
+        db.engine.dispose()
+    assert codes == [202] * 8

@@ -13,7 +13,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, ShutdownNotifications, TimeLimit
 from flask import Flask
 
-from app import jobtypes
+from app import jobtypes, live
 from app.extensions import queue
 from app.jobtypes import JobType
 from workers.middleware import AppContext, Ledger, current_job
@@ -33,6 +33,7 @@ def setup(app: Flask) -> Any:
         broker.add_middleware(Ledger(app))
     for name in jobtypes.all_queue_names():
         broker.declare_queue(name)
+    live.init_publisher(app)
     dramatiq.set_broker(broker)
     _app = app
     return broker

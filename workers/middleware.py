@@ -17,6 +17,7 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
+from app import live
 from app.models.base import utcnow
 from app.services import ledger, redelivery
 
@@ -70,6 +71,7 @@ class Ledger(Middleware):
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self.broker: Any = None
+        self.throughput = live.ThroughputCounter(app)
 
     @property
     def actor_options(self) -> set[str]:
@@ -82,9 +84,11 @@ class Ledger(Middleware):
         self._stop.clear()
         self._beat = threading.Thread(target=self._heartbeat_loop, name="opsdeck-lease-heartbeat", daemon=True)
         self._beat.start()
+        self.throughput.start()
 
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         self._stop.set()
+        self.throughput.stop()
 
     def _heartbeat_loop(self) -> None:
         interval = max(1.0, self.lease_seconds / 3)
@@ -144,6 +148,7 @@ class Ledger(Middleware):
             self._running.discard(job.id)
         if exception is None:
             ledger.succeed(job.id, self.worker_id, job.result)
+            self.throughput.add("succeeded", job.type)
             log.info("job %s succeeded", job.id)
             return
         if isinstance(exception, Shutdown):
@@ -165,6 +170,16 @@ class Ledger(Middleware):
         elif outcome.status == "dead":
             message.fail()  # also into Dramatiq's dead-letter queue
             log.error("job %s is dead after %d attempt(s): %s", job.id, job.attempts, exception)
+        if outcome.status:
+            self.throughput.add("failed", job.type)
+            live.publish(
+                f"job.{'dead' if outcome.status == 'dead' else 'failed'}",
+                subject=job.id,
+                tenant_id=job.tenant_id,
+                data={"job_type": job.type, "attempt": job.attempts, "max_attempts": job.max_attempts,
+                      "error": f"{type(exception).__name__}: {exception}"[:500],
+                      "next_attempt_at": outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else None},
+            )  # fmt: skip
 
     def _republish(self, broker: Any, message: Any, job_id: str, delay: float) -> None:
         try:

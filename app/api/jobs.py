@@ -84,13 +84,8 @@ def create_job() -> Response:
 def list_jobs() -> Response:
     args = JobListArgs().load(request.args.to_dict())
     try:
-        page = jobs.list_jobs(
-            tenant_id=g.tenant_id,
-            status=args["status"],
-            job_type=args["type"],
-            cursor=args["cursor"],
-            limit=args["limit"],
-        )
+        flt = jobs.JobFilter(tenant_id=g.tenant_id, status=args["status"], job_type=args["type"])
+        page = jobs.list_jobs(flt, cursor=args["cursor"], limit=args["limit"])
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None
     return jsonify({"data": job_schema.dump(page.items, many=True), "next_cursor": page.next_cursor})

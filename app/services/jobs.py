@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +137,64 @@ def retry(job: Job, *, actor: str) -> Job:
     return job
 
 
+RETRYABLE_STATES = (JobStatus.DEAD.value, JobStatus.CANCELLED.value)
+CANCELLABLE_STATES = (JobStatus.PENDING.value, JobStatus.QUEUED.value, JobStatus.RETRYING.value)
+
+
+def retry_many(job_ids: list[str]) -> int:
+    """Retry the dead or cancelled jobs among `job_ids` (caller's transaction; published
+    after commit). Returns how many changed."""
+    now = utcnow()
+    rows = db.session.scalars(select(Job).where(Job.id.in_(job_ids), Job.status.in_(RETRYABLE_STATES))).all()
+    for job in rows:
+        job.status, job.attempts, job.next_attempt_at = JobStatus.PENDING.value, 0, now
+        job.published_at = job.finished_at = job.lease_expires_at = job.worker_id = None
+        job.updated_at = now
+        outbox.publish_after_commit(db.session, job)
+    return len(rows)
+
+
+def cancel_many(job_ids: list[str]) -> int:
+    """Cancel the not-yet-started jobs among `job_ids` (caller's transaction)."""
+    now = utcnow()
+    result = db.session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status.in_(CANCELLABLE_STATES))
+        .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def bulk_apply(
+    action: str,
+    *,
+    job_ids: list[str] | None = None,
+    flt: JobFilter | None = None,
+    actor: str,
+    on_progress: Any = None,
+) -> dict[str, int]:
+    """Retry or cancel the selected jobs, or every job matching `flt`, a batch per
+    transaction. Calls on_progress(done, changed) after each batch. Audited once."""
+    apply = {"retry": retry_many, "cancel": cancel_many}[action]
+    if job_ids is not None:
+        batches: Any = (job_ids[i : i + 500] for i in range(0, len(job_ids), 500))
+    else:
+        batches = matching_ids(flt or JobFilter(all_tenants=True))
+    done = changed = 0
+    for batch in batches:
+        changed += apply(batch)
+        db.session.commit()
+        done += len(batch)
+        if on_progress:
+            on_progress(done, changed)
+    summary = {"examined": done, "changed": changed}
+    audit.record(actor, f"job.bulk_{action}", details={**summary, "filter": flt.as_dict() if flt else None,
+                                                        "selected": len(job_ids) if job_ids is not None else None})  # fmt: skip
+    db.session.commit()
+    return summary
+
+
 def retry_dead(*, tenant_id: str | None = None, job_type: str | None = None, actor: str, limit: int = 1000) -> int:
     """Retry up to `limit` dead jobs (optionally of one tenant/type), committing each.
     Returns how many."""
@@ -171,25 +229,59 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise JobInputError({"cursor": ["Invalid cursor."]}) from err
 
 
-def list_jobs(
-    *,
-    tenant_id: str | None,
-    status: str | None = None,
-    job_type: str | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-    all_tenants: bool = False,
-) -> Page:
-    """Newest first, keyset-paginated on (created_at, id): no OFFSET, no full scans."""
-    if status is not None and status not in {s.value for s in JobStatus}:
+@dataclass
+class JobFilter:
+    """What the API, the admin pages and bulk actions filter jobs by."""
+
+    tenant_id: str | None = None
+    all_tenants: bool = False
+    status: str | None = None
+    job_type: str | None = None
+    queue: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    #: Free text matched against the start of the job id.
+    id_prefix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            k: (v.isoformat() if isinstance(v, datetime) else v)
+            for k, v in self.__dict__.items()
+            if v not in (None, False)
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobFilter:
+        values = dict(data)
+        for key in ("created_from", "created_to"):
+            if values.get(key):
+                values[key] = datetime.fromisoformat(values[key])
+        return cls(**values)
+
+
+def _filtered(query: Any, flt: JobFilter) -> Any:
+    if flt.status is not None and flt.status not in {s.value for s in JobStatus}:
         raise JobInputError({"status": [f"Must be one of: {', '.join(s.value for s in JobStatus)}."]})
-    query = select(Job)
-    if not all_tenants:
-        query = query.where(Job.tenant_id == tenant_id)
-    if status:
-        query = query.where(Job.status == status)
-    if job_type:
-        query = query.where(Job.type == job_type)
+    if not flt.all_tenants or flt.tenant_id:
+        query = query.where(Job.tenant_id == flt.tenant_id)
+    if flt.status:
+        query = query.where(Job.status == flt.status)
+    if flt.job_type:
+        query = query.where(Job.type == flt.job_type)
+    if flt.queue:
+        query = query.where(Job.queue == flt.queue)
+    if flt.created_from:
+        query = query.where(Job.created_at >= flt.created_from)
+    if flt.created_to:
+        query = query.where(Job.created_at < flt.created_to)
+    if flt.id_prefix:
+        query = query.where(Job.id.like(flt.id_prefix.replace("%", "").replace("_", "") + "%"))
+    return query
+
+
+def list_jobs(flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
+    """Newest first, keyset-paginated on (created_at, id): no OFFSET, no full scans."""
+    query = _filtered(select(Job), flt)
     if cursor:
         created, job_id = _decode_cursor(cursor)
         query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
@@ -197,6 +289,21 @@ def list_jobs(
     has_more = len(rows) > limit
     rows = rows[:limit]
     return Page(items=rows, next_cursor=_encode_cursor(rows[-1]) if has_more and rows else None)
+
+
+def matching_ids(flt: JobFilter, *, batch: int = 500) -> Iterator[list[str]]:
+    """Ids of every job matching the filter, newest first, a batch at a time (keyset)."""
+    cursor: tuple[datetime, str] | None = None
+    while True:
+        query = _filtered(select(Job.id, Job.created_at), flt)
+        if cursor:
+            query = query.where(or_(Job.created_at < cursor[0], and_(Job.created_at == cursor[0], Job.id < cursor[1])))
+        rows = db.session.execute(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(batch)).all()
+        db.session.rollback()
+        if not rows:
+            return
+        yield [r.id for r in rows]
+        cursor = (rows[-1].created_at, rows[-1].id)
 
 
 def is_finished(status: str) -> bool:

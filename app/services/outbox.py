@@ -25,6 +25,7 @@ from app.models.base import utcnow
 log = logging.getLogger(__name__)
 
 _SESSION_KEY = "opsdeck_outbox"
+_READY_KEY = "opsdeck_outbox_committed"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def install(session_class: Any = Session) -> None:
     if event.contains(session_class, "after_commit", _after_commit):
         return
     event.listen(session_class, "after_commit", _after_commit)
+    event.listen(session_class, "after_transaction_end", _after_transaction_end)
     event.listen(session_class, "after_soft_rollback", _after_rollback)
 
 
@@ -65,9 +67,20 @@ def _after_rollback(session: Session, _previous: Any) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    # The session still holds its connection here; publishing (which writes published_at on
+    # another connection) waits for after_transaction_end, when that connection is back in
+    # the pool. Publishing from here made every request hold two connections at once, and a
+    # burst of requests as large as the pool deadlocked on it.
     outgoing = session.info.pop(_SESSION_KEY, None)
     if outgoing:
-        publish(outgoing)
+        session.info[_READY_KEY] = outgoing
+
+
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        outgoing = session.info.pop(_READY_KEY, None)
+        if outgoing:
+            publish(outgoing)
 
 
 def publish(items: list[Outgoing]) -> list[str]:

@@ -19,6 +19,16 @@ class EchoPayload(Schema):
 ECHO = register(JobType("system.echo", family="system", queue="default", payload=EchoPayload, max_attempts=3))
 
 
+class BulkPayload(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(["retry", "cancel"]))
+    job_ids = fields.List(fields.String(validate=validate.Length(max=36)), load_default=None, allow_none=True)
+    filter = fields.Dict(load_default=None, allow_none=True)
+    actor = fields.String(required=True, validate=validate.Length(max=200))
+
+
+BULK = register(JobType("jobs.bulk", family="system", queue="maintenance", payload=BulkPayload, max_attempts=3))
+
+
 class EchoFailure(RuntimeError):
     """Raised on request by a system.echo job, to exercise failure and alerting paths."""
 

@@ -41,3 +41,55 @@ def verify_password(user: User, password: str) -> bool:
         return _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+#: Verified when the email is unknown, so a miss costs the same time as a wrong password.
+_DUMMY_HASH = _hasher.hash("opsdeck-no-such-user")
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The active user with this email and password, or None."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        verify_password(User(password_hash=_DUMMY_HASH), password)
+        return None
+    if not verify_password(user, password) or not user.active:
+        return None
+    return user
+
+
+def load_session_user(session_id: str) -> User | None:
+    """Flask-Login's loader: "<id>.<session_version>"; a bumped version ends old sessions."""
+    user_id, _, version = session_id.partition(".")
+    if not user_id.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
+
+
+def record_login(user: User, *, ip: str | None) -> None:
+    from app.models.base import utcnow
+
+    user.last_login_at = utcnow()
+    audit.record(f"user:{user.email}", "user.login", target=user.email, ip=ip)
+    db.session.commit()
+
+
+def set_active(user: User, active: bool, *, actor: str) -> User:
+    """(De)activate an operator. Deactivation ends every session and live connection. Commits."""
+    user.active = active
+    if not active:
+        user.session_version += 1
+    audit.record(actor, "user.activate" if active else "user.deactivate", target=user.email)
+    db.session.commit()
+    if not active:
+        from app import live
+
+        live.end_user(user.id)
+    return user
+
+
+def find(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))

@@ -1,0 +1,45 @@
+"""Server-rendered admin pages at /admin: one blueprint, one routes module per area."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, abort, redirect, request, url_for
+from flask_login import current_user
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+#: Pages that need no login.
+PUBLIC_ENDPOINTS = {"admin.login"}
+
+
+@bp.before_request
+def _require_login() -> Any:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if not current_user.is_authenticated:
+        return redirect(url_for("admin.login", next=request.full_path))
+    return None
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mutating routes: admins only; viewers get 403."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated or not current_user.is_admin:
+            abort(403, "Your role is read-only.")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def register(app: Flask) -> None:
+    from app.admin import audit, auth, dashboard, jobs, tenants, views  # noqa: F401  (routes attach to bp)
+
+    app.register_blueprint(bp)
+    app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))
+    app.jinja_env.filters.update(views.FILTERS)
+    app.context_processor(views.layout_context)

@@ -1,0 +1,20 @@
+"""Admin forms (Flask-WTF: every form carries a CSRF token)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+class ActionForm(FlaskForm):
+    """A POST with nothing but its CSRF token (logout, retry, cancel, revoke…)."""
+
+
+class TenantForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(min=1, max=200)])

@@ -1,0 +1,64 @@
+"""What every admin page shares: the navigation, the feed panel, time and state filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask_login import current_user
+
+from app.models.base import utcnow
+
+#: Navigation: (endpoint, label). Family pages fill the slots as they land.
+NAVIGATION = [
+    ("admin.dashboard", "Dashboard"),
+    ("admin.jobs", "Jobs"),
+    ("admin.dead_letters", "Dead letters"),
+    ("admin.tenants", "Tenants & keys"),
+    ("admin.audit", "Audit log"),
+]
+FAMILY_SLOTS = ["Emails", "Webhooks", "Scans", "Provisioning", "Retention"]
+
+#: Job states in words and colour (CSS classes in static/admin.css).
+STATE_CLASSES = {
+    "pending": "state-waiting",
+    "queued": "state-waiting",
+    "running": "state-running",
+    "succeeded": "state-ok",
+    "retrying": "state-warn",
+    "dead": "state-bad",
+    "cancelled": "state-muted",
+}
+
+
+def ago(value: datetime | None) -> str:
+    """'3 min ago' / 'in 5 s'."""
+    if value is None:
+        return "—"
+    seconds = (utcnow() - value).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            text = f"{int(seconds // size)} {unit}"
+            break
+    else:
+        text = f"{int(seconds)} s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def utc(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+def layout_context() -> dict[str, Any]:
+    from app.live import recent
+
+    return {
+        "navigation": NAVIGATION,
+        "family_slots": FAMILY_SLOTS,
+        "state_classes": STATE_CLASSES,
+        "recent_events": recent(20) if current_user.is_authenticated else [],
+    }
+
+
+FILTERS = {"ago": ago, "utc": utc}

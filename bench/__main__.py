@@ -1,0 +1,28 @@
+"""`make bench`: P1 (API latency and throughput) then P2 (job throughput), one Redis for both,
+then a summary table. Each figure is held against a baseline measured in this same run."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+from bench import api_latency, throughput
+from bench.common import Report, backends, exit_on_sigterm, print_table, stack
+
+
+def main() -> int:
+    exit_on_sigterm()
+    began = time.perf_counter()
+    print(f"Opsdeck benchmarks on {platform.python_implementation()} {platform.python_version()}, backends: "
+          f"{', '.join(backends())}")  # fmt: skip
+    report = Report()
+    with stack() as st:
+        api_latency.run(report, st)
+        throughput.run(report, st)
+    print(f"\nSummary ({time.perf_counter() - began:.0f} s)")
+    print_table(report.rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

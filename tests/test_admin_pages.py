@@ -1,0 +1,261 @@
+"""Admin pages through the Flask client: auth, roles, CSRF, pages, filters, actions, audit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.extensions import db
+from app.models import ApiKey, AuditEntry, Job, Tenant
+from app.services import users
+from tests.helpers import job_row, submit
+
+PASSWORD = "correct horse battery staple"
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def login(client, email: str, password: str = PASSWORD):
+    page = client.get("/admin/login")
+    return client.post("/admin/login", data={"email": email, "password": password, "csrf_token": csrf_token(page.text)})
+
+
+def post(client, url: str, data: dict | None = None, *, token_from: str = "/admin/"):
+    token = csrf_token(client.get(token_from).text)
+    return client.post(url, data={"csrf_token": token, **(data or {})})
+
+
+@pytest.fixture
+def admin_user(app):
+    return users.create_user("admin@example.com", PASSWORD, "admin")
+
+
+@pytest.fixture
+def viewer_user(app):
+    return users.create_user("viewer@example.com", PASSWORD, "viewer")
+
+
+@pytest.fixture
+def admin(app, admin_user):
+    client = app.test_client()
+    assert login(client, admin_user.email).status_code == 302
+    return client
+
+
+@pytest.fixture
+def viewer(app, viewer_user):
+    client = app.test_client()
+    assert login(client, viewer_user.email).status_code == 302
+    return client
+
+
+def test_pages_require_login(app):
+    client = app.test_client()
+    for url in ("/admin/", "/admin/jobs", "/admin/dead", "/admin/tenants", "/admin/audit"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/admin/login" in response.headers["Location"]
+
+
+def test_login_sets_a_hardened_session_and_logout_ends_it(app, admin_user):
+    client = app.test_client()
+    response = login(client, admin_user.email)
+    assert response.status_code == 302
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/admin/").status_code == 200
+    assert post(client, "/admin/logout").status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+def test_wrong_password_is_refused_and_audited(app, admin_user):
+    client = app.test_client()
+    response = login(client, admin_user.email, "wrong password")
+    assert response.status_code == 200 and "Wrong email or password" in response.text
+    assert db.session.query(AuditEntry).filter_by(action="user.login_failed").count() == 1
+
+
+def test_login_without_csrf_token_is_refused(app, admin_user):
+    client = app.test_client()
+    response = client.post("/admin/login", data={"email": admin_user.email, "password": PASSWORD})
+    assert response.status_code in (200, 400)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_next_parameter_cannot_redirect_off_site(app, admin_user):
+    client = app.test_client()
+    page = client.get("/admin/login?next=https://evil.example/")
+    response = client.post("/admin/login?next=https://evil.example/",
+                           data={"email": admin_user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})  # fmt: skip
+    assert response.headers["Location"] == "/admin/"
+
+
+@pytest.mark.parametrize("app_config", [{"ADMIN_LOGIN_LIMIT_PER_ACCOUNT": "3 per 15 minutes"}])
+def test_failed_logins_are_throttled_per_account(app, admin_user, app_config):
+    client = app.test_client()
+    codes = [login(client, admin_user.email, "nope").status_code for _ in range(3)]
+    assert codes == [200, 200, 200]
+    assert login(client, admin_user.email, "nope").status_code == 429
+    assert login(client, admin_user.email).status_code == 429  # even the right password, for now
+    other = app.test_client()
+    assert login(other, "viewer@example.com", "nope").status_code == 200  # another account is not blocked
+
+
+@pytest.mark.parametrize("app_config", [{"ADMIN_LOGIN_LIMIT_PER_IP": "2 per 15 minutes"}])
+def test_failed_logins_are_throttled_per_ip(app, admin_user, app_config):
+    client = app.test_client()
+    assert [login(client, f"u{i}@example.com", "nope").status_code for i in range(2)] == [200, 200]
+    assert login(client, "u9@example.com", "nope").status_code == 429
+
+
+def test_deactivated_user_is_logged_out_everywhere(app, admin, admin_user):
+    assert admin.get("/admin/").status_code == 200
+    users.set_active(admin_user, False, actor="test")
+    assert admin.get("/admin/").status_code == 302
+    assert login(app.test_client(), admin_user.email).status_code == 200  # refused
+
+
+def test_security_headers_on_every_page(app, admin):
+    response = admin.get("/admin/jobs")
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "cdn" not in response.text.lower()
+    assert "<script>" not in response.text  # no inline script (CSP forbids it)
+
+
+def test_jobs_page_lists_filters_and_paginates(app, admin, tenant):
+    ids = [submit(payload={"message": str(i)}, tenant_id=tenant.tenant_id) for i in range(55)]
+    first = admin.get("/admin/jobs")
+    assert first.status_code == 200
+    shown = re.findall(r'data-job-id="([^"]+)"', first.text)
+    assert len(shown) == 50
+    older = re.search(r'href="([^"]*cursor=[^"]+)"', first.text).group(1).replace("&amp;", "&")
+    rest = re.findall(r'data-job-id="([^"]+)"', admin.get(older).text)
+    assert sorted(shown + rest) == sorted(ids)
+    assert re.findall(r'data-job-id="([^"]+)"', admin.get(f"/admin/jobs?q={ids[3][:13]}").text) == [ids[3]]
+    assert admin.get("/admin/jobs?status=dead").text.count("data-job-id=") == 0
+    assert "No jobs match" in admin.get("/admin/jobs?status=dead").text
+    assert (
+        admin.get(f"/admin/jobs?tenant={tenant.tenant_id}&queue=default&type=system.echo").text.count("data-job-id=")
+        == 50
+    )
+    bad = admin.get("/admin/jobs?created_from=yesterday")
+    assert bad.status_code == 200 and "use YYYY-MM-DD" in bad.text
+
+
+def test_job_detail_shows_payload_error_and_traceback(app, admin):
+    job_id = submit(payload={"message": "<script>alert(1)</script>"})
+    job = db.session.get(Job, job_id)
+    job.status, job.error, job.traceback = "dead", "EchoFailure: boom", "Traceback (most recent call last): …"
+    db.session.commit()
+    page = admin.get(f"/admin/jobs/{job_id}")
+    assert page.status_code == 200
+    assert "EchoFailure: boom" in page.text and "Traceback" in page.text
+    assert "<script>alert(1)</script>" not in page.text  # escaped
+    assert admin.get("/admin/jobs/nope").status_code == 404
+
+
+def test_admin_retries_and_cancels_one_job_and_it_is_audited(app, admin):
+    job_id = submit(payload={"message": "x"})
+    assert post(admin, f"/admin/jobs/{job_id}/cancel").status_code == 302
+    assert job_row(job_id).status == "cancelled"
+    assert post(admin, f"/admin/jobs/{job_id}/retry").status_code == 302
+    assert job_row(job_id).status in {"pending", "queued"}
+    actions = [e.action for e in db.session.query(AuditEntry).filter(AuditEntry.actor == "user:admin@example.com")]
+    assert "job.cancel" in actions and "job.retry" in actions
+
+
+def test_viewer_sees_pages_but_every_mutation_is_refused(app, viewer, tenant):
+    job_id = submit(payload={"message": "x"})
+    for url in ("/admin/", "/admin/jobs", "/admin/dead", "/admin/tenants", "/admin/audit", f"/admin/jobs/{job_id}"):
+        assert viewer.get(url).status_code == 200, url
+    assert 'name="job_id"' not in viewer.get("/admin/jobs").text  # no bulk controls
+    for url, data in [
+        (f"/admin/jobs/{job_id}/cancel", {}),
+        ("/admin/jobs/bulk", {"action": "cancel", "scope": "all"}),
+        ("/admin/tenants", {"name": "sneaky"}),
+        (f"/admin/tenants/{tenant.tenant_id}/keys", {"mode": "rotate"}),
+        (f"/admin/keys/{tenant.key_id}/revoke", {}),
+    ]:
+        assert post(viewer, url, data).status_code == 403, url
+    assert job_row(job_id).status == "queued"
+    assert db.session.query(Tenant).count() == 1 and db.session.get(ApiKey, tenant.key_id).active
+
+
+def test_mutations_without_csrf_token_are_refused(app, admin):
+    job_id = submit(payload={"message": "x"})
+    assert admin.post(f"/admin/jobs/{job_id}/cancel").status_code == 400
+    assert job_row(job_id).status == "queued"
+
+
+def test_bulk_retry_of_selected_or_all_matching_runs_as_a_job(app, admin):
+    dead = [submit(payload={"message": str(i)}) for i in range(3)]
+    db.session.query(Job).update({"status": "dead"})
+    db.session.commit()
+    response = post(admin, "/admin/jobs/bulk?status=dead", {"action": "retry", "scope": "selected", "job_id": dead[:2]})
+    assert response.status_code == 302
+    bulk = db.session.query(Job).filter_by(type="jobs.bulk").one()
+    assert bulk.payload["job_ids"] == dead[:2] and bulk.payload["action"] == "retry"
+    response = post(admin, "/admin/jobs/bulk?status=dead", {"action": "retry", "scope": "all"})
+    assert response.status_code == 302
+    second = db.session.query(Job).filter_by(type="jobs.bulk").order_by(Job.created_at.desc()).first()
+    assert second.payload["filter"] == {"all_tenants": True, "status": "dead"}
+
+
+def test_bulk_apply_changes_matching_jobs_in_batches_and_audits(app):
+    from app.services import jobs
+
+    ids = [submit(payload={"message": str(i)}) for i in range(7)]
+    db.session.query(Job).filter(Job.id.in_(ids[:5])).update({"status": "dead"})
+    db.session.commit()
+    seen = []
+    summary = jobs.bulk_apply("retry", flt=jobs.JobFilter(all_tenants=True, status="dead"), actor="test",
+                              on_progress=lambda done, changed: seen.append((done, changed)))  # fmt: skip
+    assert summary == {"examined": 5, "changed": 5} and seen[-1] == (5, 5)
+    assert {job_row(i).status for i in ids[:5]} <= {"pending", "queued"}
+    assert db.session.query(AuditEntry).filter_by(action="job.bulk_retry").count() == 1
+    assert jobs.bulk_apply("cancel", job_ids=ids, actor="test") == {"examined": 7, "changed": 7}
+
+
+def test_tenant_and_key_lifecycle_secret_shown_once(app, admin):
+    created = post(admin, "/admin/tenants", {"name": "initech"}, token_from="/admin/tenants")
+    assert created.status_code == 200 and created.headers["Cache-Control"] == "no-store"
+    secret = re.search(r'id="key-secret">([^<]+)<', created.text).group(1)
+    tenant = db.session.query(Tenant).filter_by(name="initech").one()
+    detail = admin.get(f"/admin/tenants/{tenant.id}")
+    assert secret not in detail.text and tenant.keys[0].id in detail.text
+    rotated = post(admin, f"/admin/tenants/{tenant.id}/keys", {"mode": "rotate", "grace_hours": "1"})
+    assert rotated.status_code == 200
+    db.session.expire_all()
+    keys = db.session.query(ApiKey).filter_by(tenant_id=tenant.id).order_by(ApiKey.created_at).all()
+    assert len(keys) == 2 and keys[0].expires_at is not None and keys[1].active
+    assert post(admin, f"/admin/keys/{keys[1].id}/revoke").status_code == 302
+    db.session.expire_all()
+    assert not db.session.get(ApiKey, keys[1].id).active
+    dup = post(admin, "/admin/tenants", {"name": "initech"}, token_from="/admin/tenants")
+    assert dup.status_code == 302 and "already exists" in admin.get("/admin/tenants").text
+
+
+def test_audit_log_is_browsable_and_filterable(app, admin):
+    for _ in range(3):
+        post(admin, "/admin/tenants", {"name": f"t{_}"}, token_from="/admin/tenants")
+    page = admin.get("/admin/audit?action=tenant.create")
+    assert page.text.count("<td>tenant.create</td>") == 3
+    assert "user:admin@example.com" in page.text
+    assert admin.get("/admin/audit?action=nothing").text.count("No audit entries match") == 1
+
+
+def test_dashboard_shows_queue_figures(app, admin):
+    submit(payload={"message": "x"})
+    submit(payload={"message": "later"}, delay_seconds=600)
+    page = admin.get("/admin/")
+    assert page.status_code == 200 and ">default<" in page.text
+    row = re.search(r">default</a></td>\s*<td>(\d+)</td>.*?<td>(\d+)</td>", page.text, re.S)
+    assert row.group(1) == "1" and row.group(2) == "1"  # one waiting, one delayed
