@@ -1,0 +1,108 @@
+"""The Socket.IO feed against the production web server, with the real python-socketio
+client, and events published by a real worker process through Redis."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+import requests
+import socketio
+
+from app.services import users
+from tests.fakes.processes import wait_until
+from tests.helpers import submit
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "correct horse battery staple"
+
+
+def browser_login(url: str, email: str) -> requests.Session:
+    http = requests.Session()
+    page = http.get(f"{url}/admin/login", timeout=10)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    response = http.post(f"{url}/admin/login", data={"email": email, "password": PASSWORD, "csrf_token": token},
+                         allow_redirects=False, timeout=10)  # fmt: skip
+    assert response.status_code == 302, response.text[:300]
+    return http
+
+
+class Listener:
+    """A python-socketio client on /admin that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._record, namespace="/admin")
+
+    def _record(self, event: str, payload: dict) -> None:
+        with self.lock:
+            self.events.append((event, payload))
+
+    def connect(self, url: str, http: requests.Session | None = None) -> None:
+        headers = {"Cookie": "; ".join(f"{c.name}={c.value}" for c in http.cookies)} if http else {}
+        self.client.connect(url, namespaces=["/admin"], headers=headers, transports=["websocket"], wait_timeout=10)
+
+    def named(self, name: str) -> list[dict]:
+        with self.lock:
+            return [payload for event, payload in self.events if event == name]
+
+
+def test_admin_receives_job_dead_published_by_a_worker(app, workers):
+    users.create_user("admin@example.com", PASSWORD, "admin")
+    url = workers.start_web()
+    listener = Listener()
+    listener.connect(url, browser_login(url, "admin@example.com"))
+    workers.start()
+    job_id = submit(payload={"message": "doomed", "fail": True}, max_attempts=1)
+    wait_until(lambda: listener.named("job.dead"), 30, 0.1, what="job.dead on the feed")
+    event = listener.named("job.dead")[0]
+    assert set(event) == {"id", "type", "occurred_at", "tenant_id", "subject", "data"}
+    assert event["type"] == "job.dead" and event["subject"] == job_id
+    assert event["data"]["job_type"] == "system.echo" and event["data"]["error"].startswith("EchoFailure")
+    ok_id = submit(payload={"message": "fine"})
+    wait_until(lambda: listener.named("jobs.throughput"), 30, 0.1, what="aggregated throughput")
+    assert listener.named("jobs.throughput")[0]["data"]["succeeded"] >= 1
+    assert not any(p["subject"] == ok_id for p in listener.named("job.succeeded"))  # aggregated, not one by one
+    listener.client.disconnect()
+
+
+def test_anonymous_client_is_refused(app, workers):
+    url = workers.start_web()
+    listener = Listener()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        listener.connect(url)
+
+
+def test_a_user_who_logs_out_stops_receiving_events(app, workers):
+    from app.extensions import queue
+
+    users.create_user("viewer@example.com", PASSWORD, "viewer")
+    url = workers.start_web()
+    http = browser_login(url, "viewer@example.com")
+    listener = Listener()
+    listener.connect(url, http)
+    assert listener.client.connected
+    page = http.get(f"{url}/admin/", timeout=10)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    assert (
+        http.post(f"{url}/admin/logout", data={"csrf_token": token}, allow_redirects=False, timeout=10).status_code
+        == 302
+    )
+    wait_until(lambda: not listener.client.connected, 15, 0.1, what="the server to end the connection")
+    assert queue.redis  # and a new connection with the old cookie is refused
+    again = Listener()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        again.connect(url, http)
+
+
+def test_a_deactivated_user_stops_receiving_events(app, workers):
+    user = users.create_user("ops@example.com", PASSWORD, "admin")
+    url = workers.start_web()
+    listener = Listener()
+    listener.connect(url, browser_login(url, "ops@example.com"))
+    users.set_active(user, False, actor="test")  # from this (test) process, through Redis
+    wait_until(lambda: not listener.client.connected, 15, 0.1, what="the server to end the connection")
