@@ -27,7 +27,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+#: expire_on_commit=False: a request's objects stay readable after its commit (responses are
+#: built from them) instead of each attribute access reloading the row.
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False})
 migrate = Migrate()
 socketio = SocketIO()
 login = LoginManager()

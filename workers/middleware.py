@@ -134,7 +134,7 @@ class Ledger(Middleware):
         _local.job = job
         with self._lock:
             self._running.add(job.id)
-        log.info("job %s (%s) running, attempt %d/%d", job.id, job.type, job.attempts, job.max_attempts)
+        log.debug("job %s (%s) running, attempt %d/%d", job.id, job.type, job.attempts, job.max_attempts)
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         _local.job = None
@@ -149,7 +149,7 @@ class Ledger(Middleware):
         if exception is None:
             ledger.succeed(job.id, self.worker_id, job.result)
             self.throughput.add("succeeded", job.type)
-            log.info("job %s succeeded", job.id)
+            log.debug("job %s succeeded", job.id)
             return
         if isinstance(exception, Shutdown):
             # Not re-enqueued from here: this worker could fetch it again while it stops.

@@ -86,16 +86,22 @@ def _authenticate() -> None:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now  # committed with the replay record: at most one extra write a minute
     _reject_replay(key_id, valid)
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        db.session.commit()  # reads commit nothing else; POSTs commit with their work
     g.tenant_id = key.tenant_id
     g.api_key_id = key.id
 
 
 def _reject_replay(key_id: str, signature: str) -> None:
-    """Record the signature (committing the session) or refuse it as a replay."""
+    """Record the signature in the request's transaction, or refuse it as a replay.
+
+    Flushed now (a second use of a signature fails here, or waits for the first request's
+    transaction and then fails) and committed with the request's first commit. A request that
+    fails and rolls back forgets its signature; sending it again fails the same way.
+    """
     digest = hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
     try:
-        db.session.add(SeenSignature(digest=digest))
-        db.session.commit()
+        with db.session.begin_nested():
+            db.session.add(SeenSignature(digest=digest))
     except IntegrityError:
-        db.session.rollback()
         raise AuthFailed("replayed signature") from None

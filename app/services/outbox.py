@@ -14,7 +14,7 @@ from typing import Any
 
 from dramatiq import Message
 from flask import current_app
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import case, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import jobtypes
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _SESSION_KEY = "opsdeck_outbox"
 _READY_KEY = "opsdeck_outbox_committed"
+_UNPUBLISHED = (JobStatus.PENDING.value, JobStatus.RETRYING.value)
 
 
 @dataclass(frozen=True)
@@ -117,19 +118,15 @@ def publish(items: list[Outgoing]) -> list[str]:
 
 
 def _mark_published(job_ids: list[str]) -> None:
+    """pending → queued (and published_at on a retrying job re-sent): one statement per 500."""
     now = utcnow()
+    queued = case((Job.status == JobStatus.PENDING.value, JobStatus.QUEUED.value), else_=Job.status)
     with db.engine.begin() as conn:
         for start in range(0, len(job_ids), 500):
-            chunk = job_ids[start : start + 500]
             conn.execute(
                 update(Job)
-                .where(Job.id.in_(chunk), Job.status == JobStatus.PENDING.value)
-                .values(status=JobStatus.QUEUED.value, published_at=now, updated_at=now)
-            )
-            conn.execute(
-                update(Job)
-                .where(Job.id.in_(chunk), Job.status == JobStatus.RETRYING.value)
-                .values(published_at=now, updated_at=now)
+                .where(Job.id.in_(job_ids[start : start + 500]), Job.status.in_(_UNPUBLISHED))
+                .values(status=queued, published_at=now, updated_at=now)
             )
 
 
