@@ -60,6 +60,20 @@ def test_fail_retries_until_attempts_are_used_then_dead(app):
     assert job.status == "dead" and job.attempts == 2 and job.finished_at is not None
 
 
+def test_every_failed_attempt_is_logged_with_its_times(app):
+    job_id = submit(max_attempts=3)
+    ledger.claim(job_id, "w1", 30)
+    ledger.fail(job_id, "w1", error="E: one", traceback=None, retry_in=1)
+    ledger.claim(job_id, "w2", 30)
+    db.session.get(Job, job_id).lease_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    ledger.recover_expired()
+    log = job_row(job_id).attempt_log
+    assert [(a["attempt"], a["worker"]) for a in log] == [(1, "w1"), (2, "w2")]
+    assert log[0]["error"] == "E: one" and "lost" in log[1]["error"]
+    assert all(a["started_at"] <= a["ended_at"] for a in log)
+
+
 def test_non_retryable_failure_goes_dead_at_once(app):
     job_id = submit(max_attempts=5)
     ledger.claim(job_id, "w1", 30)

@@ -17,7 +17,8 @@ import time
 from datetime import timedelta
 
 from flask import current_app, g, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.api.errors import ApiProblem
 from app.client import signature as sign
@@ -100,8 +101,7 @@ def _reject_replay(key_id: str, signature: str) -> None:
     fails and rolls back forgets its signature; sending it again fails the same way.
     """
     digest = hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
-    try:
-        with db.session.begin_nested():
-            db.session.add(SeenSignature(digest=digest))
-    except IntegrityError:
-        raise AuthFailed("replayed signature") from None
+    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
+    stmt = insert(SeenSignature).values(digest=digest, seen_at=utcnow()).on_conflict_do_nothing()
+    if db.session.execute(stmt.returning(SeenSignature.digest)).first() is None:
+        raise AuthFailed("replayed signature")

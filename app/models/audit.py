@@ -28,4 +28,8 @@ class AuditEntry(db.Model):
     __table_args__ = (
         Index("ix_audit_log_created", "created_at"),
         Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),
+        # The audit page filters by one of these and pages newest first by id.
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_action_id", "action", "id"),
+        Index("ix_audit_log_target_id", "target", "id"),
     )

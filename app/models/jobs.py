@@ -42,6 +42,9 @@ class Job(db.Model):
     result: Mapped[Any | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
+    #: Failed attempts, oldest first: [{"attempt", "worker", "started_at", "ended_at", "error"}].
+    #: The current or last attempt is started_at/finished_at; success adds nothing here.
+    attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

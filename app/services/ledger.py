@@ -148,7 +148,9 @@ def fail(
     now = utcnow()
     error, traceback = error[:MAX_ERROR_CHARS], (traceback or "")[-MAX_TRACEBACK_CHARS:] or None
     with db.engine.begin() as conn:
-        row = conn.execute(select(Job.attempts, Job.max_attempts).where(_owned(job_id, worker_id))).first()
+        row = conn.execute(
+            select(Job.attempts, Job.max_attempts, Job.started_at, Job.attempt_log).where(_owned(job_id, worker_id))
+        ).first()
         if row is None:
             log.warning("ledger: job %s failed on %s after its lease was lost", job_id, worker_id)
             return Failure("")
@@ -159,12 +161,37 @@ def fail(
         else:
             values = dict(status=JobStatus.DEAD.value, finished_at=now)
             outcome = Failure(JobStatus.DEAD.value)
+        history = _logged(row.attempt_log, row.attempts, worker_id, row.started_at, now, error)
         conn.execute(
             update(Job)
             .where(_owned(job_id, worker_id))
-            .values(error=error, traceback=traceback, lease_expires_at=None, updated_at=now, **values)
+            .values(
+                error=error, traceback=traceback, lease_expires_at=None, updated_at=now, attempt_log=history, **values
+            )
         )
     return outcome
+
+
+#: Attempts kept in a job's attempt_log (the oldest are dropped past this).
+MAX_LOGGED_ATTEMPTS = 50
+
+
+def _logged(
+    log_: list[dict[str, Any]] | None,
+    attempt: int,
+    worker: str | None,
+    started: datetime | None,
+    ended: datetime,
+    error: str,
+) -> list[dict[str, Any]]:
+    entry = {
+        "attempt": attempt,
+        "worker": worker,
+        "started_at": started.isoformat() if started else None,
+        "ended_at": ended.isoformat(),
+        "error": error[:500],
+    }
+    return [*(log_ or []), entry][-MAX_LOGGED_ATTEMPTS:]
 
 
 def release(job_id: str, worker_id: str) -> bool:
@@ -200,7 +227,7 @@ def recover_expired(limit: int = 500) -> tuple[int, int]:
     requeued = dead = 0
     with db.engine.begin() as conn:
         rows = conn.execute(
-            select(Job.id, Job.attempts, Job.max_attempts, Job.worker_id)
+            select(Job.id, Job.attempts, Job.max_attempts, Job.worker_id, Job.started_at, Job.attempt_log)
             .where(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
             .limit(limit)
         ).all()
@@ -215,8 +242,12 @@ def recover_expired(limit: int = 500) -> tuple[int, int]:
             conn.execute(
                 update(Job)
                 .where(Job.id == row.id, Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
-                .values(error=error, traceback=None, lease_expires_at=None, updated_at=now, **values)
-            )
+                .values(
+                    error=error, traceback=None, lease_expires_at=None, updated_at=now,
+                    attempt_log=_logged(row.attempt_log, row.attempts, row.worker_id, row.started_at, now, error),
+                    **values,
+                )
+            )  # fmt: skip
     if rows:
         log.warning("ledger: recovered %d job(s) from lost workers (%d requeued, %d dead)", len(rows), requeued, dead)
     return requeued, dead
