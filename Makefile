@@ -30,9 +30,11 @@ format: deps
 deps: system-deps python-deps
 
 # Debian packages, installed only when missing (CI and fresh machines run as root).
+# chromium: the admin pages' end-to-end tests (headless, driven by Playwright).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -259,3 +259,24 @@ def test_dashboard_shows_queue_figures(app, admin):
     assert page.status_code == 200 and ">default<" in page.text
     row = re.search(r">default</a></td>\s*<td>(\d+)</td>.*?<td>(\d+)</td>", page.text, re.S)
     assert row.group(1) == "1" and row.group(2) == "1"  # one waiting, one delayed
+
+
+def test_job_detail_lists_every_attempt(app, admin):
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+    from app.services import ledger
+
+    job_id = submit(payload={"message": "x"}, max_attempts=3)
+    ledger.claim(job_id, "host:1", 30)
+    ledger.fail(job_id, "host:1", error="EchoFailure: first", traceback=None, retry_in=1)
+    ledger.claim(job_id, "host:2", 30)
+    db.session.get(Job, job_id).lease_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    ledger.recover_expired()
+    ledger.claim(job_id, "host:3", 30)
+    ledger.succeed(job_id, "host:3", {"ok": True})
+    table = admin.get(f"/admin/jobs/{job_id}").text.split('id="attempts"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>", table)
+    assert rows == [("1", "host:1"), ("2", "host:2"), ("3", "host:3")]
+    assert "EchoFailure: first" in table and "lost (lease expired)" in table and "succeeded" in table
