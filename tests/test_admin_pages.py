@@ -280,3 +280,43 @@ def test_job_detail_lists_every_attempt(app, admin):
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>", table)
     assert rows == [("1", "host:1"), ("2", "host:2"), ("3", "host:3")]
     assert "EchoFailure: first" in table and "lost (lease expired)" in table and "succeeded" in table
+
+
+def test_throughput_is_counted_in_redis_and_rolled_up_into_history(app):
+    from datetime import UTC, datetime, timedelta
+
+    from app.extensions import queue
+    from app.models import JobStat
+    from app.services import stats
+
+    now = datetime(2026, 11, 23, 10, 30, 20, tzinfo=UTC)
+    stats.count({"succeeded": 5, "failed": 1}, now=now.timestamp())
+    stats.count({"succeeded": 2}, now=now.timestamp())
+    stats.count({"succeeded": 7, "failed": 2}, now=(now - timedelta(minutes=45)).timestamp())
+    assert stats.rollup(now=now) == {"minutes": 2}
+    minute = stats.series("minute", 60, now=now)
+    assert len(minute) == 60 and minute[-1] == {"start": now.replace(second=0), "succeeded": 7, "failed": 1}
+    hours = stats.series("hour", 24, now=now)
+    assert hours[-1]["succeeded"] == 7 and hours[-2]["succeeded"] == 7 and hours[-2]["failed"] == 2
+    assert stats.series("day", 30, now=now)[-1] == {
+        "start": now.replace(hour=0, minute=0, second=0),
+        "succeeded": 14,
+        "failed": 3,
+    }
+    # History survives Redis losing everything; a rollup after that never shrinks a minute.
+    queue.redis.flushall()
+    stats.count({"succeeded": 1}, now=now.timestamp())
+    stats.rollup(now=now)
+    assert stats.series("minute", 60, now=now)[-1]["succeeded"] == 7
+    assert stats.rollup(now=now) == {"minutes": 1}  # idempotent
+    assert db.session.query(JobStat).filter_by(granularity="day").one().succeeded == 14
+
+
+def test_dashboard_draws_throughput_charts_without_a_library(app, admin):
+    from app.services import stats
+
+    stats.count({"succeeded": 3, "failed": 1})
+    stats.rollup()
+    page = admin.get("/admin/").text
+    assert page.count('<svg class="chart"') == 3
+    assert "3 succeeded, 1 failed" in page

@@ -13,6 +13,9 @@ from app.services import stats
 @bp.get("/")
 def dashboard() -> Any:
     queues = [q for q in stats.queue_stats() if q.waiting or q.delayed or q.running or q.retrying or q.dead]
-    return render_template(
-        "admin/dashboard.html", queues=queues, all_queues=stats.queue_stats, workers_alive=stats.workers_alive()
-    )
+    charts = [
+        ("Last hour, per minute", stats.series("minute", 60), "%H:%M"),
+        ("Last 24 hours, per hour", stats.series("hour", 24), "%H:00"),
+        ("Last 30 days, per day", stats.series("day", 30), "%m-%d"),
+    ]
+    return render_template("admin/dashboard.html", queues=queues, workers_alive=stats.workers_alive(), charts=charts)

@@ -61,4 +61,8 @@ def layout_context() -> dict[str, Any]:
     }
 
 
-FILTERS = {"ago": ago, "utc": utc}
+def zip_add(left: Any, right: Any) -> list[int]:
+    return [a + b for a, b in zip(left, right, strict=True)]
+
+
+FILTERS = {"ago": ago, "utc": utc, "zip_add": zip_add}

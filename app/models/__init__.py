@@ -4,6 +4,7 @@ from app.models.audit import AuditEntry
 from app.models.idempotency import IdempotencyRecord, SeenSignature
 from app.models.jobs import Job, JobStatus
 from app.models.scheduler import SchedulerTick
+from app.models.stats import JobStat
 from app.models.tenants import ApiKey, Tenant
 from app.models.users import User
 
@@ -12,6 +13,7 @@ __all__ = [
     "AuditEntry",
     "IdempotencyRecord",
     "Job",
+    "JobStat",
     "JobStatus",
     "SchedulerTick",
     "SeenSignature",

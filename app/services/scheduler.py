@@ -42,12 +42,13 @@ class Schedule:
 
 def schedules(app: Flask) -> list[Schedule]:
     """Every periodic trigger; families add theirs here."""
-    from app.services import maintenance
+    from app.services import maintenance, stats
 
     return [
         Schedule("outbox.relay", app.config["OUTBOX_RELAY_INTERVAL"], run=maintenance.relay_tick),
         Schedule("scheduler.prune_ticks", 3600, run=prune_ticks),
         Schedule("maintenance.prune_expired", 3600, run=maintenance.prune_expired),
+        Schedule("stats.rollup", 60, run=stats.rollup),
     ]
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app import jobtypes
 from app.extensions import db, queue
-from app.models import Job, JobStatus
+from app.models import Job, JobStat, JobStatus
 from app.models.base import utcnow
 
 #: A worker process whose Dramatiq heartbeat is older than this is not counted alive.
@@ -75,3 +76,94 @@ def workers_alive() -> int | None:
         )
     except Exception:
         return None
+
+
+# -- throughput history ---------------------------------------------------------------
+_MINUTE_KEY = "opsdeck:stats:m:{}"
+#: Redis keeps per-minute counters this long; the rollup reads the last ROLLUP_MINUTES.
+MINUTE_TTL_SECONDS = 3 * 3600
+ROLLUP_MINUTES = 90
+#: How long each granularity is kept in the database.
+KEEP = {"minute": timedelta(days=2), "hour": timedelta(days=35), "day": timedelta(days=400)}
+SPAN = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+def count(outcomes: dict[str, int], now: float | None = None) -> None:
+    """Add succeeded/failed counts to the current minute (one Redis pipeline)."""
+    minute = int((time.time() if now is None else now) // 60) * 60
+    key = _MINUTE_KEY.format(minute)
+    pipe = queue.redis.pipeline()
+    for outcome, n in outcomes.items():
+        if n:
+            pipe.hincrby(key, outcome, n)
+    pipe.expire(key, MINUTE_TTL_SECONDS)
+    pipe.execute()
+
+
+def _floor(moment: datetime, granularity: str) -> datetime:
+    if granularity == "minute":
+        return moment.replace(second=0, microsecond=0)
+    if granularity == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _upsert(granularity: str, start: datetime, succeeded: int, failed: int, *, keep_larger: bool) -> None:
+    row = db.session.get(JobStat, (granularity, start))
+    if row is None:
+        db.session.add(JobStat(granularity=granularity, bucket_start=start, succeeded=succeeded, failed=failed))
+    elif keep_larger:  # a Redis restart must not shrink a minute already counted
+        row.succeeded, row.failed = max(row.succeeded, succeeded), max(row.failed, failed)
+    else:
+        row.succeeded, row.failed = succeeded, failed
+
+
+def rollup(now: datetime | None = None) -> dict[str, int]:
+    """Copy the last ROLLUP_MINUTES of Redis minute counters into the database, recompute the
+    hours and days they touch, and drop rows past KEEP. Idempotent; commits."""
+    now = now or utcnow()
+    last = _floor(now, "minute")
+    minutes = [last - timedelta(minutes=i) for i in range(ROLLUP_MINUTES)]
+    pipe = queue.redis.pipeline()
+    for minute in minutes:
+        pipe.hgetall(_MINUTE_KEY.format(int(minute.timestamp())))
+    found = 0
+    for minute, counts in zip(minutes, pipe.execute(), strict=True):
+        if counts:
+            found += 1
+            _upsert("minute", minute, int(counts.get(b"succeeded", 0)), int(counts.get(b"failed", 0)), keep_larger=True)
+    db.session.flush()
+    for coarse, fine in (("hour", "minute"), ("day", "hour")):
+        starts = {_floor(m, coarse) for m in minutes}
+        for start in starts:
+            totals = db.session.execute(
+                select(func.coalesce(func.sum(JobStat.succeeded), 0), func.coalesce(func.sum(JobStat.failed), 0)).where(
+                    JobStat.granularity == fine,
+                    JobStat.bucket_start >= start,
+                    JobStat.bucket_start < start + SPAN[coarse],
+                )
+            ).one()
+            if totals[0] or totals[1]:
+                _upsert(coarse, start, int(totals[0]), int(totals[1]), keep_larger=False)
+        db.session.flush()
+    for granularity, keep in KEEP.items():
+        db.session.execute(delete(JobStat).where(JobStat.granularity == granularity, JobStat.bucket_start < now - keep))
+    db.session.commit()
+    return {"minutes": found}
+
+
+def series(granularity: str, buckets: int, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The last `buckets` buckets, oldest first, zero-filled: [{"start", "succeeded", "failed"}]."""
+    now = now or utcnow()
+    first = _floor(now, granularity) - SPAN[granularity] * (buckets - 1)
+    rows = db.session.scalars(
+        select(JobStat).where(JobStat.granularity == granularity, JobStat.bucket_start >= first)
+    ).all()
+    by_start = {r.bucket_start.astimezone(UTC): r for r in rows}
+    db.session.rollback()
+    out = []
+    for i in range(buckets):
+        start = first + SPAN[granularity] * i
+        row = by_start.get(start)
+        out.append({"start": start, "succeeded": row.succeeded if row else 0, "failed": row.failed if row else 0})
+    return out
