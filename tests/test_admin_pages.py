@@ -185,14 +185,14 @@ def test_viewer_sees_pages_but_every_mutation_is_refused(app, viewer, tenant):
         (f"/admin/keys/{tenant.key_id}/revoke", {}),
     ]:
         assert post(viewer, url, data).status_code == 403, url
-    assert job_row(job_id).status == "queued"
+    assert job_row(job_id).status == "pending"
     assert db.session.query(Tenant).count() == 1 and db.session.get(ApiKey, tenant.key_id).active
 
 
 def test_mutations_without_csrf_token_are_refused(app, admin):
     job_id = submit(payload={"message": "x"})
     assert admin.post(f"/admin/jobs/{job_id}/cancel").status_code == 400
-    assert job_row(job_id).status == "queued"
+    assert job_row(job_id).status == "pending"
 
 
 def test_bulk_retry_of_selected_or_all_matching_runs_as_a_job(app, admin):

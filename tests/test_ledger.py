@@ -122,7 +122,7 @@ def test_cancel_and_retry_transitions(app):
     jobs.retry(job_row(job_id), actor="t")
     db.session.commit()
     job = job_row(job_id)
-    assert job.status == "queued" and job.attempts == 0 and job.finished_at is None
+    assert job.status == "pending" and job.attempts == 0 and job.finished_at is None
     with pytest.raises(jobs.JobStateError):
         jobs.retry(job, actor="t")
 

@@ -49,9 +49,9 @@ def test_python_client_signs_queries_and_replays_idempotent_posts(app, tenant, w
     assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first["id"]
     # Identical GETs in the same second would be a replay; the client steps to the next second.
     for _ in range(2):
-        page = client.get("/api/v1/jobs?limit=5&status=queued")
+        page = client.get("/api/v1/jobs?limit=5&status=pending")
         assert [j["id"] for j in page["data"]] == [first["id"]]
-    assert job_row(first["id"]).status == "queued"
+    assert job_row(first["id"]).status == "pending"  # published; the relay confirms it later
 
 
 def test_python_client_retries_connection_errors_without_doubling(app, tenant, workers, tmp_path: Path):

@@ -21,7 +21,37 @@ def test_job_is_published_only_after_commit(app):
     db.session.commit()
     assert _queued_messages() == 1
     row = job_row(job.id)
+    assert row.status == "pending" and row.published_at is None  # no second database write
+
+
+@pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
+def test_relay_confirms_published_jobs_without_sending_them_again(app, app_config):
+    job_id = submit(payload={"message": "x"})
+    assert outbox.relay() == 0  # its marker vouches for it
+    row = job_row(job_id)
     assert row.status == "queued" and row.published_at is not None
+    assert _queued_messages() == 1
+
+
+@pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
+def test_relay_publishes_again_what_redis_lost(app, app_config):
+    job_id = submit(payload={"message": "x"})
+    queue.redis.flushall()  # Redis restarted without its data: message and marker are gone
+    assert outbox.relay() == 1
+    assert job_row(job_id).status == "queued" and _queued_messages() == 1
+
+
+@pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
+def test_an_old_marker_does_not_vouch_for_a_retried_job(app, app_config):
+    job_id = submit(payload={"message": "x"})
+    db.session.query(Job).filter_by(id=job_id).update({"status": "dead"})
+    db.session.commit()
+    queue.broker.flush("default")
+    jobs.retry(job_row(job_id), actor="test")
+    db.session.info.pop("opsdeck_outbox", None)  # its after-commit publish is lost (process died)
+    db.session.commit()
+    assert _queued_messages() == 0
+    assert outbox.relay() == 1 and _queued_messages() == 1
 
 
 def test_rolled_back_job_is_never_published(app):

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 _SESSION_KEY = "opsdeck_outbox"
 _READY_KEY = "opsdeck_outbox_committed"
 _UNPUBLISHED = (JobStatus.PENDING.value, JobStatus.RETRYING.value)
+#: Set in Redis when a request path publishes a job (see publish()).
+_MARKER = "opsdeck:outbox:published:{}"
+_MARKER_TTL = 86400
 
 
 @dataclass(frozen=True)
@@ -84,17 +87,23 @@ def _after_transaction_end(session: Session, transaction: Any) -> None:
             publish(outgoing)
 
 
-def publish(items: list[Outgoing]) -> list[str]:
-    """Enqueue each item to Redis and mark it published. Returns the ids published.
+def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
+    """Enqueue each item to Redis. Returns the ids published. Stops at the first broker error:
+    what is left stays pending for the relay.
 
-    Stops at the first broker error: what is left stays pending for the relay.
+    Request paths leave the row `pending` and drop a marker in Redis instead of writing the
+    database again: the relay turns marked rows into `queued` in bulk, and re-publishes
+    unmarked ones (the marker carries the job's due time, so an old marker never vouches
+    for a job published again by a retry). If Redis loses its data, it loses the marker with
+    the message, and the relay publishes again. `confirm_in_db` (the relay) marks rows
+    `queued` directly.
     """
     if not items:
         return []
     broker = queue.broker
     max_delay = current_app.config["OUTBOX_MAX_BROKER_DELAY"]
     now = utcnow().timestamp()
-    published: list[str] = []
+    published: list[Outgoing] = []
     try:
         for item in items:
             delay_ms = int((item.eta_epoch - now) * 1000) if item.eta_epoch else 0
@@ -109,12 +118,22 @@ def publish(items: list[Outgoing]) -> list[str]:
                 message_id=item.job_id,
             )
             broker.enqueue(message, delay=delay_ms if delay_ms > 0 else None)
-            published.append(item.job_id)
+            published.append(item)
+        if published and not confirm_in_db:
+            pipe = queue.redis.pipeline(transaction=False)
+            for item in published:
+                pipe.set(_MARKER.format(item.job_id), _marker_value(item.eta_epoch), ex=_MARKER_TTL)
+            pipe.execute()
     except Exception as err:  # redis.ConnectionError, timeouts…: the relay will re-publish
         log.warning("outbox: broker unavailable (%s); %d job(s) left for the relay", err, len(items) - len(published))
-    if published:
-        _mark_published(published)
-    return published
+    ids = [item.job_id for item in published]
+    if ids and confirm_in_db:
+        _mark_published(ids)
+    return ids
+
+
+def _marker_value(eta_epoch: float | None) -> str:
+    return "now" if eta_epoch is None else f"{eta_epoch:.6f}"
 
 
 def _mark_published(job_ids: list[str]) -> None:
@@ -162,4 +181,12 @@ def relay(*, limit: int | None = None) -> int:
         except LookupError:
             log.error("outbox: job %s has unknown type %s; left pending", job.id, job.type)
     db.session.rollback()  # end the read before talking to Redis
-    return len(publish(items))
+    try:
+        markers = queue.redis.mget([_MARKER.format(item.job_id) for item in items]) if items else []
+    except Exception as err:
+        log.warning("outbox: relay skipped, redis unavailable: %s", err)
+        return 0
+    confirmed = [i.job_id for i, m in zip(items, markers, strict=True) if m and m.decode() == _marker_value(i.eta_epoch)]
+    if confirmed:
+        _mark_published(confirmed)
+    return len(publish([i for i in items if i.job_id not in set(confirmed)], confirm_in_db=True))
