@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from dramatiq import Message, Middleware
@@ -58,6 +59,66 @@ class AppContext(Middleware):
         self._pop()
 
 
+class SuccessBuffer:
+    """Successes recorded in batches: one transaction for every job that finished in the last
+    FLUSH_SECONDS on this worker process, instead of one per job.
+
+    Safe under at-least-once: until its batch commits a job stays `running` under its lease, so
+    a worker that dies with a batch in memory has those jobs re-run after the lease expires.
+    """
+
+    FLUSH_SECONDS = 0.02
+    MAX_BATCH = 200
+
+    def __init__(self, app: Flask, worker_id: Callable[[], str]) -> None:
+        self.app, self.worker_id = app, worker_id
+        self._items: list[tuple[str, Any, Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, job_id: str, result: Any) -> None:
+        if self._thread is None:  # not started (e.g. a worker in a test harness): write now
+            with self.app.app_context():
+                ledger.succeed(job_id, self.worker_id(), result)
+            return
+        with self._lock:
+            self._items.append((job_id, result, utcnow()))
+            if len(self._items) >= self.MAX_BATCH:
+                self._wake.set()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="opsdeck-success-batches", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        if not items:
+            return
+        try:
+            with self.app.app_context():
+                ledger.succeed_many(self.worker_id(), items)
+        except Exception:
+            # Left running under their leases: recovery re-runs them (at-least-once).
+            log.exception("could not record %d success(es); their leases will expire", len(items))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.FLUSH_SECONDS)
+            self._wake.clear()
+            self.flush()
+
+
 class Ledger(Middleware):
     """Claim the job row before the actor runs; record the outcome after; heartbeat leases."""
 
@@ -72,6 +133,7 @@ class Ledger(Middleware):
         self._beat: threading.Thread | None = None
         self.broker: Any = None
         self.throughput = live.ThroughputCounter(app)
+        self.successes = SuccessBuffer(app, lambda: self.worker_id)
 
     @property
     def actor_options(self) -> set[str]:
@@ -85,9 +147,13 @@ class Ledger(Middleware):
         self._beat = threading.Thread(target=self._heartbeat_loop, name="opsdeck-lease-heartbeat", daemon=True)
         self._beat.start()
         self.throughput.start()
+        self.successes.start()
 
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         self._stop.set()
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self.successes.stop()
         self.throughput.stop()
 
     def _heartbeat_loop(self) -> None:
@@ -147,7 +213,7 @@ class Ledger(Middleware):
         with self._lock:
             self._running.discard(job.id)
         if exception is None:
-            ledger.succeed(job.id, self.worker_id, job.result)
+            self.successes.add(job.id, job.result)
             self.throughput.add("succeeded", job.type)
             log.debug("job %s succeeded", job.id)
             return

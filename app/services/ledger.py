@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from app.extensions import db
 from app.models import Job, JobStatus
@@ -115,18 +115,37 @@ def _owned(job_id: str, worker_id: str) -> Any:
 
 def succeed(job_id: str, worker_id: str, result: Any = None) -> bool:
     """Mark the job succeeded. False when this worker no longer holds it (lease lost)."""
-    now = utcnow()
-    with db.engine.begin() as conn:
-        done = conn.execute(
-            update(Job)
-            .where(_owned(job_id, worker_id))
-            .values(
-                status=JobStatus.SUCCEEDED.value, result=result, finished_at=now, lease_expires_at=None, updated_at=now
-            )
+    return succeed_many(worker_id, [(job_id, result, utcnow())]) == 1
+
+
+def succeed_many(worker_id: str, outcomes: list[tuple[str, Any, datetime]]) -> int:
+    """Mark several jobs of this worker succeeded in one transaction (one executemany).
+    `outcomes` are (job id, result, finish time). Returns how many rows this worker held."""
+    if not outcomes:
+        return 0
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == bindparam("job_id"),
+            Job.status == JobStatus.RUNNING.value,
+            Job.worker_id == bindparam("worker"),
         )
-    if done.rowcount != 1:
-        log.warning("ledger: job %s finished by %s after its lease was lost", job_id, worker_id)
-    return done.rowcount == 1
+        .values(
+            status=JobStatus.SUCCEEDED.value,
+            result=bindparam("job_result", type_=Job.__table__.c.result.type),
+            finished_at=bindparam("finished", type_=Job.__table__.c.finished_at.type),
+            updated_at=bindparam("finished", type_=Job.__table__.c.finished_at.type),
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    params = [{"job_id": j, "worker": worker_id, "job_result": r, "finished": t} for j, r, t in outcomes]
+    with db.engine.begin() as conn:
+        done = conn.execute(stmt, params).rowcount
+    if done != len(outcomes):
+        log.warning("ledger: %d of %d job(s) finished by %s after their lease was lost", len(outcomes) - done,
+                    len(outcomes), worker_id)  # fmt: skip
+    return done
 
 
 @dataclass

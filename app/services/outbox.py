@@ -186,7 +186,9 @@ def relay(*, limit: int | None = None) -> int:
     except Exception as err:
         log.warning("outbox: relay skipped, redis unavailable: %s", err)
         return 0
-    confirmed = [i.job_id for i, m in zip(items, markers, strict=True) if m and m.decode() == _marker_value(i.eta_epoch)]
+    confirmed = [
+        i.job_id for i, m in zip(items, markers, strict=True) if m and m.decode() == _marker_value(i.eta_epoch)
+    ]
     if confirmed:
         _mark_published(confirmed)
     return len(publish([i for i in items if i.job_id not in set(confirmed)], confirm_in_db=True))
