@@ -21,6 +21,10 @@ def create_app(config: Any = None) -> Flask:
 
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     db.init_app(app)
+    from app import sqlite
+
+    with app.app_context():
+        sqlite.install(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     queue.init_app(app)
     # Every web process accepts connections; events from any process arrive through Redis.

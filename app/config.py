@@ -133,5 +133,7 @@ def _normalise_db_url(url: str) -> str:
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Several processes share the file: wait for locks instead of failing at once.
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        # Connections are cheap but set up with PRAGMAs: keep one per thread instead of
+        # opening and closing overflow connections under load.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}, "pool_size": 32, "max_overflow": 32}
     return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}

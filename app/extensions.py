@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from flask_limiter import Limiter
@@ -12,8 +11,7 @@ from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -67,41 +65,3 @@ class Queue:
 
 
 queue = Queue()
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    if not isinstance(dbapi_connection, sqlite3.Connection):
-        return
-    # Driver-level autocommit: reads run outside any transaction (no lock held while a request
-    # or a test idles), and _sqlite_write_transaction opens BEGIN IMMEDIATE before the first write.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-_READ_PREFIXES = ("SELECT", "PRAGMA", "EXPLAIN")
-
-
-@event.listens_for(Engine, "before_cursor_execute")
-def _sqlite_write_transaction(
-    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-) -> None:
-    """On SQLite, take the write lock up front (BEGIN IMMEDIATE) at a transaction's first write.
-
-    A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
-    another process wrote in between (the busy timeout does not apply to that case); an
-    IMMEDIATE one waits for the lock instead. Reads before the first write see the latest
-    committed data, as under PostgreSQL's READ COMMITTED; every ledger transition is a guarded
-    UPDATE, so none relies on more.
-    """
-    if conn.dialect.name != "sqlite":
-        return
-    dbapi_connection = cursor.connection
-    if dbapi_connection.in_transaction or statement.lstrip()[:7].upper().startswith(_READ_PREFIXES):
-        return
-    dbapi_connection.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,97 @@
+"""SQLite, the embedded database: settings that make it safe with several threads and
+processes writing (PostgreSQL needs none of this).
+
+- WAL, a busy timeout, foreign keys on every connection.
+- Reads run outside transactions; a transaction takes the write lock up front (BEGIN
+  IMMEDIATE) at its first write. A deferred transaction that reads and then writes fails at
+  once with SQLITE_BUSY when another connection wrote in between (the busy timeout does not
+  apply to that case); an IMMEDIATE one waits. Reads before the first write see the latest
+  committed data, as under PostgreSQL's READ COMMITTED; every ledger transition is a guarded
+  UPDATE, so none relies on more.
+- Within a process, writers queue on a lock per database file instead of in SQLite's busy
+  handler, which polls with sleeps of up to 100 ms: measured, that handler held 8 worker
+  threads to ~450 jobs/s while they were mostly asleep.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+_READ_PREFIXES = ("SELECT", "PRAGMA", "EXPLAIN")
+_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+#: DBAPI connection id -> the lock it holds while its write transaction is open.
+_held: dict[int, threading.RLock] = {}
+
+
+def _lock_for(path: str) -> threading.RLock:
+    with _locks_guard:
+        return _locks.setdefault(path, threading.RLock())
+
+
+@event.listens_for(Engine, "connect")
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _write_transaction(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi_connection = cursor.connection
+    if dbapi_connection.in_transaction or statement.lstrip()[:7].upper().startswith(_READ_PREFIXES):
+        return
+    lock = _lock_for(conn.engine.url.database or ":memory:")
+    lock.acquire()
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        lock.release()
+        raise
+    _held[id(dbapi_connection)] = lock
+
+
+def _release(connection: Any) -> None:
+    # SQLAlchemy passes its pool wrapper (which has .dbapi_connection) or the raw connection.
+    raw = getattr(connection, "dbapi_connection", connection)
+    lock = _held.pop(id(raw), None)
+    if lock is not None:
+        lock.release()
+
+
+def install(engine: Engine) -> None:
+    """Release the process write lock after every commit and rollback of `engine`."""
+    dialect = engine.dialect
+    if dialect.name != "sqlite" or getattr(dialect, "_opsdeck_locks", False):
+        return
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            _release(dbapi_connection)
+
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback  # type: ignore[method-assign]
+    dialect._opsdeck_locks = True  # type: ignore[attr-defined]
