@@ -1,12 +1,13 @@
-"""`make bench`: P1 (API latency and throughput) then P2 (job throughput), one Redis for both,
-then a summary table. Each figure is held against a baseline measured in this same run."""
+"""`make bench`: P1 (API latency and throughput), P2 (job throughput) and P8 (live-feed
+latency), one Redis for all, then a summary table. Each figure is held against a baseline
+measured in this same run."""
 
 from __future__ import annotations
 
 import platform
 import time
 
-from bench import api_latency, throughput
+from bench import api_latency, live_latency, throughput
 from bench.common import Report, backends, exit_on_sigterm, print_table, stack
 
 
@@ -19,6 +20,7 @@ def main() -> int:
     with stack() as st:
         api_latency.run(report, st)
         throughput.run(report, st)
+        live_latency.run(report, st)
     print(f"\nSummary ({time.perf_counter() - began:.0f} s)")
     print_table(report.rows)
     return 0

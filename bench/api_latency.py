@@ -10,10 +10,8 @@ Closed loop (BENCH_CONCURRENCY threads for
 BENCH_CLOSED_SECONDS s, default 8 for 5): the most requests per second each endpoint serves.
 
 The web command is the production one; `--no-control-socket` only keeps gunicorn from
-creating its admin socket in the home directory. BENCH_CONCURRENCY and BENCH_SENDERS stay below
-15 because 15+ concurrent POSTs exhaust the SQLite pool (5 + 10 overflow): each request holds its
-session connection while the outbox's after-commit hook checks out a second one, and every
-request then waits 30 s for a pool timeout (see the report that came with this package).
+creating its admin socket in the home directory. (An early version of the outbox deadlocked
+15+ concurrent POSTs on the connection pool; tests/test_outbox.py keeps that from returning.)
 """
 
 from __future__ import annotations
