@@ -60,6 +60,9 @@ class Job(db.Model):
         # Tenant listings (newest first, keyset on (created_at, id)) and status filters.
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at"),
+        # Admin listings across tenants: Dead letters and status filters, newest first.
+        Index("ix_jobs_status_created", "status", "created_at", "id"),
+        Index("ix_jobs_created", "created_at", "id"),
         # The relay and lease recovery scan only live states by time.
         Index("ix_jobs_status_next_attempt", "status", "next_attempt_at"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
