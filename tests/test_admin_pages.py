@@ -320,3 +320,8 @@ def test_dashboard_draws_throughput_charts_without_a_library(app, admin):
     page = admin.get("/admin/").text
     assert page.count('<svg class="chart"') == 3
     assert "3 succeeded, 1 failed" in page
+
+
+def test_dashboard_live_part_is_served_alone(app, admin):
+    part = admin.get("/admin/?part=live").text
+    assert part.lstrip().startswith('<div id="dashboard-live">') and "<html" not in part

@@ -53,6 +53,16 @@ def test_operator_watches_a_job_die_and_retries_it(app, workers, browser_page):
     page.click("button[type=submit]")
     page.wait_for_selector("h1:text('Dashboard')")
     assert page.is_visible("#feed")
+    page.wait_for_selector("#feed-state:text('live')", timeout=15_000)
+    for i in range(3):
+        submit(payload={"message": f"ok {i}"})
+    # Counters and the current minute's bar follow the feed, without a reload.
+    page.wait_for_function("() => parseInt(document.querySelector('[data-live-count=succeeded]').textContent) >= 3",
+                           timeout=30_000)  # fmt: skip
+    page.wait_for_function("() => document.getElementById('dashboard-live').innerHTML.includes(' 3 succeeded')",
+                           timeout=30_000)  # fmt: skip
+    if os.environ.get("OPSDECK_SCREENSHOTS"):
+        page.screenshot(path=str(Path(os.environ["OPSDECK_SCREENSHOTS"]) / "dashboard.png"), full_page=True)
 
     page.goto(f"{url}/admin/dead")
     page.wait_for_selector("#feed-state:text('live')", timeout=15_000)

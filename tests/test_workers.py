@@ -174,3 +174,6 @@ def test_deep_readiness_is_ok_with_a_high_priority_worker(app, workers):
     response = app.test_client().get("/readyz?deep=1")
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["checks"]["workers"] == "ok"
+    from app.services import stats
+
+    assert stats.workers_alive() == 1  # the worker process, not the web or test process publishing

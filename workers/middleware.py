@@ -20,7 +20,7 @@ from flask import Flask
 
 from app import live
 from app.models.base import utcnow
-from app.services import ledger, redelivery
+from app.services import ledger, redelivery, stats
 
 log = logging.getLogger("opsdeck.worker")
 
@@ -158,11 +158,14 @@ class Ledger(Middleware):
 
     def _heartbeat_loop(self) -> None:
         interval = max(1.0, self.lease_seconds / 3)
-        while not self._stop.wait(interval):
+        while True:
             try:
                 redelivery.keep_alive(self.broker)
+                stats.worker_heartbeat(self.worker_id)
             except Exception:
                 log.warning("broker heartbeat failed", exc_info=True)
+            if self._stop.wait(interval):
+                break
             with self._lock:
                 ids = list(self._running)
             if not ids:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template
+from flask import render_template, request
 
 from app.admin import bp
 from app.services import stats
@@ -14,8 +14,9 @@ from app.services import stats
 def dashboard() -> Any:
     queues = [q for q in stats.queue_stats() if q.waiting or q.delayed or q.running or q.retrying or q.dead]
     charts = [
-        ("Last hour, per minute", stats.series("minute", 60), "%H:%M"),
+        ("Last hour, per minute", stats.with_current_minute(stats.series("minute", 60)), "%H:%M"),
         ("Last 24 hours, per hour", stats.series("hour", 24), "%H:00"),
         ("Last 30 days, per day", stats.series("day", 30), "%m-%d"),
     ]
-    return render_template("admin/dashboard.html", queues=queues, workers_alive=stats.workers_alive(), charts=charts)
+    template = "admin/_dashboard_live.html" if request.args.get("part") == "live" else "admin/dashboard.html"
+    return render_template(template, queues=queues, workers_alive=stats.workers_alive(), charts=charts)

@@ -65,15 +65,23 @@ def queue_stats() -> list[QueueStats]:
     return list(by_name.values())
 
 
+WORKERS_KEY = "opsdeck:workers:heartbeats"
+
+
+def worker_heartbeat(worker_id: str) -> None:
+    """Called by every worker process every few seconds (workers/middleware.py)."""
+    now = time.time()
+    pipe = queue.redis.pipeline(transaction=False)
+    pipe.zadd(WORKERS_KEY, {worker_id: now})
+    pipe.zremrangebyscore(WORKERS_KEY, "-inf", now - 24 * 3600)
+    pipe.execute()
+
+
 def workers_alive() -> int | None:
-    """Broker processes with a recent Dramatiq heartbeat (one ZCOUNT, no KEYS scan);
-    None when Redis is unreachable."""
+    """Worker processes that reported within WORKER_ALIVE_SECONDS (one ZCOUNT, no KEYS scan);
+    None when Redis is unreachable. Web and scheduler processes are not counted."""
     try:
-        broker = queue.broker
-        now_ms = int(time.time() * 1000)
-        return int(
-            queue.redis.zcount(f"{broker.namespace}:__heartbeats__", now_ms - WORKER_ALIVE_SECONDS * 1000, "+inf")
-        )
+        return int(queue.redis.zcount(WORKERS_KEY, time.time() - WORKER_ALIVE_SECONDS, "+inf"))
     except Exception:
         return None
 
@@ -167,3 +175,18 @@ def series(granularity: str, buckets: int, now: datetime | None = None) -> list[
         row = by_start.get(start)
         out.append({"start": start, "succeeded": row.succeeded if row else 0, "failed": row.failed if row else 0})
     return out
+
+
+def with_current_minute(series_: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The minute series with its last (current) bucket read live from Redis."""
+    if not series_:
+        return series_
+    last = series_[-1]
+    try:
+        counts = queue.redis.hgetall(_MINUTE_KEY.format(int(last["start"].timestamp())))
+    except Exception:
+        return series_
+    if counts:
+        last["succeeded"] = max(last["succeeded"], int(counts.get(b"succeeded", 0)))
+        last["failed"] = max(last["failed"], int(counts.get(b"failed", 0)))
+    return series_

@@ -80,9 +80,26 @@
     });
   }
 
+  // The dashboard's figures and charts follow the feed: a refresh of its live part when work
+  // is reported, at most every 2 s (pushed, not polled: nothing is fetched while nothing happens).
+  var refreshTimer = null;
+  function refreshDashboard() {
+    if (page !== "dashboard" || refreshTimer) return;
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      fetch("/admin/?part=live", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          var live = document.getElementById("dashboard-live");
+          if (html && live) { var box = document.createElement("div"); box.innerHTML = html;
+            var fresh = box.querySelector("#dashboard-live"); if (fresh) live.replaceWith(fresh); }
+        });
+    }, 2000);
+  }
+
   socket.onAny(function (type, ev) {
     if (!ev || !ev.type) return;
     addToFeed(ev);
+    if (type.indexOf("job") === 0) refreshDashboard();
     if (type === "jobs.throughput") { bump("succeeded", ev.data.succeeded || 0); bump("failed", ev.data.failed || 0); }
     if (type === "job.dead" && (page === "dead" || page === "jobs")) addDeadRow(ev);
   });
