@@ -36,25 +36,26 @@ def create_user(email: str, role: str, password_stdin: bool) -> None:
     click.echo(f"created {user.role} {user.email}")
 
 
+def _set_active(email: str, active: bool) -> None:
+    user = users.find(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    users.set_active(user, active, actor="cli")
+    click.echo(f"{'activated' if active else 'deactivated'} {user.email}")
+
+
 @users_cli.command("deactivate")
 @click.argument("email")
 def deactivate_user(email: str) -> None:
     """End every session of an operator and refuse further logins."""
-    user = users.find(email)
-    if user is None:
-        raise click.ClickException(f"no user {email}")
-    users.set_active(user, False, actor="cli")
-    click.echo(f"deactivated {user.email}")
+    _set_active(email, False)
 
 
 @users_cli.command("activate")
 @click.argument("email")
 def activate_user(email: str) -> None:
-    user = users.find(email)
-    if user is None:
-        raise click.ClickException(f"no user {email}")
-    users.set_active(user, True, actor="cli")
-    click.echo(f"activated {user.email}")
+    """Let a deactivated operator log in again."""
+    _set_active(email, True)
 
 
 def _print_key(issued: tenants.IssuedKey, as_json: bool) -> None:

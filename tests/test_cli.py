@@ -63,3 +63,13 @@ def test_jobs_cancel_retry_and_retry_dead(app):
     assert job_id in listing.output
     actions = [a.action for a in db.session.query(AuditEntry).order_by(AuditEntry.id)]
     assert actions.count("job.retry") == 2 and "job.cancel" in actions
+
+
+def test_users_deactivate_and_activate(app):
+    runner = app.test_cli_runner()
+    users.create_user("ops@example.com", "correct horse battery", "viewer")
+    assert "deactivated ops@example.com" in runner.invoke(args=["users", "deactivate", "ops@example.com"]).output
+    user = users.find("ops@example.com")
+    assert not user.active and user.session_version == 2
+    assert "activated ops@example.com" in runner.invoke(args=["users", "activate", "OPS@example.com"]).output
+    assert runner.invoke(args=["users", "deactivate", "nobody@example.com"]).exit_code != 0
