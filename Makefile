@@ -12,6 +12,7 @@ run: deps
 	@exec bash supervisor/dev-run.sh
 
 ## test: install what is missing, lint, check migrations, run the whole suite
+test: WITH_BROWSER := 1
 test: deps lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
@@ -30,11 +31,11 @@ format: deps
 deps: system-deps python-deps
 
 # Debian packages, installed only when missing (CI and fresh machines run as root).
-# chromium: the admin pages' end-to-end tests (headless, driven by Playwright).
+# chromium (make test only): the admin pages' end-to-end tests (headless, driven by Playwright).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ "$(WITH_BROWSER)" = 1 ]; then command -v chromium >/dev/null || missing="$$missing chromium"; fi; \
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
