@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash supervisor/dev-env.sh > /dev/null
-while IFS='=' read -r name value; do
-  [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+while IFS= read -r line; do
+  name="${line%%=*}"
+  value="${line#*=}"  # everything after the first "=", padding "=" of a Fernet key included
+  [[ "$line" == *=* && "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
   [ -n "${!name+x}" ] || export "$name=$value"
 done < .env
 export FLASK_APP=wsgi.py OPSDECK_ENV="${OPSDECK_ENV:-development}"
