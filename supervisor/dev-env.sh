@@ -13,8 +13,8 @@ OPSDECK_ENV=development
 SECRET_KEY=${secret}
 OPSDECK_ENCRYPTION_KEYS=${fernet}
 OPSDECK_DEV_REDIS_PORT=6390
-REDIS_URL=redis://127.0.0.1:6390/0
 PORT=5000
+# REDIS_URL defaults to the dev stack's own redis-server on OPSDECK_DEV_REDIS_PORT.
 ENV
 fi
 echo "$(pwd)/.env"
