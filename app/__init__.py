@@ -40,6 +40,7 @@ def create_app(config: Any = None) -> Flask:
     outbox.install()
 
     from app import admin, api, cli, health, live
+    from app.services import audit
 
     api.register(app)
     csrf.exempt(api.bp)  # the API is authenticated by signatures, not cookies
@@ -49,6 +50,7 @@ def create_app(config: Any = None) -> Flask:
     cli.register(app)
     _register_error_handlers(app)
     app.after_request(_security_headers)
+    app.before_request(lambda: audit.set_origin(request.remote_addr))
     return app
 
 

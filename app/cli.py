@@ -167,10 +167,9 @@ def cancel_job(job_id: str) -> None:
 
 @jobs_cli.command("retry-dead")
 @click.option("--type", "job_type")
-@click.option("--limit", default=1000, show_default=True)
-def retry_dead(job_type: str | None, limit: int) -> None:
+def retry_dead(job_type: str | None) -> None:
     """Retry every dead job (optionally of one type)."""
-    click.echo(f"retrying {jobs.retry_dead(job_type=job_type, actor='cli', limit=limit)} dead job(s)")
+    click.echo(f"retrying {jobs.retry_dead(job_type=job_type, actor='cli')} dead job(s)")
 
 
 @outbox_cli.command("relay")

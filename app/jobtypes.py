@@ -35,6 +35,7 @@ class JobType:
 
 
 _registry: dict[str, JobType] = {}
+_loaded = False
 
 
 def register(job_type: JobType) -> JobType:
@@ -46,9 +47,12 @@ def register(job_type: JobType) -> JobType:
 
 
 def load() -> dict[str, JobType]:
-    """Import every declaring module and return the registry."""
-    for module in _DECLARING_MODULES:
-        importlib.import_module(module)
+    """Import every declaring module (once) and return the registry."""
+    global _loaded
+    if not _loaded:
+        for module in _DECLARING_MODULES:
+            importlib.import_module(module)
+        _loaded = True
     return _registry
 
 

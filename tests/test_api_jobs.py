@@ -101,6 +101,10 @@ def test_cancel_then_retry_semantics(api):
     assert api.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409  # already finished
     response = api.post(f"/api/v1/jobs/{job_id}/retry")
     assert response.status_code == 202 and response.get_json()["status"] in {"pending", "queued"}
+    from app.models import AuditEntry
+
+    entries = db.session.query(AuditEntry).filter(AuditEntry.action.in_(["job.cancel", "job.retry"])).all()
+    assert {(e.actor.startswith("key:"), e.ip) for e in entries} == {(True, "127.0.0.1")}
 
 
 @pytest.mark.parametrize("status", ["running", "succeeded", "dead"])

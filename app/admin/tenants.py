@@ -21,6 +21,14 @@ def _actor() -> str:
     return f"user:{current_user.email}"
 
 
+def _checked(model: Any, ident: str) -> Any:
+    """The row a key action targets, once the form's CSRF token is valid (400 otherwise)."""
+    row = db.session.get(model, ident)
+    if row is None or not ActionForm().validate_on_submit():
+        abort(400, "Unknown tenant or key, or missing CSRF token.")
+    return row
+
+
 @bp.get("/tenants", endpoint="tenants")
 def tenants_page() -> Any:
     rows = db.session.scalars(select(Tenant).order_by(Tenant.name)).all()
@@ -64,9 +72,7 @@ def tenant_detail(tenant_id: str) -> Any:
 @bp.post("/tenants/<tenant_id>/keys")
 @admin_required
 def key_create(tenant_id: str) -> Any:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None or not ActionForm().validate_on_submit():
-        abort(400, "Unknown tenant or missing CSRF token.")
+    tenant = _checked(Tenant, tenant_id)
     mode = request.form.get("mode", "add")
     grace = None if mode == "rotate" else timedelta(days=36500)  # "add": older keys stay valid
     try:
@@ -83,9 +89,7 @@ def key_create(tenant_id: str) -> Any:
 @bp.post("/keys/<key_id>/revoke")
 @admin_required
 def key_revoke(key_id: str) -> Any:
-    key = db.session.get(ApiKey, key_id)
-    if key is None or not ActionForm().validate_on_submit():
-        abort(400, "Unknown key or missing CSRF token.")
+    key = _checked(ApiKey, key_id)
     tenants.revoke_key(key_id, actor=_actor())
     flash(f"Key {key_id} revoked.", "ok")
     return redirect(url_for("admin.tenant_detail", tenant_id=key.tenant_id))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
-
-from flask import has_request_context, request
 
 from app.extensions import db
 from app.models import AuditEntry
+
+#: The client address of the request being served; set by the app for every request.
+_origin: contextvars.ContextVar[str | None] = contextvars.ContextVar("audit_origin", default=None)
+
+
+def set_origin(ip: str | None) -> None:
+    _origin.set(ip)
 
 
 def record(
@@ -21,10 +27,10 @@ def record(
 ) -> AuditEntry:
     """Add an audit entry to the current session (committed with the caller's change).
 
-    Without an explicit `ip`, an action taken in a web request records the client's address
-    (the one piece of the request this service reads, so no route can forget it)."""
-    if ip is None and has_request_context():
-        ip = request.remote_addr
+    Without an explicit `ip`, the entry takes the origin the web layer set for this request
+    (set_origin), so no route can forget it."""
+    if ip is None:
+        ip = _origin.get()
     entry = AuditEntry(actor=actor, action=action, target=target, tenant_id=tenant_id, details=details, ip=ip)
     db.session.add(entry)
     return entry

@@ -94,17 +94,9 @@ def cancel(job: Job, *, actor: str) -> Job:
     """Cancel a job that has not started (in the caller's transaction).
 
     Running or finished jobs raise JobStateError."""
-    result = db.session.execute(
-        update(Job)
-        .where(
-            Job.id == job.id,
-            Job.status.in_([s.value for s in (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RETRYING)]),
-        )
-        .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), updated_at=utcnow(), lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    changed = cancel_many([job.id])
     db.session.refresh(job)
-    if result.rowcount != 1:
+    if changed != 1:
         raise JobStateError(f"job is {job.status}; only pending, queued or retrying jobs can be cancelled")
     audit.record(actor, "job.cancel", target=job.id, tenant_id=job.tenant_id)
     return job
@@ -113,27 +105,9 @@ def cancel(job: Job, *, actor: str) -> Job:
 def retry(job: Job, *, actor: str) -> Job:
     """Run a dead or cancelled job again from a fresh attempt count (in the caller's
     transaction; published after it commits)."""
-    now = utcnow()
-    result = db.session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status.in_([JobStatus.DEAD.value, JobStatus.CANCELLED.value]))
-        .values(
-            status=JobStatus.PENDING.value,
-            attempts=0,
-            next_attempt_at=now,
-            published_at=None,
-            finished_at=None,
-            lease_expires_at=None,
-            worker_id=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(job)
-    if result.rowcount != 1:
+    if retry_many([job.id]) != 1:
         raise JobStateError(f"job is {job.status}; only dead or cancelled jobs can be retried")
     audit.record(actor, "job.retry", target=job.id, tenant_id=job.tenant_id)
-    outbox.publish_after_commit(db.session, job)
     return job
 
 
@@ -145,7 +119,11 @@ def retry_many(job_ids: list[str]) -> int:
     """Retry the dead or cancelled jobs among `job_ids` (caller's transaction; published
     after commit). Returns how many changed."""
     now = utcnow()
-    rows = db.session.scalars(select(Job).where(Job.id.in_(job_ids), Job.status.in_(RETRYABLE_STATES))).all()
+    rows = db.session.scalars(
+        select(Job)
+        .where(Job.id.in_(job_ids), Job.status.in_(RETRYABLE_STATES))
+        .execution_options(populate_existing=True)
+    ).all()
     for job in rows:
         job.status, job.attempts, job.next_attempt_at = JobStatus.PENDING.value, 0, now
         job.published_at = job.finished_at = job.lease_expires_at = job.worker_id = None
@@ -195,20 +173,10 @@ def bulk_apply(
     return summary
 
 
-def retry_dead(*, tenant_id: str | None = None, job_type: str | None = None, actor: str, limit: int = 1000) -> int:
-    """Retry up to `limit` dead jobs (optionally of one tenant/type), committing each.
-    Returns how many."""
-    query = select(Job).where(Job.status == JobStatus.DEAD.value)
-    if tenant_id is not None:
-        query = query.where(Job.tenant_id == tenant_id)
-    if job_type is not None:
-        query = query.where(Job.type == job_type)
-    count = 0
-    for job in db.session.scalars(query.order_by(Job.created_at).limit(limit)).all():
-        retry(job, actor=actor)
-        db.session.commit()
-        count += 1
-    return count
+def retry_dead(*, job_type: str | None = None, actor: str) -> int:
+    """Retry every dead job (optionally of one type), a batch per transaction. Returns how many."""
+    flt = JobFilter(all_tenants=True, status=JobStatus.DEAD.value, job_type=job_type)
+    return bulk_apply("retry", flt=flt, actor=actor)["changed"]
 
 
 @dataclass
