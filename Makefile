@@ -14,7 +14,7 @@ run: deps
 ## test: install what is missing, lint, check migrations, run the whole suite
 test: WITH_BROWSER := 1
 test: deps lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 ## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
 bench: deps

@@ -39,13 +39,14 @@ def create_app(config: Any = None) -> Flask:
     jobtypes.load()
     outbox.install()
 
-    from app import admin, api, cli, health, live
+    from app import admin, api, cli, health, live, public
     from app.services import audit
 
     api.register(app)
     csrf.exempt(api.bp)  # the API is authenticated by signatures, not cookies
     admin.register(app)
     live.register(app)
+    public.register(app)
     app.register_blueprint(health.bp)
     cli.register(app)
     _register_error_handlers(app)

@@ -40,7 +40,10 @@ def _set_active(email: str, active: bool) -> None:
     user = users.find(email)
     if user is None:
         raise click.ClickException(f"no user {email}")
-    users.set_active(user, active, actor="cli")
+    try:
+        users.set_active(user, active, actor="cli")
+    except users.UserError as err:
+        raise click.ClickException(str(err)) from err
     click.echo(f"{'activated' if active else 'deactivated'} {user.email}")
 
 
@@ -69,12 +72,28 @@ def _print_key(issued: tenants.IssuedKey, as_json: bool) -> None:
 @tenants_cli.command("create")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print {tenant_id, key_id, secret} as JSON.")
-def create_tenant(name: str, as_json: bool) -> None:
+@click.option("--contact", "contact_email", help="Where Opsdeck writes to the tenant (e.g. endpoint disabled).")
+def create_tenant(name: str, as_json: bool, contact_email: str | None) -> None:
     """Create a tenant and its first API key."""
     try:
-        _print_key(tenants.create_tenant(name), as_json)
+        _print_key(tenants.create_tenant(name, contact_email=contact_email), as_json)
     except tenants.TenantError as err:
         raise click.ClickException(str(err)) from None
+
+
+@tenants_cli.command("set-contact")
+@click.argument("tenant")
+@click.argument("email", required=False)
+def set_contact(tenant: str, email: str | None) -> None:
+    """Set TENANT's contact address (omit EMAIL to clear it)."""
+    found = tenants.find_tenant(tenant)
+    if found is None:
+        raise click.ClickException(f"no tenant {tenant}")
+    try:
+        tenants.set_contact(found, email, actor="cli")
+    except tenants.TenantError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{found.name}: contact {found.contact_email or '(none)'}")
 
 
 @tenants_cli.command("rotate-key")
@@ -181,6 +200,87 @@ def relay() -> None:
     click.echo(f"recovered {requeued} job(s), {dead} dead; published {outbox.relay()} job(s)")
 
 
+retention_cli = AppGroup("retention", help="Retention policies, runs and legal holds.")
+
+
+@retention_cli.command("list")
+def retention_list() -> None:
+    """Every data kind's policy."""
+    from app.services import retention
+
+    rules = retention.policies()
+    for kind in retention.KINDS:
+        p = rules[kind.name]
+        state = "on " if p.enabled else "off"
+        click.echo(f"{kind.name:20} {state} {p.days:6d} days  batch {p.batch_size:6d}  {kind.description}")
+
+
+@retention_cli.command("set")
+@click.argument("kind")
+@click.argument("days", type=int)
+@click.option("--enable/--disable", "enabled", default=None)
+@click.option("--batch-size", type=int)
+def retention_set(kind: str, days: int, enabled: bool | None, batch_size: int | None) -> None:
+    """Keep KIND for DAYS days."""
+    from app.services import retention
+
+    try:
+        p = retention.set_policy(kind, days=days, enabled=enabled, batch_size=batch_size, actor="cli")
+    except retention.RetentionError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{p.kind}: {p.days} days, {'enabled' if p.enabled else 'disabled'}, batch {p.batch_size}")
+
+
+@retention_cli.command("run")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+def retention_run(dry_run: bool, kinds: tuple[str, ...]) -> None:
+    """Run retention now, in this process, and print the report."""
+    from app.services import retention
+
+    unknown = [k for k in kinds if k not in retention.BY_NAME]
+    if unknown:
+        raise click.ClickException(f"unknown kind(s): {', '.join(unknown)}")
+    try:
+        record = retention.run(dry_run=dry_run, kinds=list(kinds) or None, triggered_by="cli")
+    except retention.RetentionError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"run {record.id}: {record.status}{' (dry run)' if dry_run else ''} in {record.duration_ms} ms")
+    for name, count in record.counts.items():
+        held = record.held.get(name)
+        click.echo(
+            f"  {name:20} {count:8d} {'would go' if dry_run else 'deleted'}" + (f", {held} held" if held else "")
+        )
+    if record.error:
+        raise click.ClickException(record.error)
+
+
+@retention_cli.command("hold")
+@click.argument("tenant")
+@click.option("--event", "event_id", help="Hold one event (and its deliveries) instead of the whole tenant.")
+@click.option("--reason", required=True)
+def retention_hold(tenant: str, event_id: str | None, reason: str) -> None:
+    """Put TENANT's rows (or one event) on legal hold: no run deletes them."""
+    from app.services import retention
+
+    found = tenants.find_tenant(tenant)
+    if found is None:
+        raise click.ClickException(f"no tenant {tenant}")
+    row = retention.hold(found.id, reason=reason, actor="cli", event_id=event_id)
+    click.echo(f"hold {row.id} on {event_id or found.name}")
+
+
+@retention_cli.command("release")
+@click.argument("hold_id", type=int)
+def retention_release(hold_id: int) -> None:
+    """Lift a legal hold."""
+    from app.services import retention
+
+    if not retention.release(hold_id, actor="cli"):
+        raise click.ClickException(f"no hold {hold_id}")
+    click.echo(f"released hold {hold_id}")
+
+
 def register(app: Flask) -> None:
-    for group in (users_cli, tenants_cli, jobs_cli, outbox_cli):
+    for group in (users_cli, tenants_cli, jobs_cli, outbox_cli, retention_cli):
         app.cli.add_command(group)

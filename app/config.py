@@ -101,6 +101,59 @@ class Config:
         self.OUTBOX_BATCH_SIZE = _int("OUTBOX_BATCH_SIZE", 500)
         self.JOB_MAX_ATTEMPTS_LIMIT = _int("JOB_MAX_ATTEMPTS_LIMIT", 25)
 
+        # Email
+        self.SMTP_HOST = _env("SMTP_HOST", "127.0.0.1")
+        self.SMTP_PORT = _int("SMTP_PORT", 1025)
+        self.SMTP_USERNAME = _env("SMTP_USERNAME", "")
+        self.SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
+        #: none | starttls | ssl
+        self.SMTP_SECURITY = _env("SMTP_SECURITY", "none")
+        self.SMTP_TIMEOUT = _float("SMTP_TIMEOUT", 30.0)
+        #: CA bundle the relay's certificate is checked against (empty: the system's CAs).
+        self.SMTP_CA_FILE = _env("SMTP_CA_FILE", "")
+        self.EMAIL_FROM = _env("EMAIL_FROM", "Opsdeck <opsdeck@localhost>")
+        #: Most mails one flush claims and sends over one SMTP connection.
+        self.EMAIL_BATCH_SIZE = _int("EMAIL_BATCH_SIZE", 100)
+        #: Seconds between batches (and between the scheduler's checks for due mail).
+        self.EMAIL_DELAY = _float("EMAIL_DELAY", 1.0)
+        #: Mails per minute the relay accepts, across every worker process (0: no limit).
+        self.EMAIL_RATE_PER_MINUTE = _int("EMAIL_RATE_PER_MINUTE", 100)
+        #: Seconds mails with the same (tenant, recipient, digest_key) are gathered into one.
+        self.EMAIL_DIGEST_WINDOW = _int("EMAIL_DIGEST_WINDOW", 600)
+        #: Seconds before each retry after a temporary (4xx or connection) failure; attempts = entries + 1.
+        self.EMAIL_RETRY_SCHEDULE = [int(x) for x in _list("EMAIL_RETRY_SCHEDULE", "60,300,1800,7200,21600")]
+        #: Seconds a claimed mail is held by its flush before another may take it.
+        self.EMAIL_LEASE_SECONDS = _int("EMAIL_LEASE_SECONDS", 120)
+        #: Where Opsdeck is reachable from the internet (unsubscribe links).
+        self.OPSDECK_PUBLIC_URL = _env("OPSDECK_PUBLIC_URL", "http://localhost:5000").rstrip("/")
+
+        # Webhooks
+        #: Seconds between attempts after each failure; attempts = entries + 1. ±20% jitter.
+        self.WEBHOOK_RETRY_SCHEDULE = [
+            int(x) for x in _list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+        ]
+        #: Whole attempt (connect, send, first 4 KiB of the answer), and the connect part of it.
+        self.WEBHOOK_TIMEOUT = _float("WEBHOOK_TIMEOUT", 15.0)
+        self.WEBHOOK_CONNECT_TIMEOUT = _float("WEBHOOK_CONNECT_TIMEOUT", 5.0)
+        #: CIDRs endpoints may resolve to although not public (development, tests). Empty: none.
+        self.WEBHOOK_ALLOWED_NETWORKS = _list("WEBHOOK_ALLOWED_NETWORKS")
+        #: Seconds the previous signing secret still signs after a rotation.
+        self.WEBHOOK_ROTATION_GRACE = _int("WEBHOOK_ROTATION_GRACE", 24 * 3600)
+        #: Seconds an endpoint may fail without a single success before it is disabled.
+        self.WEBHOOK_DISABLE_AFTER = _int("WEBHOOK_DISABLE_AFTER", 5 * 86400)
+        #: Longest Retry-After honoured (seconds); longer answers wait this long.
+        self.WEBHOOK_RETRY_AFTER_MAX = _int("WEBHOOK_RETRY_AFTER_MAX", 3600)
+        #: Largest event payload accepted (413 above).
+        self.WEBHOOK_MAX_PAYLOAD_BYTES = _int("WEBHOOK_MAX_PAYLOAD_BYTES", 256 * 1024)
+
+        # Retention
+        #: When the daily run starts (HH:MM, UTC).
+        self.RETENTION_AT = _env("RETENTION_AT", "02:00")
+        #: Seconds one run may take; what is left waits for the next run.
+        self.RETENTION_TIME_BUDGET = _float("RETENTION_TIME_BUDGET", 1800.0)
+        #: Seconds between batches (gives the database room on busy systems).
+        self.RETENTION_PAUSE_SECONDS = _float("RETENTION_PAUSE_SECONDS", 0.0)
+
         # Worker runtime
         self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
         self.TESTING = False

@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from marshmallow import Schema
 
 #: Service modules that declare job types; imported once by load().
-_DECLARING_MODULES = ("app.services.system",)
+_DECLARING_MODULES = (
+    "app.services.system",
+    "app.services.webhooks.delivery",
+    "app.services.email.batches",
+    "app.services.retention",
+)
 
 #: Queue names: one per family; priorities high and low get their own queue next to it.
 QUEUES = ("default", "email", "webhooks", "scans", "provisioning", "maintenance")
@@ -24,6 +29,9 @@ class JobType:
     queue: str
     payload: type[Schema]
     max_attempts: int = 3
+    #: Tenants may submit it through `POST /api/v1/jobs`. Internal types (bulk actions, a
+    #: family's own steps) are created only by Opsdeck's services.
+    public: bool = False
     #: Dramatiq actor name (derived from the type name).
     actor_name: str = field(default="")
 

@@ -1,5 +1,5 @@
 """`make bench`: P1 (API latency and throughput), P2 (job throughput), P3 (admin pages with
-100,000 jobs) and P8 (live-feed latency), one Redis for all, then a summary table. Each figure is held against a baseline
+100,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P3 email (mails/s) and P6 (retention deletes, PostgreSQL only), one Redis for all, then a summary table. Each figure is held against a baseline
 measured in this same run."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import platform
 import time
 
-from bench import admin_pages, api_latency, live_latency, throughput
+from bench import admin_pages, api_latency, email, live_latency, retention, throughput, webhooks
 from bench.common import Report, backends, exit_on_sigterm, print_table, stack
 
 
@@ -22,6 +22,9 @@ def main() -> int:
         throughput.run(report, st)
         admin_pages.run(report, st)
         live_latency.run(report, st)
+        webhooks.run(report, st)
+        email.run(report, st)
+        retention.run(report, st)
     print(f"\nSummary ({time.perf_counter() - began:.0f} s)")
     print_table(report.rows)
     return 0

@@ -22,8 +22,10 @@ from app import create_app
 from app.client import signature
 from app.config import TestConfig
 from app.extensions import db
-from app.services import tenants
+from app.services import tenants, users
+from tests.fakes.http_receiver import HttpReceiver
 from tests.fakes.processes import Process, RedisServer, worker_command
+from tests.helpers import PASSWORD, login
 
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -181,6 +183,12 @@ class SignedClient:
     def post(self, path: str, json: Any = None, **kw: Any) -> Any:
         return self.request("POST", path, json, **kw)
 
+    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
 
 @pytest.fixture
 def tenant(app: Flask) -> tenants.IssuedKey:
@@ -272,3 +280,36 @@ def workers(app: Flask, tmp_path: Path) -> Iterator[Workers]:
     group = Workers(app, tmp_path)
     yield group
     group.stop_all()
+
+
+# -- admin users and their logged-in clients ------------------------------------
+@pytest.fixture
+def admin_user(app):
+    return users.create_user("admin@example.com", PASSWORD, "admin")
+
+
+@pytest.fixture
+def viewer_user(app):
+    return users.create_user("viewer@example.com", PASSWORD, "viewer")
+
+
+@pytest.fixture
+def admin(app, admin_user):
+    client = app.test_client()
+    assert login(client, admin_user.email).status_code == 302
+    return client
+
+
+@pytest.fixture
+def viewer(app, viewer_user):
+    client = app.test_client()
+    assert login(client, viewer_user.email).status_code == 302
+    return client
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    """A customer's webhook endpoint: a real HTTP server on loopback."""
+    server = HttpReceiver().start()
+    yield server
+    server.close()

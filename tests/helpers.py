@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.extensions import db
@@ -34,3 +35,70 @@ def submit(job_type: str = "system.echo", payload: dict[str, Any] | None = None,
     job_id = job.id
     db.session.commit()
     return job_id
+
+
+# -- admin pages ------------------------------------------------------------------
+PASSWORD = "correct horse battery staple"
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def login(client: Any, email: str, password: str = PASSWORD) -> Any:
+    page = client.get("/admin/login")
+    return client.post("/admin/login", data={"email": email, "password": password, "csrf_token": csrf_token(page.text)})
+
+
+def post(client: Any, url: str, data: dict[str, Any] | None = None, *, token_from: str = "/admin/") -> Any:
+    token = csrf_token(client.get(token_from).text)
+    return client.post(url, data={"csrf_token": token, **(data or {})})
+
+
+# -- webhooks ---------------------------------------------------------------------
+#: App settings that let webhook tests deliver to receivers on loopback, retrying after 1 s and 2 s.
+LOOPBACK = {"WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"], "WEBHOOK_RETRY_SCHEDULE": [1, 2], "WEBHOOK_TIMEOUT": 2.0}
+
+
+def make_endpoint(api: Any, url: str, **fields: Any) -> dict[str, Any]:
+    response = api.post("/api/v1/webhook-endpoints", {"url": url, **fields})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def post_event(api: Any, event_type: str = "invoice.paid", payload: Any = None, **extra: Any) -> Any:
+    return api.post("/api/v1/events", {"type": event_type, "payload": payload or {"amount": 5}, **extra})
+
+
+def run_attempt(delivery_id: str) -> Any:
+    """One attempt of the delivery's current job, through the ledger as a worker makes it:
+    claim, the service's attempt, then success (with the attempt's writes), failure or postpone."""
+    from app.models import WebhookDelivery
+    from app.services import ledger
+    from app.services.webhooks import delivery
+
+    db.session.rollback()
+    job_id = db.session.get(WebhookDelivery, delivery_id, populate_existing=True).job_id
+    db.session.rollback()
+    job = ledger.claim(job_id, "test-worker", 30)
+    assert job is not None, f"job {job_id} is not claimable"
+    outcome = delivery.attempt(delivery_id, job)
+    if isinstance(outcome.retry, ledger.Postpone):
+        ledger.postpone(job.id, "test-worker", outcome.retry.seconds)
+    elif outcome.retry is not None:
+        delay = outcome.retry.seconds if isinstance(outcome.retry, ledger.RetryIn) else None
+        ledger.fail(job.id, "test-worker", error=str(outcome.retry), traceback=None, retry_in=delay)
+    else:
+        assert ledger.succeed(job.id, "test-worker", outcome.result, outcome.writes)
+    return outcome
+
+
+def fresh(model: Any, ident: Any) -> Any:
+    """The row as the database has it now (other sessions and processes wrote since)."""
+    db.session.rollback()
+    db.session.expire_all()
+    return db.session.get(model, ident)

@@ -9,51 +9,7 @@ import pytest
 from app.extensions import db
 from app.models import ApiKey, AuditEntry, Job, Tenant
 from app.services import users
-from tests.helpers import job_row, submit
-
-PASSWORD = "correct horse battery staple"
-
-
-def csrf_token(html: str) -> str:
-    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', html
-    )
-    assert found, "no CSRF token on the page"
-    return found.group(1)
-
-
-def login(client, email: str, password: str = PASSWORD):
-    page = client.get("/admin/login")
-    return client.post("/admin/login", data={"email": email, "password": password, "csrf_token": csrf_token(page.text)})
-
-
-def post(client, url: str, data: dict | None = None, *, token_from: str = "/admin/"):
-    token = csrf_token(client.get(token_from).text)
-    return client.post(url, data={"csrf_token": token, **(data or {})})
-
-
-@pytest.fixture
-def admin_user(app):
-    return users.create_user("admin@example.com", PASSWORD, "admin")
-
-
-@pytest.fixture
-def viewer_user(app):
-    return users.create_user("viewer@example.com", PASSWORD, "viewer")
-
-
-@pytest.fixture
-def admin(app, admin_user):
-    client = app.test_client()
-    assert login(client, admin_user.email).status_code == 302
-    return client
-
-
-@pytest.fixture
-def viewer(app, viewer_user):
-    client = app.test_client()
-    assert login(client, viewer_user.email).status_code == 302
-    return client
+from tests.helpers import PASSWORD, csrf_token, job_row, login, post, submit
 
 
 def test_pages_require_login(app):
@@ -116,6 +72,7 @@ def test_failed_logins_are_throttled_per_ip(app, admin_user, app_config):
 
 def test_deactivated_user_is_logged_out_everywhere(app, admin, admin_user):
     assert admin.get("/admin/").status_code == 200
+    users.create_user("second@example.com", PASSWORD, "admin")  # the last admin cannot be deactivated
     users.set_active(admin_user, False, actor="test")
     assert admin.get("/admin/").status_code == 302
     assert login(app.test_client(), admin_user.email).status_code == 200  # refused
@@ -175,7 +132,8 @@ def test_admin_retries_and_cancels_one_job_and_it_is_audited(app, admin):
 
 def test_viewer_sees_pages_but_every_mutation_is_refused(app, viewer, tenant):
     job_id = submit(payload={"message": "x"})
-    for url in ("/admin/", "/admin/jobs", "/admin/dead", "/admin/tenants", "/admin/audit", f"/admin/jobs/{job_id}"):
+    pages = ("/admin/", "/admin/jobs", "/admin/dead", "/admin/tenants", "/admin/audit", "/admin/users")
+    for url in (*pages, f"/admin/jobs/{job_id}"):
         assert viewer.get(url).status_code == 200, url
     assert 'name="job_id"' not in viewer.get("/admin/jobs").text  # no bulk controls
     for url, data in [
@@ -184,10 +142,13 @@ def test_viewer_sees_pages_but_every_mutation_is_refused(app, viewer, tenant):
         ("/admin/tenants", {"name": "sneaky"}),
         (f"/admin/tenants/{tenant.tenant_id}/keys", {"mode": "rotate"}),
         (f"/admin/keys/{tenant.key_id}/revoke", {}),
+        ("/admin/users", {"email": "new@example.com", "role": "admin", "password": PASSWORD}),
+        (f"/admin/users/{users.find('viewer@example.com').id}/role", {"role": "admin"}),
     ]:
         assert post(viewer, url, data).status_code == 403, url
     assert job_row(job_id).status == "pending"
     assert db.session.query(Tenant).count() == 1 and db.session.get(ApiKey, tenant.key_id).active
+    assert fresh_user("new@example.com") is None and fresh_user("viewer@example.com").role == "viewer"
 
 
 def test_mutations_without_csrf_token_are_refused(app, admin):
@@ -218,8 +179,8 @@ def test_bulk_apply_changes_matching_jobs_in_batches_and_audits(app):
     db.session.commit()
     seen = []
     summary = jobs.bulk_apply("retry", flt=jobs.JobFilter(all_tenants=True, status="dead"), actor="test",
-                              on_progress=lambda done, changed: seen.append((done, changed)))  # fmt: skip
-    assert summary == {"examined": 5, "changed": 5} and seen[-1] == (5, 5)
+                              on_progress=lambda *progress: seen.append(progress))  # fmt: skip
+    assert summary == {"examined": 5, "changed": 5} and seen == [(0, 0, 5), (5, 5, 5)]
     assert {job_row(i).status for i in ids[:5]} <= {"pending", "queued"}
     assert db.session.query(AuditEntry).filter_by(action="job.bulk_retry").count() == 1
     assert jobs.bulk_apply("cancel", job_ids=ids, actor="test") == {"examined": 7, "changed": 7}
@@ -326,3 +287,45 @@ def test_dashboard_draws_throughput_charts_without_a_library(app, admin):
 def test_dashboard_live_part_is_served_alone(app, admin):
     part = admin.get("/admin/?part=live").text
     assert part.lstrip().startswith('<div id="dashboard-live">') and "<html" not in part
+
+
+def fresh_user(email: str):
+    db.session.expire_all()  # the pages changed the rows in their own sessions
+    return users.find(email)
+
+
+def test_admin_manages_users_and_cannot_lock_everyone_out(app, admin, admin_user):
+    response = post(admin, "/admin/users", {"email": "Ops@Example.com", "role": "viewer", "password": PASSWORD})
+    assert response.status_code == 302
+    ops = fresh_user("ops@example.com")
+    assert ops.role == "viewer" and ops.active
+    assert "ops@example.com" in admin.get("/admin/users").text
+
+    short = post(admin, "/admin/users", {"email": "x@example.com", "role": "viewer", "password": "short"})
+    assert short.status_code == 302 and fresh_user("x@example.com") is None
+    assert "password" in admin.get("/admin/users").text.lower()
+
+    assert post(admin, f"/admin/users/{ops.id}/role", {"role": "admin"}).status_code == 302
+    assert fresh_user("ops@example.com").role == "admin"
+    assert post(admin, f"/admin/users/{ops.id}/deactivate").status_code == 302
+    assert not fresh_user("ops@example.com").active
+
+    # The only active admin left can be neither demoted nor deactivated.
+    post(admin, f"/admin/users/{admin_user.id}/role", {"role": "viewer"})
+    post(admin, f"/admin/users/{admin_user.id}/deactivate")
+    me = fresh_user(admin_user.email)
+    assert me.role == "admin" and me.active
+    assert "last active admin" in admin.get("/admin/users").text
+
+    actions = [e.action for e in db.session.query(AuditEntry).filter(AuditEntry.target == "ops@example.com")]
+    assert sorted(actions) == ["user.create", "user.deactivate", "user.role"]
+
+
+def test_admin_sets_a_tenants_contact(app, admin, tenant):
+    url = f"/admin/tenants/{tenant.tenant_id}"
+    assert post(admin, f"{url}/contact", {"contact_email": "ops@acme.example"}).status_code == 302
+    assert "ops@acme.example" in admin.get(url).text
+    post(admin, f"{url}/contact", {"contact_email": "nope"})
+    db.session.expire_all()
+    assert db.session.get(Tenant, tenant.tenant_id).contact_email == "ops@acme.example"
+    assert db.session.query(AuditEntry).filter_by(action="tenant.contact").count() == 1

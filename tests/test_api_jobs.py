@@ -29,6 +29,8 @@ def test_submit_returns_202_with_location_and_a_pending_or_queued_job(api):
     ("body", "field"),
     [
         ({"type": "nope.never", "payload": {}}, "type"),
+        # Internal types are not the tenant's to submit: a bulk action could touch every tenant's jobs.
+        ({"type": "jobs.bulk", "payload": {"action": "cancel", "filter": {"all_tenants": True}, "actor": "x"}}, "type"),
         ({"payload": {}}, "type"),
         ({"type": "system.echo", "payload": {"sleep_seconds": 61}}, "payload"),
         ({"type": "system.echo", "payload": {"unknown": 1}}, "payload"),

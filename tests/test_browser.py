@@ -80,3 +80,33 @@ def test_operator_watches_a_job_die_and_retries_it(app, workers, browser_page):
     page.wait_for_selector(".flash-ok")
     assert job_row(job_id).attempts in (0, 1)  # retried from a fresh count (it may be running again)
     assert not [p for p in page.problems if "Content Security Policy" in p or "Refused" in p], page.problems
+
+
+def test_operator_retries_every_dead_job_and_watches_the_progress(app, workers, browser_page):
+    from app.extensions import db
+    from app.models import Job
+
+    page = browser_page
+    users.create_user("admin@example.com", PASSWORD, "admin")
+    dead = [submit(payload={"message": f"d{i}"}) for i in range(1200)]
+    db.session.query(Job).filter(Job.id.in_(dead[:600])).update({"status": "dead"})
+    db.session.query(Job).filter(Job.id.in_(dead[600:])).update({"status": "dead"})
+    db.session.commit()
+    url = workers.start_web()
+
+    page.goto(f"{url}/admin/login")
+    page.fill("input[name=email]", "admin@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{url}/admin/dead")
+    page.wait_for_selector("#feed-state:text('live')", timeout=15_000)
+    page.select_option("select[name=scope]", "all")
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmation
+    page.click("#bulk button[value=retry]")
+    page.wait_for_selector(".bulk-progress progress")
+    assert "queued" in page.inner_text(".bulk-progress")
+    workers.start()  # the bulk job runs only now: the bar moves without a reload
+    page.wait_for_selector(".bulk-progress[data-done='1']", timeout=60_000)
+    assert "1200 examined, 1200 changed" in page.inner_text(".bulk-progress")
+    assert page.evaluate("document.querySelector('.bulk-progress progress').value") == 1200
+    assert all(job_row(job_id).status != "dead" for job_id in dead[:20])

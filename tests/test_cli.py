@@ -73,3 +73,15 @@ def test_users_deactivate_and_activate(app):
     assert not user.active and user.session_version == 2
     assert "activated ops@example.com" in runner.invoke(args=["users", "activate", "OPS@example.com"]).output
     assert runner.invoke(args=["users", "deactivate", "nobody@example.com"]).exit_code != 0
+
+
+def test_tenant_contact_is_set_and_cleared(app):
+    from app.services import tenants
+
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["tenants", "create", "initech", "--contact", "Ops@Initech.example"]).exit_code == 0
+    assert tenants.find_tenant("initech").contact_email == "ops@initech.example"
+    assert runner.invoke(args=["tenants", "set-contact", "initech", "not-an-address"]).exit_code != 0
+    assert runner.invoke(args=["tenants", "set-contact", "initech"]).exit_code == 0
+    db.session.expire_all()
+    assert tenants.find_tenant("initech").contact_email is None

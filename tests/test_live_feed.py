@@ -100,7 +100,7 @@ def test_a_user_who_logs_out_stops_receiving_events(app, workers):
 
 
 def test_a_deactivated_user_stops_receiving_events(app, workers):
-    user = users.create_user("ops@example.com", PASSWORD, "admin")
+    user = users.create_user("ops@example.com", PASSWORD, "viewer")
     url = workers.start_web()
     listener = Listener()
     listener.connect(url, browser_login(url, "ops@example.com"))

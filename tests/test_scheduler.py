@@ -102,3 +102,19 @@ def test_two_scheduler_processes_relay_without_running_a_tick_twice(app, workers
 def _ticks(name: str) -> int:
     db.session.rollback()
     return db.session.query(SchedulerTick).filter_by(name=name).count()
+
+
+def test_two_scheduler_processes_queue_the_daily_retention_run_once(app, workers):
+    from app.models import Job
+
+    settings = {"RETENTION_AT": "00:00"}  # already past today: due at once
+    workers.start_scheduler(name="scheduler-1", **settings)
+    workers.start_scheduler(name="scheduler-2", **settings)
+
+    def runs() -> int:
+        db.session.rollback()
+        return db.session.query(Job).filter_by(type="retention.run").count()
+
+    wait_until(lambda: runs() >= 1 and _ticks("retention.check") >= 1, 30, 0.2, what="the daily retention run")
+    wait_until(lambda: _ticks("outbox.relay") >= 4, 30, 0.2, what="both schedulers to have been up a while")
+    assert runs() == 1 and _ticks("retention.daily") == 1, workers.logs()

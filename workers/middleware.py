@@ -73,18 +73,20 @@ class SuccessBuffer:
     def __init__(self, app: Flask, worker_id: Callable[[], str]) -> None:
         self.app, self.worker_id = app, worker_id
         self._items: list[tuple[str, Any, Any]] = []
+        self._writes: list[ledger.Write] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, job_id: str, result: Any) -> None:
+    def add(self, job_id: str, result: Any, writes: list[ledger.Write] | None = None) -> None:
         if self._thread is None:  # not started (e.g. a worker in a test harness): write now
             with self.app.app_context():
-                ledger.succeed(job_id, self.worker_id(), result)
+                ledger.succeed(job_id, self.worker_id(), result, writes)
             return
         with self._lock:
             self._items.append((job_id, result, utcnow()))
+            self._writes.extend(writes or ())
             if len(self._items) >= self.MAX_BATCH:
                 self._wake.set()
 
@@ -103,11 +105,16 @@ class SuccessBuffer:
     def flush(self) -> None:
         with self._lock:
             items, self._items = self._items, []
+            writes, self._writes = self._writes, []
         if not items:
             return
         try:
             with self.app.app_context():
-                ledger.succeed_many(self.worker_id(), items)
+                try:
+                    ledger.succeed_many(self.worker_id(), items, _grouped(writes))
+                except Exception:  # e.g. a deadlock or a serialisation failure: once more
+                    log.warning("success batch failed; retrying once", exc_info=True)
+                    ledger.succeed_many(self.worker_id(), items, _grouped(writes))
         except Exception:
             # Left running under their leases: recovery re-runs them (at-least-once).
             log.exception("could not record %d success(es); their leases will expire", len(items))
@@ -117,6 +124,14 @@ class SuccessBuffer:
             self._wake.wait(self.FLUSH_SECONDS)
             self._wake.clear()
             self.flush()
+
+
+def _grouped(writes: list[ledger.Write]) -> list[ledger.Write]:
+    """The same statements next to each other (one executemany each), first-seen order kept."""
+    order: dict[int, int] = {}
+    for stmt, _ in writes:
+        order.setdefault(id(stmt), len(order))
+    return sorted(writes, key=lambda w: order[id(w[0])])
 
 
 class Ledger(Middleware):
@@ -216,7 +231,7 @@ class Ledger(Middleware):
         with self._lock:
             self._running.discard(job.id)
         if exception is None:
-            self.successes.add(job.id, job.result)
+            self.successes.add(job.id, job.result, job.writes)
             self.throughput.add("succeeded", job.type)
             log.debug("job %s succeeded", job.id)
             return
@@ -226,10 +241,19 @@ class Ledger(Middleware):
             ledger.release(job.id, self.worker_id)
             log.warning("job %s released at shutdown; the relay will re-queue it", job.id)
             return
+        if isinstance(exception, ledger.Postpone):
+            due = ledger.postpone(job.id, self.worker_id, exception.seconds)
+            if due is not None and exception.seconds <= self.max_broker_delay:
+                self._republish(broker, message, job.id, exception.seconds)
+            log.debug("job %s postponed %.1f s: %s", job.id, exception.seconds, exception)
+            return
         actor = broker.get_actor(message.actor_name)
         throws = actor.options.get("throws")
-        retryable = not (throws and isinstance(exception, throws))
-        delay = ledger.retry_delay(job.attempts, actor.options) if retryable else None
+        retryable = not (throws and isinstance(exception, throws)) and not isinstance(exception, ledger.GiveUp)
+        if isinstance(exception, ledger.RetryIn):
+            delay: float | None = exception.seconds
+        else:
+            delay = ledger.retry_delay(job.attempts, actor.options, self.app.config) if retryable else None
         text = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
         outcome = ledger.fail(
             job.id, self.worker_id, error=f"{type(exception).__name__}: {exception}", traceback=text, retry_in=delay

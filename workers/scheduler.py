@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import socket
-from datetime import UTC
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -27,10 +27,12 @@ def build(app: Flask) -> BlockingScheduler:
     sched = BlockingScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
+    started = datetime.now(UTC)
     for schedule in schedules(app):
-        sched.add_job(
-            fire, IntervalTrigger(seconds=schedule.every_seconds), args=(app, schedule, who), id=schedule.name
-        )
+        # First firing at start (its tick is claimed like any other): a restarted scheduler
+        # relays and checks the daily runs at once instead of after a whole period.
+        sched.add_job(fire, IntervalTrigger(seconds=schedule.every_seconds), args=(app, schedule, who),
+                      id=schedule.name, next_run_time=started)  # fmt: skip
     return sched
 
 

@@ -26,10 +26,9 @@ def bulk(job: ClaimedJob) -> dict[str, Any]:
 
     payload = job.payload
 
-    def progress(done: int, changed: int) -> None:
-        live.publish(
-            "jobs.bulk_progress", subject=job.id, data={"action": payload["action"], "done": done, "changed": changed}
-        )
+    def progress(done: int, changed: int, total: int) -> None:
+        data = {"action": payload["action"], "done": done, "changed": changed, "total": total}
+        live.publish("jobs.bulk_progress", subject=job.id, data=data)
 
     flt = jobs.JobFilter.from_dict(payload["filter"]) if payload.get("filter") is not None else None
     summary = jobs.bulk_apply(

@@ -37,7 +37,8 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def register(app: Flask) -> None:
-    from app.admin import audit, auth, dashboard, jobs, tenants, views  # noqa: F401  (routes attach to bp)
+    # Importing the area modules attaches their routes to bp.
+    from app.admin import audit, auth, dashboard, email, jobs, retention, tenants, users, views, webhooks  # noqa: F401
 
     app.register_blueprint(bp)
     app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))

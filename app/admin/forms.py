@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length
 
 
@@ -18,3 +19,11 @@ class ActionForm(FlaskForm):
 
 class TenantForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(min=1, max=200)])
+
+
+class UserForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    role = SelectField(
+        "Role", choices=[SelectChoice("viewer", "viewer (read only)"), SelectChoice("admin", "admin")], default="viewer"
+    )
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=1024)])

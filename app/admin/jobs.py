@@ -137,5 +137,5 @@ def jobs_bulk() -> Any:
         return redirect(request.referrer or url_for("admin.jobs"))
     bulk = jobs.submit("jobs.bulk", payload, priority="high")
     db.session.commit()
-    flash(f"Bulk {action} started as job {bulk.id}; progress appears in the feed.", "ok")
+    flash(f"{bulk.id} {action}", "bulk")  # rendered as a progress bar the feed moves
     return redirect(request.referrer or url_for("admin.jobs"))

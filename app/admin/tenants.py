@@ -69,6 +69,19 @@ def tenant_detail(tenant_id: str) -> Any:
     return render_template("admin/tenants/detail.html", tenant=tenant, form=ActionForm(), grace_hours=grace)
 
 
+@bp.post("/tenants/<tenant_id>/contact")
+@admin_required
+def tenant_contact(tenant_id: str) -> Any:
+    tenant = _checked(Tenant, tenant_id)
+    try:
+        tenants.set_contact(tenant, request.form.get("contact_email"), actor=_actor())
+        flash(f"Contact set to {tenant.contact_email}." if tenant.contact_email else "Contact cleared.", "ok")
+    except tenants.TenantError as err:
+        db.session.rollback()
+        flash(str(err).capitalize() + ".", "error")
+    return redirect(url_for("admin.tenant_detail", tenant_id=tenant_id))
+
+
 @bp.post("/tenants/<tenant_id>/keys")
 @admin_required
 def key_create(tenant_id: str) -> Any:

@@ -16,8 +16,16 @@ NAVIGATION = [
     ("admin.dead_letters", "Dead letters"),
     ("admin.tenants", "Tenants & keys"),
     ("admin.audit", "Audit log"),
+    ("admin.users", "Users"),
 ]
-FAMILY_SLOTS = ["Emails", "Webhooks", "Scans", "Provisioning", "Retention"]
+#: Family pages: (family, endpoint, label), shown unless the family is switched off.
+FAMILY_PAGES = [
+    ("email", "admin.emails", "Emails"),
+    ("webhooks", "admin.webhooks", "Webhooks"),
+    ("retention", "admin.retention", "Retention"),
+]
+#: Families whose pages have not landed yet.
+FAMILY_SLOTS = ["Scans", "Provisioning"]
 
 #: Job states in words and colour (CSS classes in static/admin.css).
 STATE_CLASSES = {
@@ -28,6 +36,12 @@ STATE_CLASSES = {
     "retrying": "state-warn",
     "dead": "state-bad",
     "cancelled": "state-muted",
+    # mails
+    "sending": "state-running",
+    "sent": "state-ok",
+    "failed": "state-bad",
+    "suppressed": "state-muted",
+    "digested": "state-muted",
 }
 
 
@@ -50,11 +64,18 @@ def utc(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
 
+def _disabled() -> list[str]:
+    from flask import current_app
+
+    return current_app.config.get("OPSDECK_DISABLED_FAMILIES", [])
+
+
 def layout_context() -> dict[str, Any]:
     from app.live import recent
 
     return {
-        "navigation": NAVIGATION,
+        "navigation": NAVIGATION
+        + [(endpoint, label) for family, endpoint, label in FAMILY_PAGES if family not in _disabled()],
         "family_slots": FAMILY_SLOTS,
         "state_classes": STATE_CLASSES,
         "recent_events": recent(20) if current_user.is_authenticated else [],

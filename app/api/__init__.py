@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -33,6 +37,23 @@ def _authenticate_and_limit() -> None:
         )
 
 
+def family(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A family's routes answer 404 while the family is switched off (OPSDECK_DISABLED_FAMILIES)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if name in current_app.config.get("OPSDECK_DISABLED_FAMILIES", []):
+                raise errors.ApiProblem(
+                    404, "Not found", f"The {name} family is switched off on this server.", type="family-disabled"
+                )
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 @bp.errorhandler(errors.ApiProblem)
 def _problem(err: errors.ApiProblem):
     return err.response()
@@ -50,6 +71,6 @@ def _http(err: HTTPException):
 
 
 def register(app) -> None:  # type: ignore[no-untyped-def]
-    from app.api import jobs, openapi  # noqa: F401  (routes attach to bp)
+    from app.api import email, jobs, openapi, webhooks  # noqa: F401  (routes attach to bp)
 
     app.register_blueprint(bp)

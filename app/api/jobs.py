@@ -7,8 +7,10 @@ from collections.abc import Callable
 from flask import Response, g, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from app import jobtypes
 from app.api import bp
 from app.api.errors import ApiProblem, validation_failed
+from app.api.openapi import doc
 from app.api.writes import json_body, write
 from app.models import Job
 from app.models.jobs import PRIORITIES
@@ -63,8 +65,10 @@ def _dump(job: Job, status: int) -> Response:
 
 
 @bp.post("/jobs")
+@doc(status=202, body=JobSchema, response=JobSchema, problems=(400, 409, 413, 415, 422))
 @write
 def create_job() -> Response:
+    """Submit a job"""
     data = job_schema.load(json_body())
     try:
         job = jobs.submit(
@@ -74,6 +78,7 @@ def create_job() -> Response:
             priority=data["priority"],
             delay_seconds=data["delay_seconds"],
             max_attempts=data["max_attempts"],
+            public_only=True,
         )
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None
@@ -81,7 +86,9 @@ def create_job() -> Response:
 
 
 @bp.get("/jobs")
+@doc(response=JobSchema, many=True, query=JobListArgs, problems=(422,))
 def list_jobs() -> Response:
+    """List jobs, newest first (cursor pagination)"""
     args = JobListArgs().load(request.args.to_dict())
     try:
         flt = jobs.JobFilter(tenant_id=g.tenant_id, status=args["status"], job_type=args["type"])
@@ -92,12 +99,18 @@ def list_jobs() -> Response:
 
 
 @bp.get("/jobs/<job_id>")
+@doc(response=JobSchema, problems=(404,))
 def get_job(job_id: str) -> Response:
+    """Read a job"""
     return jsonify(job_schema.dump(_load_job(job_id)))
 
 
 def _transition(job_id: str, action: Callable[..., Job], status: int) -> Response:
     job = _load_job(job_id)
+    job_type = jobtypes.get(job.type)
+    if job_type is None or not job_type.public:
+        raise ApiProblem(409, "Conflict", f"{job.type} jobs are managed by Opsdeck; use their own API.",
+                         type="job-managed")  # fmt: skip
     try:
         action(job, actor=f"key:{g.api_key_id}")
     except jobs.JobStateError as err:
@@ -106,12 +119,16 @@ def _transition(job_id: str, action: Callable[..., Job], status: int) -> Respons
 
 
 @bp.post("/jobs/<job_id>/cancel")
+@doc(response=JobSchema, problems=(404, 409))
 @write
 def cancel_job(job_id: str) -> Response:
+    """Cancel a job that has not started"""
     return _transition(job_id, jobs.cancel, 200)
 
 
 @bp.post("/jobs/<job_id>/retry")
+@doc(status=202, response=JobSchema, problems=(404, 409))
 @write
 def retry_job(job_id: str) -> Response:
+    """Run a dead or cancelled job again"""
     return _transition(job_id, jobs.retry, 202)

@@ -1,32 +1,92 @@
-"""OpenAPI 3 document for /api/v1, generated from the marshmallow schemas (apispec)."""
+"""OpenAPI 3 document for /api/v1, built from the app's URL map: every API route wears `@doc`
+(request/response schemas, status, problem codes), so a route cannot be left out."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Response, current_app, jsonify
+from marshmallow import Schema
 
 from app.api import bp
-from app.api.jobs import JobListArgs, JobSchema
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
+PROBLEM_TEXT = {
+    400: "Malformed request",
+    401: "Authentication failed",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    415: "Not JSON",
+    422: "Validation failed",
+    429: "Rate limited",
+}
+#: Every signed route can answer these.
+COMMON_PROBLEMS = (401, 429)
 
 
-def _problem_responses(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "Malformed request",
-        401: "Authentication failed",
-        404: "Not found",
-        409: "Conflict",
-        413: "Body too large",
-        422: "Validation failed",
-        429: "Rate limited",
+def doc(
+    *,
+    status: int = 200,
+    response: type[Schema] | None = None,
+    body: type[Schema] | None = None,
+    query: type[Schema] | None = None,
+    problems: tuple[int, ...] = (),
+    many: bool = False,
+    summary: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Describe a route for the OpenAPI document (summary: the view's docstring, first line)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        view.openapi = {  # type: ignore[attr-defined]
+            "status": status, "response": response, "body": body, "query": query,
+            "problems": problems, "many": many,
+            "summary": summary or (view.__doc__ or view.__name__).strip().splitlines()[0],
+        }  # fmt: skip
+        return view
+
+    return decorator
+
+
+def _schema_name(schema: type[Schema]) -> str:
+    return schema.__name__.removesuffix("Schema")
+
+
+def _operation(method: str, path_params: list[str], info: dict[str, Any], security: Any) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_params
+    ]
+    if method in ("post", "patch", "delete"):
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "schema": {"type": "string", "maxLength": 255}})  # fmt: skip
+    if info["query"] is not None:
+        params.append({"in": "query", "schema": info["query"]})
+    answer: dict[str, Any] = {"description": info["summary"]}
+    if info["response"] is not None:
+        ref: dict[str, Any] = {"$ref": f"#/components/schemas/{_schema_name(info['response'])}"}
+        if info["many"]:
+            ref = {"type": "object", "properties": {"data": {"type": "array", "items": ref},
+                                                     "next_cursor": {"type": "string", "nullable": True}}}  # fmt: skip
+        answer["content"] = {"application/json": {"schema": ref}}
+    op: dict[str, Any] = {
+        "summary": info["summary"],
+        "security": security,
+        "parameters": params,
+        "responses": {
+            str(info["status"]): answer,
+            **{
+                str(c): {"description": PROBLEM_TEXT[c], "content": {"application/problem+json": {"schema": PROBLEM}}}
+                for c in sorted({*COMMON_PROBLEMS, *info["problems"]})
+            },
+        },
     }
-    return {
-        str(c): {"description": text[c], "content": {"application/problem+json": {"schema": PROBLEM}}} for c in codes
-    }
+    if info["body"] is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema_name(info["body"])}}}
+    return op
 
 
 def build_spec() -> dict[str, Any]:
@@ -38,7 +98,6 @@ def build_spec() -> dict[str, Any]:
         info={"description": "Signed JSON API. See the README for the Opsdeck-Signature scheme."},
         servers=[{"url": "/api/v1"}],
     )
-    spec.components.schema("Job", schema=JobSchema)
     spec.components.schema(
         "Problem",
         {
@@ -56,64 +115,23 @@ def build_spec() -> dict[str, Any]:
     for name in ("Opsdeck-Key", "Opsdeck-Timestamp", "Opsdeck-Signature"):
         spec.components.security_scheme(name, {"type": "apiKey", "in": "header", "name": name})
     security = [{"Opsdeck-Key": [], "Opsdeck-Timestamp": [], "Opsdeck-Signature": []}]
-    idem = {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string", "maxLength": 255},
-    }
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    job_response = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}
-    spec.path(
-        path="/jobs",
-        operations={
-            "post": {
-                "summary": "Submit a job",
-                "security": security,
-                "parameters": [idem],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": "Job"}}},
-                "responses": {
-                    "202": {"description": "Accepted", **job_response},
-                    **_problem_responses(400, 401, 409, 413, 422, 429),
-                },
-            },
-            "get": {
-                "summary": "List jobs (newest first, cursor pagination)",
-                "security": security,
-                "parameters": [{"in": "query", "schema": JobListArgs}],
-                "responses": {"200": {"description": "A page of jobs"}, **_problem_responses(401, 422, 429)},
-            },
-        },
-    )
-    spec.path(
-        path="/jobs/{job_id}",
-        operations={
-            "get": {
-                "summary": "Read a job",
-                "security": security,
-                "parameters": [job_id],
-                "responses": {"200": {"description": "The job", **job_response}, **_problem_responses(401, 404)},
-            },
-        },
-    )
-    for action, summary, code in (
-        ("cancel", "Cancel a job that has not started", "200"),
-        ("retry", "Run a dead or cancelled job again", "202"),
-    ):
-        spec.path(
-            path=f"/jobs/{{job_id}}/{action}",
-            operations={
-                "post": {
-                    "summary": summary,
-                    "security": security,
-                    "parameters": [job_id, idem],
-                    "responses": {
-                        code: {"description": "The job", **job_response},
-                        **_problem_responses(401, 404, 409),
-                    },
-                },
-            },
-        )
+
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in sorted(current_app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = current_app.view_functions.get(rule.endpoint)
+        info = getattr(view, "openapi", None)
+        if not rule.endpoint.startswith("api.") or info is None:
+            continue
+        for schema in (info["response"], info["body"]):
+            if schema is not None and _schema_name(schema) not in spec.components.schemas:
+                spec.components.schema(_schema_name(schema), schema=schema)
+        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                method.lower(), list(rule.arguments), info, security
+            )
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 

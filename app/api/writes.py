@@ -62,7 +62,8 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
                 idempotency.release(record_id)
                 return response
             headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
-            idempotency.complete(record_id, response.status_code, response.get_json(silent=True), headers)
+            idempotency.complete(record_id, response.status_code, response.get_json(silent=True), headers,
+                                 sealed=bool(g.get("sealed_response")))  # fmt: skip
         db.session.commit()
         return response
 

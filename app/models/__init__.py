@@ -1,22 +1,35 @@
 """SQLAlchemy models, one module per area; importing this package registers them all."""
 
 from app.models.audit import AuditEntry
+from app.models.email import Email, EmailBatch, Suppression
 from app.models.idempotency import IdempotencyRecord, SeenSignature
 from app.models.jobs import Job, JobStatus
+from app.models.retention import LegalHold, RetentionPolicy, RetentionRun
 from app.models.scheduler import SchedulerTick
 from app.models.stats import JobStat
 from app.models.tenants import ApiKey, Tenant
 from app.models.users import User
+from app.models.webhooks import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
     "AuditEntry",
+    "Email",
+    "EmailBatch",
+    "Suppression",
     "IdempotencyRecord",
     "Job",
     "JobStat",
     "JobStatus",
+    "LegalHold",
+    "RetentionPolicy",
+    "RetentionRun",
     "SchedulerTick",
     "SeenSignature",
     "Tenant",
     "User",
+    "Event",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -66,6 +66,7 @@ class Job(db.Model):
         # The relay and lease recovery scan only live states by time.
         Index("ix_jobs_status_next_attempt", "status", "next_attempt_at"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_status_finished", "status", "finished_at"),  # retention
     )
 
     @property

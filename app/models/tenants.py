@@ -16,6 +16,8 @@ class Tenant(db.Model):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: Where Opsdeck writes to the tenant about its account (e.g. a webhook endpoint disabled).
+    contact_email: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant", order_by="ApiKey.created_at")
 

@@ -9,6 +9,7 @@ created, so a job can never exist without its key being completed.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.models import IdempotencyRecord
 from app.models.base import utcnow
+from app.services import crypto
 
 #: An in-flight marker older than this is taken to be from a crashed request and taken over.
 STALE_IN_FLIGHT = timedelta(minutes=5)
@@ -79,19 +81,33 @@ def begin(tenant_id: str, key: str, req_hash: str) -> Replay | int:
         if existing.state == "in_flight":
             db.session.rollback()
             raise KeyInFlight()
-        replay = Replay(existing.response_status or 200, existing.response_body, dict(existing.response_headers or {}))
+        replay = Replay(existing.response_status or 200, _unseal(existing.response_body),
+                        dict(existing.response_headers or {}))  # fmt: skip
         db.session.rollback()
         return replay
     raise KeyInFlight()
 
 
-def complete(record_id: int, status: int, body: Any, headers: dict[str, str]) -> None:
-    """Store the response in the current transaction (the caller commits it with its writes)."""
+def complete(record_id: int, status: int, body: Any, headers: dict[str, str], *, sealed: bool = False) -> None:
+    """Store the response in the current transaction (the caller commits it with its writes).
+    `sealed`: the body holds a secret (a signing secret shown once): stored encrypted."""
+    if sealed:
+        body = {SEALED: crypto.encrypt(json.dumps(body)).decode()}
     db.session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == record_id)
         .values(state="completed", response_status=status, response_body=body, response_headers=headers)
     )
+
+
+#: The key of a stored response body kept as Fernet ciphertext.
+SEALED = "_opsdeck_sealed"
+
+
+def _unseal(body: Any) -> Any:
+    if isinstance(body, dict) and set(body) == {SEALED}:
+        return json.loads(crypto.decrypt(body[SEALED].encode()))
+    return body
 
 
 def release(record_id: int) -> None:

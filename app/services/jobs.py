@@ -7,23 +7,22 @@ finish, retry, recover) are in services/ledger.py.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from app import jobtypes
 from app.extensions import db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
 from app.models.jobs import FINISHED, PRIORITIES
-from app.services import audit, outbox
+from app.services import audit, outbox, pagination
+from app.services.pagination import Page
 
 
 class JobInputError(ValueError):
@@ -46,10 +45,12 @@ def submit(
     priority: str = "normal",
     delay_seconds: float = 0,
     max_attempts: int | None = None,
+    public_only: bool = False,
 ) -> Job:
-    """Validate and add a job to the current transaction; it is published after commit."""
+    """Validate and add a job to the current transaction; it is published after commit.
+    `public_only` (the tenant API) refuses internal job types as unknown."""
     jt = jobtypes.get(job_type)
-    if jt is None:
+    if jt is None or (public_only and not jt.public):
         raise JobInputError({"type": [f"Unknown job type {job_type!r}."]})
     if jt.family in current_app.config.get("OPSDECK_DISABLED_FAMILIES", []):
         raise JobInputError({"type": [f"The {jt.family} family is disabled on this server."]})
@@ -153,19 +154,25 @@ def bulk_apply(
     on_progress: Any = None,
 ) -> dict[str, int]:
     """Retry or cancel the selected jobs, or every job matching `flt`, a batch per
-    transaction. Calls on_progress(done, changed) after each batch. Audited once."""
+    transaction. Calls on_progress(done, changed, total) before the first batch and after each
+    (total is counted at the start; jobs created meanwhile may push done past it). Audited once."""
     apply = {"retry": retry_many, "cancel": cancel_many}[action]
     if job_ids is not None:
+        total = len(job_ids)
         batches: Any = (job_ids[i : i + 500] for i in range(0, len(job_ids), 500))
     else:
-        batches = matching_ids(flt or JobFilter(all_tenants=True))
+        flt = flt or JobFilter(all_tenants=True)
+        total = count_matching(flt)
+        batches = matching_ids(flt)
     done = changed = 0
+    if on_progress:
+        on_progress(done, changed, total)
     for batch in batches:
         changed += apply(batch)
         db.session.commit()
         done += len(batch)
         if on_progress:
-            on_progress(done, changed)
+            on_progress(done, changed, total)
     summary = {"examined": done, "changed": changed}
     audit.record(actor, f"job.bulk_{action}", details={**summary, "filter": flt.as_dict() if flt else None,
                                                         "selected": len(job_ids) if job_ids is not None else None})  # fmt: skip
@@ -177,24 +184,6 @@ def retry_dead(*, job_type: str | None = None, actor: str) -> int:
     """Retry every dead job (optionally of one type), a batch per transaction. Returns how many."""
     flt = JobFilter(all_tenants=True, status=JobStatus.DEAD.value, job_type=job_type)
     return bulk_apply("retry", flt=flt, actor=actor)["changed"]
-
-
-@dataclass
-class Page:
-    items: Sequence[Job]
-    next_cursor: str | None
-
-
-def _encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), job_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as err:
-        raise JobInputError({"cursor": ["Invalid cursor."]}) from err
 
 
 @dataclass
@@ -249,14 +238,10 @@ def _filtered(query: Any, flt: JobFilter) -> Any:
 
 def list_jobs(flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
     """Newest first, keyset-paginated on (created_at, id): no OFFSET, no full scans."""
-    query = _filtered(select(Job), flt)
-    if cursor:
-        created, job_id = _decode_cursor(cursor)
-        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
-    rows = db.session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).all()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=rows, next_cursor=_encode_cursor(rows[-1]) if has_more and rows else None)
+    try:
+        return pagination.newest_first(_filtered(select(Job), flt), Job, cursor=cursor, limit=limit)
+    except pagination.BadCursor as err:
+        raise JobInputError({"cursor": [str(err)]}) from None
 
 
 def matching_ids(flt: JobFilter, *, batch: int = 500) -> Iterator[list[str]]:
@@ -272,6 +257,11 @@ def matching_ids(flt: JobFilter, *, batch: int = 500) -> Iterator[list[str]]:
             return
         yield [r.id for r in rows]
         cursor = (rows[-1].created_at, rows[-1].id)
+
+
+def count_matching(flt: JobFilter) -> int:
+    """How many jobs match the filter (one indexed count; bulk actions use it for progress)."""
+    return db.session.scalar(_filtered(select(func.count()).select_from(Job), flt)) or 0
 
 
 def is_finished(status: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, or_, select, update
 
 from app.extensions import db
 from app.models import Job, JobStatus
-from app.models.base import utcnow
+from app.models.base import UTCDateTime, utcnow
 from app.models.jobs import CLAIMABLE
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,36 @@ DEFAULT_MAX_BACKOFF = 15 * 60_000
 JITTER = 0.2
 
 
-def retry_delay(attempt: int, options: dict[str, Any]) -> float:
+class RetryIn(Exception):
+    """Raised by an actor: the attempt failed; try again in exactly `seconds` (e.g. the
+    receiver's Retry-After) instead of the actor's schedule. Still counts as an attempt."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = max(0.0, seconds)
+
+
+class GiveUp(Exception):
+    """Raised by an actor: the attempt failed and retrying cannot help; the job is dead now."""
+
+
+class Postpone(Exception):
+    """Raised by an actor before doing anything: run the job again in `seconds` without
+    counting an attempt or recording a failure (e.g. a per-endpoint rate limit)."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = max(0.0, seconds)
+
+
+def retry_delay(attempt: int, options: dict[str, Any], config: Any = None) -> float:
     """Seconds before the next attempt after `attempt` failed, from an actor's options: its
-    `retry_schedule` (seconds; the last entry repeats) or exponential between `min_backoff`
-    and `max_backoff` (ms); ±20% jitter either way."""
+    `retry_schedule` (seconds, the last entry repeats; or the name of a config setting that
+    holds such a list) or exponential between `min_backoff` and `max_backoff` (ms); ±20%
+    jitter either way."""
     schedule = options.get("retry_schedule")
+    if isinstance(schedule, str):
+        schedule = (config or {}).get(schedule) or None
     if schedule:
         base = float(schedule[min(attempt, len(schedule)) - 1])
     else:
@@ -44,6 +69,23 @@ def retry_delay(attempt: int, options: dict[str, Any]) -> float:
         hi = options.get("max_backoff", DEFAULT_MAX_BACKOFF) / 1000
         base = min(hi, lo * 2 ** (attempt - 1))
     return max(0.0, base * random.uniform(1 - JITTER, 1 + JITTER))
+
+
+#: A Core statement and its parameters.
+Write = tuple[Any, dict[str, Any]]
+
+
+def apply_writes(conn: Any, writes: list[Write]) -> None:
+    """Run writes in order, one executemany per run of the same statement, its rows in a
+    stable order (every process then locks shared rows, e.g. an endpoint, in the same order:
+    no deadlock between two workers' batches)."""
+    i = 0
+    while i < len(writes):
+        stmt, j = writes[i][0], i
+        while j < len(writes) and writes[j][0] is stmt:
+            j += 1
+        conn.execute(stmt, sorted((params for _, params in writes[i:j]), key=lambda p: sorted(map(str, p.items()))))
+        i = j
 
 
 @dataclass
@@ -59,34 +101,41 @@ class ClaimedJob:
     #: When the job became due (its creation, or the delay it was given).
     due_at: datetime | None = None
     result: Any = None
+    #: Statements (Core, with their parameters) to commit with the job's success, in the same
+    #: transaction: an actor's record of what it did is then never ahead of, nor lost behind,
+    #: the ledger, and costs no transaction of its own.
+    writes: list[Write] = field(default_factory=list)
+
+
+#: The claim, built once (it runs for every message): bind job_id, now, lease_until, worker.
+_CLAIM = (
+    update(Job)
+    .where(
+        Job.id == bindparam("job_id"),
+        or_(
+            Job.status.in_([s.value for s in CLAIMABLE]),
+            and_(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < bindparam("now", type_=UTCDateTime())),
+        ),
+    )
+    .values(
+        status=JobStatus.RUNNING.value,
+        attempts=Job.attempts + 1,
+        started_at=bindparam("now", type_=UTCDateTime()),
+        lease_expires_at=bindparam("lease_until", type_=UTCDateTime()),
+        worker_id=bindparam("worker"),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+    )
+    .returning(Job.id, Job.type, Job.tenant_id, Job.payload, Job.attempts, Job.max_attempts, Job.next_attempt_at)
+)
 
 
 def claim(job_id: str, worker_id: str, lease_seconds: int) -> ClaimedJob | None:
     """Take the job for this worker, or return None when it is finished, cancelled, or
     running under a live lease elsewhere (the message is then a duplicate)."""
     now = utcnow()
-    claimable = [s.value for s in CLAIMABLE]
-    stmt = (
-        update(Job)
-        .where(
-            Job.id == job_id,
-            or_(
-                Job.status.in_(claimable),
-                and_(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now),
-            ),
-        )
-        .values(
-            status=JobStatus.RUNNING.value,
-            attempts=Job.attempts + 1,
-            started_at=now,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            worker_id=worker_id,
-            updated_at=now,
-        )
-        .returning(Job.id, Job.type, Job.tenant_id, Job.payload, Job.attempts, Job.max_attempts, Job.next_attempt_at)
-    )
+    params = {"job_id": job_id, "now": now, "lease_until": now + timedelta(seconds=lease_seconds), "worker": worker_id}
     with db.engine.begin() as conn:
-        row = conn.execute(stmt).first()
+        row = conn.execute(_CLAIM, params).first()
     if row is None:
         return None
     due_at = row.next_attempt_at
@@ -113,14 +162,16 @@ def _owned(job_id: str, worker_id: str) -> Any:
     return and_(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.worker_id == worker_id)
 
 
-def succeed(job_id: str, worker_id: str, result: Any = None) -> bool:
+def succeed(job_id: str, worker_id: str, result: Any = None, writes: list[Write] | None = None) -> bool:
     """Mark the job succeeded. False when this worker no longer holds it (lease lost)."""
-    return succeed_many(worker_id, [(job_id, result, utcnow())]) == 1
+    return succeed_many(worker_id, [(job_id, result, utcnow())], writes) == 1
 
 
-def succeed_many(worker_id: str, outcomes: list[tuple[str, Any, datetime]]) -> int:
-    """Mark several jobs of this worker succeeded in one transaction (one executemany).
-    `outcomes` are (job id, result, finish time). Returns how many rows this worker held."""
+def succeed_many(worker_id: str, outcomes: list[tuple[str, Any, datetime]], writes: list[Write] | None = None) -> int:
+    """Mark several jobs of this worker succeeded in one transaction (one executemany), with
+    the actors' `writes` first. `outcomes` are (job id, result, finish time). Returns how many
+    rows this worker held. (The writes apply even for a job whose lease was lost: they record
+    work that was done.)"""
     if not outcomes:
         return 0
     stmt = (
@@ -141,6 +192,8 @@ def succeed_many(worker_id: str, outcomes: list[tuple[str, Any, datetime]]) -> i
     )
     params = [{"job_id": j, "worker": worker_id, "job_result": r, "finished": t} for j, r, t in outcomes]
     with db.engine.begin() as conn:
+        if writes:
+            apply_writes(conn, writes)
         done = conn.execute(stmt, params).rowcount
     if done != len(outcomes):
         log.warning("ledger: %d of %d job(s) finished by %s after their lease was lost", len(outcomes) - done,
@@ -230,6 +283,27 @@ def release(job_id: str, worker_id: str) -> bool:
             )
         )
     return done.rowcount == 1
+
+
+def postpone(job_id: str, worker_id: str, seconds: float) -> datetime | None:
+    """Put a job back for later without counting the attempt. Returns when it is due, or
+    None when this worker no longer held it."""
+    now = utcnow()
+    when = now + timedelta(seconds=seconds)
+    with db.engine.begin() as conn:
+        done = conn.execute(
+            update(Job)
+            .where(_owned(job_id, worker_id))
+            .values(
+                status=JobStatus.RETRYING.value,
+                attempts=Job.attempts - 1,
+                next_attempt_at=when,
+                published_at=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+    return when if done.rowcount == 1 else None
 
 
 def mark_published(job_id: str) -> None:

@@ -42,9 +42,14 @@ class Schedule:
 
 def schedules(app: Flask) -> list[Schedule]:
     """Every periodic trigger; families add theirs here."""
-    from app.services import maintenance, stats
+    from app.services import maintenance, retention, stats
+    from app.services.email import batches
+    from app.services.webhooks import delivery
 
     return [
+        Schedule("webhooks.settle", 60, run=delivery.settle_orphans),
+        Schedule("retention.check", 60, run=retention.due_daily),
+        Schedule("email.kick", app.config["EMAIL_DELAY"], run=batches.kick_if_due),
         Schedule("outbox.relay", app.config["OUTBOX_RELAY_INTERVAL"], run=maintenance.relay_tick),
         Schedule("scheduler.prune_ticks", 3600, run=prune_ticks),
         Schedule("maintenance.prune_expired", 3600, run=maintenance.prune_expired),

@@ -16,7 +16,9 @@ class EchoPayload(Schema):
     fail = fields.Boolean(load_default=False)
 
 
-ECHO = register(JobType("system.echo", family="system", queue="default", payload=EchoPayload, max_attempts=3))
+ECHO = register(
+    JobType("system.echo", family="system", queue="default", payload=EchoPayload, max_attempts=3, public=True)
+)
 
 
 class BulkPayload(Schema):

@@ -38,20 +38,39 @@ def _issue_key(tenant: Tenant) -> IssuedKey:
     return IssuedKey(tenant_id=tenant.id, key_id=key_id, secret=secret)
 
 
-def create_tenant(name: str, *, actor: str = "cli") -> IssuedKey:
+def create_tenant(name: str, *, actor: str = "cli", contact_email: str | None = None) -> IssuedKey:
     """Create a tenant with its first API key. Commits."""
     name = name.strip()
     if not name:
         raise TenantError("tenant name must not be empty")
+    contact_email = _checked_contact(contact_email)
     if db.session.scalar(select(Tenant).where(Tenant.name == name)) is not None:
         raise TenantError(f"tenant {name!r} already exists")
-    tenant = Tenant(name=name)
+    tenant = Tenant(name=name, contact_email=contact_email)
     db.session.add(tenant)
     db.session.flush()
     issued = _issue_key(tenant)
     audit.record(actor, "tenant.create", target=tenant.id, tenant_id=tenant.id, details={"key_id": issued.key_id})
     db.session.commit()
     return issued
+
+
+def _checked_contact(address: str | None) -> str | None:
+    address = (address or "").strip().lower() or None
+    if address is not None and (
+        "@" not in address or len(address) > 254 or not address.isascii() or any(c.isspace() for c in address)
+    ):
+        raise TenantError("contact email must be an address")
+    return address
+
+
+def set_contact(tenant: Tenant, address: str | None, *, actor: str) -> Tenant:
+    """Set (or clear) the tenant's contact address. Commits."""
+    tenant.contact_email = _checked_contact(address)
+    audit.record(actor, "tenant.contact", target=tenant.id, tenant_id=tenant.id,
+                 details={"contact_email": tenant.contact_email})  # fmt: skip
+    db.session.commit()
+    return tenant
 
 
 def find_tenant(name_or_id: str) -> Tenant | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import User
@@ -78,7 +78,10 @@ def record_login(user: User, *, ip: str | None) -> None:
 
 
 def set_active(user: User, active: bool, *, actor: str) -> User:
-    """(De)activate an operator. Deactivation ends every session and live connection. Commits."""
+    """(De)activate an operator. Deactivation ends every session and live connection; the last
+    active admin cannot be deactivated. Commits."""
+    if not active:
+        guard_deactivation(user)
     user.active = active
     if not active:
         user.session_version += 1
@@ -89,6 +92,37 @@ def set_active(user: User, active: bool, *, actor: str) -> User:
 
         live.end_user(user.id)
     return user
+
+
+def set_role(user: User, role: str, *, actor: str) -> User:
+    """Change an operator's role. The last active admin keeps theirs. Commits."""
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if user.role == role:
+        return user
+    if user.role == "admin" and _is_last_admin(user):
+        raise UserError("the last active admin cannot lose the admin role")
+    audit.record(actor, "user.role", target=user.email, details={"from": user.role, "to": role})
+    user.role = role
+    db.session.commit()
+    return user
+
+
+def _is_last_admin(user: User) -> bool:
+    others = db.session.scalar(
+        select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True), User.id != user.id)
+    )
+    return not others
+
+
+def guard_deactivation(user: User) -> None:
+    """Refuse to lock everyone out: the last active admin stays active."""
+    if user.active and user.role == "admin" and _is_last_admin(user):
+        raise UserError("the last active admin cannot be deactivated")
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.email)))
 
 
 def find(email: str) -> User | None:

@@ -46,7 +46,8 @@
     li.appendChild(el("strong", null, ev.type)); li.appendChild(document.createTextNode(" "));
     var summary = ev.subject;
     if (ev.type === "jobs.throughput") summary = (ev.data.succeeded || 0) + " succeeded, " + (ev.data.failed || 0) + " failed";
-    if (ev.type === "jobs.bulk_progress") summary = ev.data.action + ": " + ev.data.done + " examined, " + ev.data.changed + " changed";
+    if (ev.type === "retention.progress") summary = ev.data.kind + ": " + ev.data.deleted + " deleted";
+    if (ev.type === "jobs.bulk_progress") summary = ev.data.action + ": " + ev.data.done + "/" + ev.data.total + " examined, " + ev.data.changed + " changed";
     li.appendChild(el("span", "subject", summary));
     var t = el("time", null, ev.occurred_at.substr(11, 8)); t.setAttribute("datetime", ev.occurred_at); t.title = ev.occurred_at;
     li.appendChild(t);
@@ -72,6 +73,38 @@
     tr.appendChild(el("td", null, "just now"));
     tr.appendChild(el("td", "error", (ev.data.error || "").substr(0, 80)));
     table.querySelector("tbody").insertBefore(tr, table.querySelector("tbody").firstChild);
+  }
+
+  // A bulk action started from this page: its bar follows the job's progress events.
+  function bulkProgress(ev) {
+    var box = document.querySelector('.bulk-progress[data-bulk-id="' + ev.subject + '"]'); if (!box) return;
+    var bar = box.querySelector("progress"), label = box.querySelector(".bulk-state"), d = ev.data;
+    if (ev.type === "jobs.bulk_completed") {
+      bar.max = Math.max(d.examined, 1); bar.value = bar.max;
+      label.textContent = "done: " + d.examined + " examined, " + d.changed + " changed";
+      box.dataset.done = "1";
+      return;
+    }
+    bar.max = Math.max(d.total, d.done, 1); bar.value = d.done;
+    label.textContent = d.done + " of " + d.total + " examined, " + d.changed + " changed";
+  }
+
+  // The retention page: the running run's progress, then its report (the page reloads once).
+  function retentionProgress(ev) {
+    var line = document.getElementById("retention-live"); if (!line) return;
+    if (ev.type === "retention.progress") { line.textContent = "Running: " + ev.data.kind + ", " + ev.data.deleted + " deleted so far"; return; }
+    line.textContent = "Run " + ev.data.status + (ev.data.dry_run ? " (dry)" : "") + "; refreshing…";
+    setTimeout(function () { window.location.reload(); }, 800);
+  }
+
+  // Rows on this page follow their jobs' failures (successes arrive aggregated, not per job).
+  function updateRow(ev) {
+    var row = document.querySelector('#jobs-table tr[data-job-id="' + ev.subject + '"]'); if (!row) return;
+    var badge = row.querySelector(".state"); if (!badge) return;
+    var dead = ev.type === "job.dead";
+    badge.className = "state " + (dead ? "state-bad" : "state-warn");
+    badge.textContent = dead ? "dead" : "retrying";
+    row.classList.add("fresh");
   }
 
   function bump(name, n) {
@@ -101,6 +134,9 @@
     addToFeed(ev);
     if (type.indexOf("job") === 0) refreshDashboard();
     if (type === "jobs.throughput") { bump("succeeded", ev.data.succeeded || 0); bump("failed", ev.data.failed || 0); }
-    if (type === "job.dead" && (page === "dead" || page === "jobs")) addDeadRow(ev);
+    if (type === "job.dead" && page === "dead") addDeadRow(ev);
+    if (type === "job.dead" || type === "job.failed") updateRow(ev);
+    if (type === "jobs.bulk_progress" || type === "jobs.bulk_completed") bulkProgress(ev);
+    if (page === "retention" && type.indexOf("retention.") === 0) retentionProgress(ev);
   });
 })();

@@ -1,0 +1,363 @@
+"""Batched sending: claim due mails (a row claim two flushes cannot both take), fold digests,
+render once, send over one SMTP connection at the shared pace, record per-recipient results.
+
+Sending once: a mail's Message-ID is fixed before its first attempt; a claim carries a lease.
+A flush that dies leaves its mails to be claimed again when the lease lapses, with the same
+Message-ID. Results are committed every RECORD_EVERY mails, so a crash between the relay's 250
+and that commit can send those mails again (SMTP has no dedupe); nothing can be lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import smtplib
+import ssl
+import time
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema
+from sqlalchemy import and_, bindparam, exists, or_, select, update
+
+from app.extensions import db, queue
+from app.jobtypes import JobType, register
+from app.models import Email, EmailBatch
+from app.models.base import UTCDateTime, new_id, utcnow
+from app.services import jobs, ledger, ratelimit
+from app.services.email import compose, mails, render
+from app.services.webhooks import events
+
+log = logging.getLogger(__name__)
+
+
+class FlushPayload(Schema):
+    pass
+
+
+FLUSH = register(JobType("email.flush", family="email", queue="email", payload=FlushPayload, max_attempts=3))
+
+#: Results are committed after this many mails (the most a crash can send twice).
+RECORD_EVERY = 20
+#: A flush stops claiming new batches after this long (the next flush goes on).
+FLUSH_BUDGET_SECONDS = 45.0
+#: Redis key held while a flush is queued or running (one at a time, kicked at most once).
+FLUSH_PENDING_KEY = "opsdeck:email:flush-pending"
+PACE = "email-relay"
+
+
+# -- kicking a flush ------------------------------------------------------------------
+def _due() -> Any:
+    now = utcnow()
+    return or_(
+        and_(Email.status.in_(("queued", "retrying")), Email.next_attempt_at <= now),
+        and_(Email.status == "sending", Email.lease_expires_at < now),
+    )
+
+
+def submit_flush() -> bool:
+    """Queue an `email.flush` job in the caller's transaction, unless one is already pending."""
+    try:
+        if not queue.redis.set(FLUSH_PENDING_KEY, "1", nx=True, ex=60):
+            return False
+    except Exception:  # Redis down: queue one anyway (the outbox holds it); duplicates are harmless
+        log.debug("flush guard unavailable", exc_info=True)
+    jobs.submit(FLUSH.name, {}, priority="normal")
+    return True
+
+
+def kick_if_due() -> dict[str, Any] | None:
+    """The scheduler's check every EMAIL_DELAY: a flush when mail is due and none is pending."""
+    if "email" in current_app.config.get("OPSDECK_DISABLED_FAMILIES", []):
+        return None
+    if not db.session.scalar(select(exists().where(_due()))):
+        return None
+    kicked = submit_flush()
+    db.session.commit()
+    return {"flush": kicked}
+
+
+def flush_done() -> None:
+    try:
+        queue.redis.delete(FLUSH_PENDING_KEY)
+    except Exception:
+        log.debug("flush guard unavailable", exc_info=True)
+
+
+# -- one flush --------------------------------------------------------------------------
+@dataclass
+class BatchResult:
+    batch_id: str
+    size: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    deferred: int = 0
+    error: str | None = None
+    duration_ms: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def flush(
+    worker: str, budget: float = FLUSH_BUDGET_SECONDS, on_batch: Callable[[BatchResult], None] | None = None
+) -> list[BatchResult]:
+    """Send batches until nothing is due or the budget is spent, EMAIL_DELAY apart; `on_batch`
+    hears of each batch as soon as its rows are recorded."""
+    config = current_app.config
+    started, results = time.monotonic(), []
+    while time.monotonic() - started < budget:
+        result = send_batch(worker, config["EMAIL_BATCH_SIZE"])
+        if result is None:
+            break
+        results.append(result)
+        if on_batch is not None:
+            on_batch(result)
+        time.sleep(config["EMAIL_DELAY"])
+    return results
+
+
+def claim(batch_id: str, limit: int) -> list[Email]:
+    """Take up to `limit` due mails for this batch (FOR UPDATE SKIP LOCKED on PostgreSQL; the
+    single writer on SQLite), and fold mails sharing a digest window into one digest mail."""
+    now = utcnow()
+    lease = now + timedelta(seconds=current_app.config["EMAIL_LEASE_SECONDS"])
+    due = select(Email.id).where(_due()).order_by(Email.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+    ids = list(
+        db.session.scalars(
+            update(Email)
+            .where(Email.id.in_(due.scalar_subquery()))
+            .values(status="sending", batch_id=batch_id, lease_expires_at=lease, attempts=Email.attempts + 1,
+                    updated_at=now)
+            .returning(Email.id)
+            .execution_options(synchronize_session=False)
+        )
+    )  # fmt: skip
+    if not ids:
+        db.session.commit()
+        return []
+    rows = list(db.session.scalars(select(Email).where(Email.id.in_(ids)).execution_options(populate_existing=True)))
+    rows = _fold_digests(rows, batch_id, lease, now)
+    db.session.add(EmailBatch(id=batch_id, size=len(rows), created_at=now))
+    db.session.commit()
+    return rows
+
+
+def _fold_digests(rows: list[Email], batch_id: str, lease: Any, now: Any) -> list[Email]:
+    groups: dict[tuple[str, str, str], list[Email]] = {}
+    for row in rows:
+        if row.digest_key and row.attempts == 1:
+            groups.setdefault((row.tenant_id, row.to, row.digest_key), []).append(row)
+    folded = []
+    for (tenant_id, to, _key), items in groups.items():
+        if len(items) < 2:
+            continue
+        items.sort(key=lambda r: r.created_at)
+        parts, renderable = [], []
+        for item in items:
+            try:
+                shown = render.render(item.template, item.context, subject=item.subject, text=item.text)
+            except Exception as err:  # this mail fails alone; the others still go
+                item.status, item.lease_expires_at, item.updated_at = "failed", None, now
+                item.last_error = f"render: {type(err).__name__}: {err}"[:2000]
+                folded.append(item)
+                continue
+            parts.append({"subject": shown.subject, "text": shown.text.split("\n--\n")[0].strip()})
+            renderable.append(item)
+        items = renderable
+        if len(items) < 2:
+            continue
+        digest_id = new_id()
+        digest = Email(
+            id=digest_id, tenant_id=tenant_id, to=to, template="digest", context={"items": parts, "count": len(parts)},
+            status="sending", attempts=1, batch_id=batch_id, lease_expires_at=lease, next_attempt_at=now,
+            message_id=f"<{digest_id}@{mails.message_domain()}>", created_at=now, updated_at=now,
+        )  # fmt: skip
+        db.session.add(digest)
+        for item in items:
+            item.status, item.digest_id, item.lease_expires_at, item.updated_at = "digested", digest_id, None, now
+            folded.append(item)
+        rows.append(digest)
+    return [r for r in rows if r not in folded]
+
+
+def _connect() -> smtplib.SMTP:
+    config = current_app.config
+    security, timeout = config["SMTP_SECURITY"], config["SMTP_TIMEOUT"]
+    host, port = config["SMTP_HOST"], config["SMTP_PORT"]
+    smtp: smtplib.SMTP
+    # Certificates are verified (smtplib's own default context does not), against SMTP_CA_FILE
+    # when set, else the system's CAs.
+    context = ssl.create_default_context(cafile=config["SMTP_CA_FILE"] or None) if security != "none" else None
+    if security == "ssl":
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+        if security == "starttls":
+            smtp.starttls(context=context)
+    if config["SMTP_USERNAME"]:
+        smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
+    return smtp
+
+
+_NOW = UTCDateTime()
+_RECORD = (
+    update(Email)
+    .where(Email.id == bindparam("e_id"), Email.batch_id == bindparam("b_id"), Email.status == "sending")
+    .values(status=bindparam("new_status"), next_attempt_at=bindparam("due", type_=_NOW), last_error=bindparam("err"),
+            sent_at=bindparam("sent", type_=_NOW), attempts=Email.attempts - bindparam("undo"),
+            lease_expires_at=None, updated_at=bindparam("now", type_=_NOW))
+)  # fmt: skip
+
+
+class _Recorder:
+    """Per-mail results of one batch, committed every RECORD_EVERY mails."""
+
+    def __init__(self, result: BatchResult) -> None:
+        config = current_app.config
+        self.result = result
+        self.schedule = {"retry_schedule": config["EMAIL_RETRY_SCHEDULE"]}
+        self.max_attempts = len(config["EMAIL_RETRY_SCHEDULE"]) + 1
+        self.pending: list[dict[str, Any]] = []
+        self.done: set[str] = set()
+
+    def __call__(self, row: Email, status: str, error: str | None = None, code: int | None = None) -> None:
+        now, due, undo = utcnow(), row.next_attempt_at, 0
+        if status == "retrying" and row.attempts >= self.max_attempts:
+            status = "failed"
+        if status == "retrying":
+            due = now + timedelta(seconds=ledger.retry_delay(row.attempts, self.schedule))
+        if status == "queued":  # given back unsent: not an attempt
+            due, undo = now + timedelta(seconds=current_app.config["EMAIL_DELAY"]), 1
+        if status == "failed" and code is not None and 500 <= code < 600:
+            mails.suppress(row.tenant_id, row.to, f"hard bounce: {error}", actor="system:email")
+        if status in ("failed", "retrying"):
+            self.result.failures.append({"id": row.id, "to": row.to, "status": status, "error": error})
+        if status == "failed":  # the tenant's webhook endpoints hear of it (same transaction)
+            events.emit(row.tenant_id, "email.failed", {"id": row.id, "to": row.to, "error": error,
+                                                        "message_id": row.message_id})  # fmt: skip
+        counter = {"sent": "sent", "retrying": "retrying", "failed": "failed", "queued": "deferred"}[status]
+        setattr(self.result, counter, getattr(self.result, counter) + 1)
+        self.done.add(row.id)
+        self.pending.append({"e_id": row.id, "b_id": self.result.batch_id, "new_status": status, "due": due,
+                             "err": (error or "")[:2000] or None, "sent": now if status == "sent" else None,
+                             "undo": undo, "now": now})  # fmt: skip
+        if len(self.pending) >= RECORD_EVERY or status == "failed":  # a failure's suppression/event rows now
+            self.commit()
+
+    def commit(self) -> None:
+        if self.pending:
+            db.session.connection().execute(_RECORD, list(self.pending))  # Core executemany
+            db.session.commit()
+            self.pending.clear()
+
+
+def send_batch(worker: str, limit: int) -> BatchResult | None:
+    """Claim, render and send one batch over one connection; None when nothing was due."""
+    batch_id = new_id()
+    rows = claim(batch_id, limit)
+    if not rows:
+        return None
+    config = current_app.config
+    result = BatchResult(batch_id, size=len(rows))
+    record = _Recorder(result)
+    began = time.monotonic()
+    messages = _composing(rows)
+    smtp = None
+    renewed = time.monotonic()
+    try:
+        smtp = _connect()
+        for index, row in enumerate(rows):
+            message = next(messages)
+            if isinstance(message, Exception):  # a template that cannot render: this mail only
+                record(row, "failed", f"render: {type(message).__name__}: {message}")
+                continue
+            if time.monotonic() - renewed > config["EMAIL_LEASE_SECONDS"] / 3:
+                record.commit()
+                _renew_lease(batch_id)
+                renewed = time.monotonic()
+            wait = ratelimit.reserve(PACE, config["EMAIL_RATE_PER_MINUTE"], max_wait=config["EMAIL_LEASE_SECONDS"] / 2)
+            if wait is None:  # the pace will not reach these within the lease: give them back
+                for later in rows[index:]:
+                    record(later, "queued", "waiting for the relay rate limit")
+                break
+            if wait:
+                time.sleep(wait)
+            try:
+                smtp.sendmail(compose.envelope_from(), [row.to], message.data)
+                record(row, "sent")
+            except smtplib.SMTPRecipientsRefused as err:
+                code, text = next(iter(err.recipients.values()), (0, b""))
+                _refused(record, row, code, text)
+            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as err:
+                _refused(record, row, err.smtp_code, err.smtp_error)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                raise  # the connection: handled below for the rest of the batch
+            except Exception as err:  # this mail cannot be sent (e.g. an address SMTP cannot carry)
+                record(row, "failed", f"{type(err).__name__}: {err}")
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    smtp.rset()
+    except (smtplib.SMTPException, OSError) as err:  # the connection: the rest of the batch retries
+        result.error = f"{type(err).__name__}: {err}"[:2000]
+        for row in rows:
+            if row.id not in record.done:
+                record(row, "retrying", f"SMTP connection: {result.error}")
+    finally:
+        messages.close()
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+        record.commit()
+    result.duration_ms = int((time.monotonic() - began) * 1000)
+    _finish(result, worker)
+    return result
+
+
+def _composing(rows: list[Email]) -> Generator[compose.Composed | Exception, None, None]:
+    """Each mail's bytes, in order, rendered by a helper thread ahead of the sends (which wait on
+    the network most of the time). A mail that cannot render yields its exception."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def one(row: Email) -> compose.Composed | Exception:
+        with app.app_context():
+            try:
+                return compose.compose(row)
+            except Exception as err:
+                log.warning("mail %s cannot be rendered", row.id, exc_info=True)
+                return err
+
+    executor = ThreadPoolExecutor(1, thread_name_prefix="opsdeck-compose")
+    try:
+        yield from executor.map(one, rows)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _renew_lease(batch_id: str) -> None:
+    """A slow (paced) batch keeps its unsent mails: nobody else claims them meanwhile."""
+    until = utcnow() + timedelta(seconds=current_app.config["EMAIL_LEASE_SECONDS"])
+    db.session.execute(
+        update(Email).where(Email.batch_id == batch_id, Email.status == "sending").values(lease_expires_at=until),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+
+
+def _refused(outcome: Any, row: Email, code: int, text: Any) -> None:
+    error = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    outcome(row, "failed" if 500 <= code < 600 else "retrying", error, code)
+
+
+def _finish(result: BatchResult, worker: str) -> None:
+    db.session.execute(
+        update(EmailBatch)
+        .where(EmailBatch.id == result.batch_id)
+        .values(worker=worker, sent=result.sent, retrying=result.retrying, failed=result.failed,
+                deferred=result.deferred, error=result.error, finished_at=utcnow(), duration_ms=result.duration_ms)
+    )  # fmt: skip
+    db.session.commit()

@@ -1,0 +1,119 @@
+"""Events and their fan-out: one delivery (and one ledger job) per subscribed endpoint, all in
+the caller's transaction, so an accepted event is never half fanned out."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import Event, WebhookDelivery, WebhookEndpoint
+from app.models.base import new_id, utcnow
+from app.services.webhooks import delivery
+
+
+class PayloadTooLarge(ValueError):
+    pass
+
+
+def timestamp(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def body_for(event_type: str, created_at: datetime, data: Any) -> str:
+    """The JSON every endpoint receives, and the exact text that is signed."""
+    return json.dumps(
+        {"type": event_type, "timestamp": timestamp(created_at), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def find_by_client_id(tenant_id: str, client_id: str) -> Event | None:
+    return db.session.scalar(select(Event).where(Event.tenant_id == tenant_id, Event.client_id == client_id))
+
+
+def get(event_id: str, tenant_id: str | None) -> Event | None:
+    event = db.session.get(Event, event_id)
+    if event is None or (tenant_id is not None and event.tenant_id != tenant_id):
+        return None
+    return event
+
+
+def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None = None) -> tuple[Event, bool]:
+    """Record an event and fan it out (caller's transaction). A `client_id` the tenant already
+    used returns the first event and False, with no second fan-out, even under a race."""
+    if client_id is not None:
+        existing = find_by_client_id(tenant_id, client_id)
+        if existing is not None:
+            return existing, False
+    now = utcnow()
+    body = body_for(event_type, now, data)
+    limit = current_app.config["WEBHOOK_MAX_PAYLOAD_BYTES"]
+    envelope = len(body_for(event_type, now, None)) - len("null")  # not the tenant's bytes
+    if len(body.encode()) - envelope > limit:
+        raise PayloadTooLarge(f"event payloads are limited to {limit} bytes of JSON")
+    event = Event(id=new_id(), tenant_id=tenant_id, client_id=client_id, type=event_type, body=body, created_at=now)
+    if client_id is not None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(event)
+        except IntegrityError:  # the same id, committed by a concurrent request meanwhile
+            existing = find_by_client_id(tenant_id, client_id)
+            if existing is None:
+                raise
+            return existing, False
+    else:
+        db.session.add(event)
+    fan_out(event)
+    return event, True
+
+
+def subscribers(tenant_id: str, event_type: str) -> list[WebhookEndpoint]:
+    rows = db.session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == tenant_id,
+            WebhookEndpoint.enabled.is_(True),
+            WebhookEndpoint.deleted_at.is_(None),
+        )
+    )
+    return [endpoint for endpoint in rows if endpoint.wants(event_type)]
+
+
+def fan_out(event: Event) -> list[WebhookDelivery]:
+    created = []
+    for endpoint in subscribers(event.tenant_id, event.type):
+        row = WebhookDelivery(
+            id=new_id(),
+            tenant_id=event.tenant_id,
+            event_id=event.id,
+            endpoint_id=endpoint.id,
+            created_at=event.created_at,
+        )
+        db.session.add(row)
+        delivery.schedule(row)
+        created.append(row)
+    return created
+
+
+def emit(tenant_id: str | None, event_type: str, data: dict[str, Any]) -> Event | None:
+    """What other families call (`scan.completed`, `payment.processed`, …): the event goes
+    through the same fan-out, in the caller's transaction. Nothing when the webhooks family
+    is switched off or the work has no tenant."""
+    if tenant_id is None or "webhooks" in current_app.config.get("OPSDECK_DISABLED_FAMILIES", []):
+        return None
+    event, _ = create(tenant_id, event_type, data)
+    return event
+
+
+def deliveries_of(event_id: str) -> list[WebhookDelivery]:
+    return list(
+        db.session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.event_id == event_id).order_by(WebhookDelivery.created_at)
+        )
+    )

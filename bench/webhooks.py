@@ -1,0 +1,227 @@
+"""P4: webhook deliveries per second, and the latency from an event accepted to its first
+delivery attempt.
+
+    python -m bench.webhooks
+
+Throughput: BENCH_WEBHOOK_EVENTS events (default 1000) fanned out to 2 endpoints are accepted
+with no worker running; then `dramatiq workers --queues webhooks` (--threads 8, --processes
+BENCH_WEBHOOK_PROCESSES, default 1) delivers them to a local receiver, and the rate is
+deliveries / (first attempt -> last attempt) as the receiver saw them. Baseline, same run: 8
+threads POSTing the same bodies to the same receiver over kept-alive connections (urllib3), the
+most that receiver takes from this machine.
+
+Latency: with the workers and the production web command running, signed `POST /api/v1/events`
+at BENCH_WEBHOOK_RATE events/s (default 200) for BENCH_WEBHOOK_SECONDS (default 10) to one
+endpoint; each event's latency runs from its 202 at the client to its first request at the
+receiver (same clock). Anchor: Convoy p95 124 ms at 200 events/s.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+import urllib3
+
+from app.client import signed_headers
+from bench.common import (
+    BIN,
+    Report,
+    Stack,
+    backends,
+    create_tenant,
+    database,
+    env_float,
+    env_int,
+    exit_on_sigterm,
+    migrate,
+    percentile,
+    print_table,
+    ratio,
+    stack,
+)
+from bench.throughput import THREADS, _app, _dramatiq, _poll, _wait_boot
+from tests.fakes.http_receiver import HttpReceiver
+from tests.fakes.processes import Process, free_port, wait_until
+
+NAME = "P4 webhooks"
+GOAL_RATE = 500.0
+GOAL_P95_MS = 100.0
+LOOPBACK = "127.0.0.0/8"
+
+
+def _endpoint(tenant_id: str, url: str) -> None:
+    from app.extensions import db
+    from app.services.webhooks import endpoints
+
+    endpoints.create(tenant_id, url=url, actor="bench")
+    db.session.commit()
+
+
+def baseline(receiver: HttpReceiver, bodies: list[bytes], threads: int) -> float:
+    """POSTs/s the receiver answers from `threads` kept-alive connections."""
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", receiver.port, maxsize=threads, block=True)
+    began = time.perf_counter()
+    with ThreadPoolExecutor(threads) as executor:
+        list(executor.map(lambda b: pool.urlopen("POST", "/baseline", body=b, retries=False).status, bodies))
+    elapsed = time.perf_counter() - began
+    pool.close()
+    return len(bodies) / elapsed
+
+
+def throughput(st: Stack, backend: str, report: Report) -> None:
+    from app.extensions import db
+    from app.models import Event
+    from app.services.webhooks import events
+
+    n = env_int("BENCH_WEBHOOK_EVENTS", 1000)
+    processes = env_int("BENCH_WEBHOOK_PROCESSES", 1)
+    st.flushall()
+    receiver = HttpReceiver().start()
+    try:
+        with database(backend, st.tmp) as url:
+            env = st.env(url, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK)
+            migrate(env)
+            tenant = create_tenant(env)
+            with _app(env) as app:
+                app.config["WEBHOOK_ALLOWED_NETWORKS"] = [LOOPBACK]
+                _endpoint(tenant["tenant_id"], receiver.url("/a"))
+                _endpoint(tenant["tenant_id"], receiver.url("/b"))
+                began = time.perf_counter()
+                for i in range(n):
+                    events.create(tenant["tenant_id"], "bench.tick", {"n": i, "pad": "x" * 200})
+                    if i % 100 == 99:
+                        db.session.commit()
+                db.session.commit()
+                accepted = time.perf_counter() - began
+                bodies = [e.body.encode() for e in db.session.query(Event).limit(2 * n)]
+                db.session.remove()
+            print(f"\n[{NAME} / {backend}] {n} events x 2 endpoints accepted in {accepted:.1f} s "
+                  f"({n / accepted:.0f} events/s); workers: --processes {processes} --threads {THREADS}")  # fmt: skip
+            expected = 2 * n
+            workers = Process(_dramatiq("workers", "webhooks", processes), env, f"webhooks-{backend}", st.tmp)
+            started = time.perf_counter()
+            workers.start()
+            try:
+                _wait_boot(workers, processes, started)
+                _poll(lambda: len(receiver.received) >= expected, 120, workers)
+            finally:
+                workers.stop(15)
+            got = sorted(r.at for r in receiver.received)
+            rate = (len(got) - 1) / (got[-1] - got[0]) if len(got) > 1 else 0.0
+            base = baseline(receiver, (bodies * 2)[:expected], THREADS)
+            r = ratio(rate, base)
+            print(f"  baseline: the receiver takes {base:.0f} POST/s from {THREADS} kept-alive threads")
+            print(f"  Opsdeck: {len(got)}/{expected} deliveries at {rate:.0f}/s ({r:.2f}x the baseline), "
+                  f"over {receiver.connections} connections")  # fmt: skip
+            met = rate >= GOAL_RATE and len(got) >= expected
+            print(f"  goal >= {GOAL_RATE:g} deliveries/s: {'met' if met else 'NOT met'}")
+            report.add(f"{NAME} {backend}", "deliveries/s (vs raw POSTs/s)", f"{rate:.0f} (vs {base:.0f} = {r:.2f}x)",
+                       f">= {GOAL_RATE:g}/s", met)  # fmt: skip
+    finally:
+        receiver.close()
+
+
+def latency(st: Stack, backend: str, report: Report) -> None:
+    rate = env_float("BENCH_WEBHOOK_RATE", 200)
+    seconds = env_float("BENCH_WEBHOOK_SECONDS", 10)
+    processes = env_int("BENCH_WEBHOOK_PROCESSES", 1)
+    st.flushall()
+    receiver = HttpReceiver().start()
+    try:
+        with database(backend, st.tmp) as url:
+            env = st.env(url, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK, API_RATE_LIMIT_PER_MINUTE=0)
+            migrate(env)
+            tenant = create_tenant(env)
+            with _app(env) as app:
+                app.config["WEBHOOK_ALLOWED_NETWORKS"] = [LOOPBACK]
+                _endpoint(tenant["tenant_id"], receiver.url("/live"))
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            web = Process(
+                [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
+                 "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"],
+                env, f"web-{backend}", st.tmp,
+            ).start()  # fmt: skip
+            workers = Process(_dramatiq("workers", "webhooks", processes), env, f"webhooks-live-{backend}", st.tmp)
+            started = time.perf_counter()
+            workers.start()
+            try:
+                wait_until(lambda: _up(base), 30, 0.1, what="web server")
+                _wait_boot(workers, processes, started)
+                accepted = _send(base, tenant, rate, seconds)
+                total = len(accepted)
+                _poll(lambda: len({r.headers.get("webhook-id") for r in receiver.received}) >= total, 60, workers)
+            finally:
+                workers.stop(15)
+                web.stop(10)
+            first: dict[str, float] = {}
+            for r in receiver.received:
+                first.setdefault(r.headers.get("webhook-id", ""), r.at)
+            lat = sorted((first[i] - t) * 1000 for i, t in accepted.items() if i in first)
+            p50, p95, p99 = (percentile(lat, q) for q in (50, 95, 99))
+            print(f"\n[{NAME} / {backend}] {total} events at {rate:g}/s: accepted -> first attempt "
+                  f"p50 {p50:.1f} ms  p95 {p95:.1f} ms  p99 {p99:.1f} ms  ({len(lat)}/{total} delivered)")  # fmt: skip
+            met = p95 <= GOAL_P95_MS and len(lat) == total
+            print(f"  goal p95 <= {GOAL_P95_MS:g} ms (Convoy: 124 ms): {'met' if met else 'NOT met'}")
+            report.add(f"{NAME} {backend}", f"accepted->attempt at {rate:g}/s p50/p95",
+                       f"{p50:.1f}/{p95:.1f} ms", f"p95 <= {GOAL_P95_MS:g} ms", met)  # fmt: skip
+    finally:
+        receiver.close()
+
+
+def _up(base: str) -> bool:
+    try:
+        return requests.get(base + "/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _send(base: str, tenant: dict[str, str], rate: float, seconds: float) -> dict[str, float]:
+    """Open loop: event i is sent at start + i/rate; returns event id -> time its 202 arrived."""
+    total, run = int(rate * seconds), uuid.uuid4().hex[:8]
+    start = time.perf_counter() + 0.2
+    index, accepted, lock = itertools.count(), {}, threading.Lock()
+
+    def sender() -> None:
+        session = requests.Session()
+        while (i := next(index)) < total:
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            data = json.dumps({"type": "bench.live", "payload": {"run": run, "n": i}}).encode()
+            headers = signed_headers(tenant["key_id"], tenant["secret"], "POST", "/api/v1/events", data)
+            headers["Content-Type"] = "application/json"
+            response = session.post(base + "/api/v1/events", data=data, headers=headers, timeout=10)
+            if response.status_code == 202:
+                with lock:
+                    accepted[response.json()["id"]] = time.time()
+        session.close()
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return accepted
+
+
+def run(report: Report | None = None, st: Stack | None = None) -> Report:
+    report = report if report is not None else Report()
+    if st is None:
+        with stack() as own:
+            return run(report, own)
+    for backend in backends():
+        throughput(st, backend, report)
+        latency(st, backend, report)
+    return report
+
+
+if __name__ == "__main__":
+    exit_on_sigterm()
+    print_table(run().rows)
