@@ -31,10 +31,16 @@ format: deps
 deps: system-deps python-deps
 
 # Debian packages, installed only when missing (CI and fresh machines run as root).
+# clamav-daemon, clamav (sigtool), clamdscan: the real clamd the scans family, its tests and
+# bench P5 use; libmagic1: content-type detection of uploads.
 # chromium (make test only): the admin pages' end-to-end tests (headless, driven by Playwright).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	{ command -v clamd || test -x /usr/sbin/clamd; } >/dev/null || missing="$$missing clamav-daemon"; \
+	command -v sigtool >/dev/null || missing="$$missing clamav"; \
+	command -v clamdscan >/dev/null || missing="$$missing clamdscan"; \
+	$(PYTHON) -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('magic'))" || missing="$$missing libmagic1"; \
 	if [ "$(WITH_BROWSER)" = 1 ]; then command -v chromium >/dev/null || missing="$$missing chromium"; fi; \
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

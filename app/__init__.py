@@ -16,6 +16,9 @@ def create_app(config: Any = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder="static")
     app.config.from_object(config or Config())
     _check_secrets(app)
+    from app.services.scans import precheck
+
+    precheck.check_allowed(app.config["SCAN_ALLOWED_EXTENSIONS"])
 
     from app.extensions import csrf, db, limiter, login, migrate, queue, socketio
 

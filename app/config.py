@@ -154,6 +154,28 @@ class Config:
         #: Seconds between batches (gives the database room on busy systems).
         self.RETENTION_PAUSE_SECONDS = _float("RETENTION_PAUSE_SECONDS", 0.0)
 
+        # Scans
+        #: clamd's socket: unix:///path/to/clamd.sock or tcp://host:3310 (dev: the stack's own clamd).
+        self.CLAMD_URL = _env("CLAMD_URL", f"unix://{var / 'clamav' / 'clamd.sock'}")
+        #: Seconds for connecting to clamd and for each read or write of a scan.
+        self.CLAMD_TIMEOUT = _float("CLAMD_TIMEOUT", 60.0)
+        #: Largest upload (413 above). Keep it at or below clamd's StreamMaxLength.
+        self.SCAN_MAX_BYTES = _int("SCAN_MAX_BYTES", 25 * 1024 * 1024)
+        #: Extensions accepted (each must match the content libmagic detects; see README).
+        self.SCAN_ALLOWED_EXTENSIONS = [
+            e.lower().lstrip(".")
+            for e in _list("SCAN_ALLOWED_EXTENSIONS", "pdf,png,jpg,jpeg,gif,webp,txt,csv,docx,xlsx,odt,zip")
+        ]
+        #: Kept files and quarantined files: folders no web server serves.
+        self.SCAN_STORAGE_DIR = _env("SCAN_STORAGE_DIR", str(var / "files"))
+        self.SCAN_QUARANTINE_DIR = _env("SCAN_QUARANTINE_DIR", str(var / "quarantine"))
+        #: Seconds before each retry when clamd gives no verdict; attempts = entries + 1, then `error`.
+        self.SCAN_RETRY_SCHEDULE = [int(x) for x in _list("SCAN_RETRY_SCHEDULE", "10,60,300,1800")]
+        #: Clean files with a verdict younger than this are rescanned when the signatures change.
+        self.SCAN_RESCAN_DAYS = _int("SCAN_RESCAN_DAYS", 30)
+        #: Seconds between the scheduler's checks of clamd's signature DB version.
+        self.SCAN_SIGNATURE_CHECK_SECONDS = _int("SCAN_SIGNATURE_CHECK_SECONDS", 300)
+
         # Worker runtime
         self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
         self.TESTING = False

@@ -16,6 +16,8 @@ _DECLARING_MODULES = (
     "app.services.webhooks.delivery",
     "app.services.email.batches",
     "app.services.retention",
+    "app.services.scans.verdicts",
+    "app.services.scans.signatures",
 )
 
 #: Queue names: one per family; priorities high and low get their own queue next to it.

@@ -23,6 +23,7 @@ from app.client import signature
 from app.config import TestConfig
 from app.extensions import db
 from app.services import tenants, users
+from tests.fakes.clamav import ClamdServer
 from tests.fakes.http_receiver import HttpReceiver
 from tests.fakes.processes import Process, RedisServer, worker_command
 from tests.helpers import PASSWORD, login
@@ -35,6 +36,14 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def clamd_server() -> Iterator[ClamdServer]:
+    """One real clamd for the session (tests that change or stop clamd start their own)."""
+    server = ClamdServer().start()
     yield server
     server.close()
 
@@ -105,8 +114,12 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture
-def app(database_url: str, redis_server: RedisServer, app_config: dict[str, Any]) -> Iterator[Flask]:
-    app = create_app(make_config(database_url, redis_server.url, **app_config))
+def app(
+    database_url: str, redis_server: RedisServer, clamd_server: ClamdServer, app_config: dict[str, Any], tmp_path: Path
+) -> Iterator[Flask]:
+    files = {"CLAMD_URL": clamd_server.url, "SCAN_STORAGE_DIR": str(tmp_path / "files"),
+             "SCAN_QUARANTINE_DIR": str(tmp_path / "quarantine")}  # fmt: skip
+    app = create_app(make_config(database_url, redis_server.url, **{**files, **app_config}))
     app.test_client_class = IsolatedClient
     with app.app_context():
         db.create_all()
@@ -183,6 +196,14 @@ class SignedClient:
     def post(self, path: str, json: Any = None, **kw: Any) -> Any:
         return self.request("POST", path, json, **kw)
 
+    def upload(self, path: str, filename: str, content: bytes, *, field: str = "file", **kw: Any) -> Any:
+        """POST a multipart/form-data body with one file, signed like any other body."""
+        from urllib3 import encode_multipart_formdata
+
+        body, content_type = encode_multipart_formdata({field: (filename, content)})
+        headers = {"Content-Type": content_type, **kw.pop("headers", {})}
+        return self.request("POST", path, data=body, headers=headers, **kw)
+
     def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
         return self.request("PATCH", path, json, **kw)
 
@@ -213,6 +234,9 @@ def process_env(app: Flask, **extra: Any) -> dict[str, str]:
     env.update(
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
         REDIS_URL=app.config["REDIS_URL"],
+        CLAMD_URL=app.config["CLAMD_URL"],
+        SCAN_STORAGE_DIR=app.config["SCAN_STORAGE_DIR"],
+        SCAN_QUARANTINE_DIR=app.config["SCAN_QUARANTINE_DIR"],
         SECRET_KEY="test-secret-key",
         OPSDECK_ENCRYPTION_KEYS=ENCRYPTION_KEY,
         OPSDECK_ENV="test",

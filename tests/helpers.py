@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from app.extensions import db
-from app.models import Job
+from app.models import Job, Scan
 from tests.fakes.processes import wait_until
 
 
@@ -102,3 +103,42 @@ def fresh(model: Any, ident: Any) -> Any:
     db.session.rollback()
     db.session.expire_all()
     return db.session.get(model, ident)
+
+
+# -- scans ------------------------------------------------------------------------
+def run_scan_job(job_id: str) -> Any:
+    """One attempt of a scans job as a worker makes it: claim, the service, then the ledger."""
+    from app.services import ledger
+    from app.services.scans import signatures, verdicts
+
+    db.session.rollback()
+    job = ledger.claim(job_id, "test-worker", 30)
+    assert job is not None, f"job {job_id} is not claimable"
+    if job.type == signatures.RESCAN.name:
+        result = signatures.queue_rescans(job.payload["db_version"])
+        assert ledger.succeed(job.id, "test-worker", result)
+        return result
+    outcome = verdicts.run(job.payload["scan_id"], job)
+    if outcome.retry is not None:
+        delay = outcome.retry.seconds if isinstance(outcome.retry, ledger.RetryIn) else None
+        ledger.fail(job.id, "test-worker", error=str(outcome.retry), traceback=None, retry_in=delay)
+    else:
+        assert ledger.succeed(job.id, "test-worker", outcome.result)
+    return outcome
+
+
+def upload(api: Any, name: str, content: bytes) -> dict[str, Any]:
+    response = api.upload("/api/v1/scans", name, content)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()
+
+
+def scanned(api: Any, name: str, content: bytes) -> dict[str, Any]:
+    """Upload, run the scan job once, return the API's view of the scan."""
+    created = upload(api, name, content)
+    run_scan_job(fresh(Scan, created["id"]).job_id)
+    return api.get(f"/api/v1/scans/{created['id']}").get_json()
+
+
+def files_in(folder: str | Path) -> list[Path]:
+    return [p for p in Path(folder).rglob("*") if p.is_file()]

@@ -38,7 +38,19 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def register(app: Flask) -> None:
     # Importing the area modules attaches their routes to bp.
-    from app.admin import audit, auth, dashboard, email, jobs, retention, tenants, users, views, webhooks  # noqa: F401
+    from app.admin import (  # noqa: F401
+        audit,
+        auth,
+        dashboard,
+        email,
+        jobs,
+        retention,
+        scans,
+        tenants,
+        users,
+        views,
+        webhooks,
+    )  # fmt: skip
 
     app.register_blueprint(bp)
     app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))

@@ -22,10 +22,11 @@ NAVIGATION = [
 FAMILY_PAGES = [
     ("email", "admin.emails", "Emails"),
     ("webhooks", "admin.webhooks", "Webhooks"),
+    ("scans", "admin.scans", "Scans"),
     ("retention", "admin.retention", "Retention"),
 ]
 #: Families whose pages have not landed yet.
-FAMILY_SLOTS = ["Scans", "Provisioning"]
+FAMILY_SLOTS = ["Provisioning"]
 
 #: Job states in words and colour (CSS classes in static/admin.css).
 STATE_CLASSES = {
@@ -42,6 +43,11 @@ STATE_CLASSES = {
     "failed": "state-bad",
     "suppressed": "state-muted",
     "digested": "state-muted",
+    # scans
+    "clean": "state-ok",
+    "infected": "state-bad",
+    "rejected": "state-warn",
+    "error": "state-bad",
 }
 
 

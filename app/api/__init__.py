@@ -24,6 +24,13 @@ PUBLIC_ENDPOINTS = {"api.openapi"}
 def _authenticate_and_limit() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
+    if request.endpoint == "api.create_scan":  # uploads: their own limit, refused before reading
+        from app.api.scans import too_large, upload_limit
+
+        limit = upload_limit()
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large(current_app.config["SCAN_MAX_BYTES"])
+        request.max_content_length = limit
     authenticate()
     limit = current_app.config["API_RATE_LIMIT_PER_MINUTE"]
     decision = ratelimit.hit(f"api:{g.tenant_id}", limit, 60)
@@ -71,6 +78,6 @@ def _http(err: HTTPException):
 
 
 def register(app) -> None:  # type: ignore[no-untyped-def]
-    from app.api import email, jobs, openapi, webhooks  # noqa: F401  (routes attach to bp)
+    from app.api import email, jobs, openapi, scans, webhooks  # noqa: F401  (routes attach to bp)
 
     app.register_blueprint(bp)

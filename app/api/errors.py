@@ -21,10 +21,13 @@ class ApiProblem(Exception):
         type: str | None = None,
         errors: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(title)
         self.status, self.title, self.detail = status, title, detail
         self.type, self.errors, self.headers = type, errors, headers or {}
+        #: Extension members (RFC 9457 §3.2), e.g. the id of a rejected upload's record.
+        self.extra = extra or {}
 
     def response(self) -> Response:
         body: dict[str, Any] = {
@@ -36,6 +39,7 @@ class ApiProblem(Exception):
             body["detail"] = self.detail
         if self.errors:
             body["errors"] = self.errors
+        body.update(self.extra)
         response = Response(json.dumps(body), status=self.status, mimetype="application/problem+json")
         response.headers.update(self.headers)
         return response

@@ -38,13 +38,16 @@ def doc(
     problems: tuple[int, ...] = (),
     many: bool = False,
     summary: str | None = None,
+    upload: str | None = None,
+    binary: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Describe a route for the OpenAPI document (summary: the view's docstring, first line)."""
+    """Describe a route for the OpenAPI document (summary: the view's docstring, first line).
+    `upload`: the multipart field carrying a file; `binary`: the answer is the file itself."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         view.openapi = {  # type: ignore[attr-defined]
             "status": status, "response": response, "body": body, "query": query,
-            "problems": problems, "many": many,
+            "problems": problems, "many": many, "upload": upload, "binary": binary,
             "summary": summary or (view.__doc__ or view.__name__).strip().splitlines()[0],
         }  # fmt: skip
         return view
@@ -72,6 +75,8 @@ def _operation(method: str, path_params: list[str], info: dict[str, Any], securi
             ref = {"type": "object", "properties": {"data": {"type": "array", "items": ref},
                                                      "next_cursor": {"type": "string", "nullable": True}}}  # fmt: skip
         answer["content"] = {"application/json": {"schema": ref}}
+    if info["binary"]:
+        answer["content"] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     op: dict[str, Any] = {
         "summary": info["summary"],
         "security": security,
@@ -86,6 +91,10 @@ def _operation(method: str, path_params: list[str], info: dict[str, Any], securi
     }
     if info["body"] is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema_name(info["body"])}}}
+    if info["upload"] is not None:
+        upload = {"type": "object", "required": [info["upload"]],
+                  "properties": {info["upload"]: {"type": "string", "format": "binary"}}}  # fmt: skip
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": upload}}}
     return op
 
 

@@ -4,6 +4,7 @@ Idempotency-Key honoured, the stored response replayed for a repeat."""
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
                 raise ApiProblem(
                     422, "Validation failed", "Idempotency-Key must be 1–255 characters.", type="validation-failed"
                 )
-            req_hash = idempotency.request_hash(request.method, request.path, request.get_data(cache=True))
+            req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
             try:
                 started = idempotency.begin(g.tenant_id, key, req_hash)
             except idempotency.KeyInFlight:
@@ -68,6 +69,19 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
         return response
 
     return wrapper
+
+
+def _fingerprint() -> bytes:
+    """The body as the Idempotency-Key compares it. Multipart bodies by their content: a client
+    retrying an upload encodes it again with a new boundary."""
+    if request.mimetype != "multipart/form-data":
+        return request.get_data(cache=True)
+    parts: list[Any] = sorted((k, v) for k, v in request.form.items(multi=True))
+    for field, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+        upload.stream.seek(0)
+        parts.append((field, upload.filename, hashlib.sha256(upload.stream.read()).hexdigest()))
+        upload.stream.seek(0)
+    return json.dumps(parts).encode()
 
 
 def json_body() -> dict[str, Any]:

@@ -27,7 +27,23 @@ def check_redis() -> str | None:
         return type(err).__name__
 
 
-CHECKS = {"database": check_database, "redis": check_redis}
+def check_clamd() -> str | None:
+    """clamd answers PING (skipped when the scans family is switched off)."""
+    from flask import current_app
+
+    from app.services.scans import clamav
+
+    config = current_app.config
+    if "scans" in config.get("OPSDECK_DISABLED_FAMILIES", []):
+        return None
+    try:
+        reply = clamav.client(config["CLAMD_URL"], min(config["CLAMD_TIMEOUT"], 2.0)).ping()
+    except clamav.ClamdError as err:
+        return err.kind
+    return None if reply == "PONG" else "unexpected PING reply"
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "clamd": check_clamd}
 
 #: A deep check runs the canary at most this often; callers in between get its last answer.
 DEEP_CACHE_SECONDS = 5

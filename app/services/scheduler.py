@@ -44,6 +44,7 @@ def schedules(app: Flask) -> list[Schedule]:
     """Every periodic trigger; families add theirs here."""
     from app.services import maintenance, retention, stats
     from app.services.email import batches
+    from app.services.scans import signatures
     from app.services.webhooks import delivery
 
     return [
@@ -54,6 +55,7 @@ def schedules(app: Flask) -> list[Schedule]:
         Schedule("scheduler.prune_ticks", 3600, run=prune_ticks),
         Schedule("maintenance.prune_expired", 3600, run=maintenance.prune_expired),
         Schedule("stats.rollup", 60, run=stats.rollup),
+        Schedule("scans.signatures", app.config["SCAN_SIGNATURE_CHECK_SECONDS"], run=signatures.check),
     ]
 
 

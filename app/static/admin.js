@@ -47,6 +47,7 @@
     var summary = ev.subject;
     if (ev.type === "jobs.throughput") summary = (ev.data.succeeded || 0) + " succeeded, " + (ev.data.failed || 0) + " failed";
     if (ev.type === "retention.progress") summary = ev.data.kind + ": " + ev.data.deleted + " deleted";
+    if (ev.type === "scan.infected" || ev.type === "scan.error") summary = ev.data.name + ": " + (ev.data.signature || ev.data.error || ev.data.status);
     if (ev.type === "jobs.bulk_progress") summary = ev.data.action + ": " + ev.data.done + "/" + ev.data.total + " examined, " + ev.data.changed + " changed";
     li.appendChild(el("span", "subject", summary));
     var t = el("time", null, ev.occurred_at.substr(11, 8)); t.setAttribute("datetime", ev.occurred_at); t.title = ev.occurred_at;

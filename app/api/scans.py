@@ -1,0 +1,128 @@
+"""/api/v1/scans: upload a file for scanning, read verdicts, download clean files."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, g, jsonify, request, send_file, url_for
+from marshmallow import Schema, fields, validate
+
+from app.api import bp, family
+from app.api.errors import ApiProblem, validation_failed
+from app.api.openapi import doc
+from app.api.writes import write
+from app.models.scans import LOCATIONS, SCAN_STATES
+from app.services import pagination
+from app.services.scans import storage, uploads
+
+#: Bytes a multipart envelope may add around the file before the request counts as too large.
+MULTIPART_SLACK = 64 * 1024
+
+
+class ScanSchema(Schema):
+    id = fields.String(dump_only=True)
+    status = fields.String(dump_only=True, metadata={"enum": list(SCAN_STATES)})
+    name = fields.String(attribute="display_name", dump_only=True)
+    extension = fields.String(dump_only=True)
+    content_type = fields.String(dump_only=True)
+    size = fields.Integer(dump_only=True)
+    sha256 = fields.String(dump_only=True)
+    reject_reason = fields.String(dump_only=True)
+    signature = fields.String(dump_only=True)
+    engine_version = fields.String(dump_only=True)
+    db_version = fields.Integer(dump_only=True)
+    db_date = fields.String(dump_only=True)
+    location = fields.String(dump_only=True, metadata={"enum": list(LOCATIONS)})
+    attempts = fields.Integer(dump_only=True)
+    last_error = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    verdict_at = fields.DateTime(dump_only=True)
+    rescanned_at = fields.DateTime(dump_only=True)
+    released_at = fields.DateTime(dump_only=True)
+
+
+class ScanListArgs(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(SCAN_STATES))
+    cursor = fields.String(load_default=None)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+scan_schema = ScanSchema()
+
+
+def upload_limit() -> int:
+    """The largest request body the upload route reads (checked before authentication)."""
+    return current_app.config["SCAN_MAX_BYTES"] + MULTIPART_SLACK
+
+
+def too_large(limit: int) -> ApiProblem:
+    return ApiProblem(413, "File too large", f"Files are limited to {limit:,} bytes ({limit / 1048576:g} MiB).",
+                      type="file-too-large")  # fmt: skip
+
+
+@bp.post("/scans")
+@doc(status=202, upload="file", response=ScanSchema, problems=(400, 413, 422))
+@family("scans")
+@write
+def create_scan() -> Response:
+    """Upload a file (multipart field `file`) to be pre-checked and scanned"""
+    upload = request.files.get("file")
+    if upload is None:
+        raise validation_failed({"file": ["Send the file as multipart/form-data field 'file'."]})
+    try:
+        row = uploads.accept(g.tenant_id, upload.filename, upload.stream)
+    except uploads.TooLarge as err:
+        raise too_large(err.limit) from None
+    if row.status == "rejected":  # answered, not raised: the record of the refusal is kept
+        return ApiProblem(422, "File rejected", row.reject_reason, type="file-rejected",
+                          extra={"scan_id": row.id, "sha256": row.sha256, "size": row.size}).response()  # fmt: skip
+    response = jsonify(scan_schema.dump(row))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_scan", scan_id=row.id)
+    return response
+
+
+@bp.get("/scans")
+@doc(response=ScanSchema, many=True, query=ScanListArgs, problems=(422,))
+@family("scans")
+def list_scans() -> Response:
+    """List scans, newest first (filter: status)"""
+    args = ScanListArgs().load(request.args.to_dict())
+    try:
+        page = uploads.listing(tenant_id=g.tenant_id, status=args["status"], cursor=args["cursor"],
+                               limit=args["limit"])  # fmt: skip
+    except pagination.BadCursor as err:
+        raise validation_failed({"cursor": [str(err)]}) from None
+    return jsonify({"data": scan_schema.dump(page.items, many=True), "next_cursor": page.next_cursor})
+
+
+def _own(scan_id: str):  # type: ignore[no-untyped-def]
+    row = uploads.get(scan_id, g.tenant_id)
+    if row is None:
+        raise ApiProblem(404, "Not found", "No such scan.", type="not-found")
+    return row
+
+
+@bp.get("/scans/<scan_id>")
+@doc(response=ScanSchema, problems=(404,))
+@family("scans")
+def get_scan(scan_id: str) -> Response:
+    """Read a scan: status, signature found, engine and signature DB version, times"""
+    return jsonify(scan_schema.dump(_own(scan_id)))
+
+
+@bp.get("/scans/<scan_id>/file")
+@doc(binary=True, problems=(404, 409))
+@family("scans")
+def get_scan_file(scan_id: str) -> Response:
+    """Download the file: only once clamd has found it clean (409 before and otherwise)"""
+    row = _own(scan_id)
+    if not row.servable or row.storage_key is None:
+        raise ApiProblem(409, "Not available", f"The file is not available: the scan is {row.status}.",
+                         type="file-not-available")  # fmt: skip
+    try:
+        file = storage.open_file("files", row.storage_key)
+    except FileNotFoundError:
+        raise ApiProblem(409, "Not available", "The file is no longer stored.", type="file-not-available") from None
+    response = send_file(file, mimetype=row.content_type or "application/octet-stream", as_attachment=True,
+                         download_name=row.display_name, etag=row.sha256, conditional=False)  # fmt: skip
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response

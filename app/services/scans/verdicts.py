@@ -1,0 +1,147 @@
+"""One scan of one stored file through clamd, and what its verdict changes: clean stays
+available, infected moves to quarantine, no verdict retries and ends as `error`. Nothing is
+marked clean without clamd's `stream: OK`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, fields
+
+from app.extensions import db
+from app.jobtypes import JobType, register
+from app.models.base import utcnow
+from app.models.scans import Scan
+from app.services import jobs, ledger
+from app.services.scans import clamav, storage
+from app.services.webhooks import events
+
+
+class ScanPayload(Schema):
+    scan_id = fields.String(required=True)
+    #: Set on a rescan: the signature DB version that prompted it.
+    rescan_db_version = fields.Integer(load_default=None, allow_none=True)
+
+
+SCAN = register(JobType("scans.scan", family="scans", queue="scans", payload=ScanPayload))
+
+log = logging.getLogger(__name__)
+
+
+def max_attempts() -> int:
+    return min(current_app.config["JOB_MAX_ATTEMPTS_LIMIT"], len(current_app.config["SCAN_RETRY_SCHEDULE"]) + 1)
+
+
+def schedule(row: Scan, *, rescan_db_version: int | None = None) -> None:
+    """Queue a scan of the row's file (caller's transaction); rescans go at low priority."""
+    payload: dict[str, Any] = {"scan_id": row.id}
+    if rescan_db_version is not None:
+        payload["rescan_db_version"] = rescan_db_version
+    job = jobs.submit(SCAN.name, payload, tenant_id=row.tenant_id, max_attempts=max_attempts(),
+                      priority="low" if rescan_db_version is not None else "normal")  # fmt: skip
+    if rescan_db_version is None:
+        row.job_id = job.id
+
+
+@dataclass
+class Outcome:
+    """What a run came to; the actor publishes `live` events and raises `retry` when set."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    retry: Exception | None = None
+    live: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    tenant_id: str | None = None
+
+
+def summary(row: Scan) -> dict[str, Any]:
+    """What `scan.completed` carries (and the live feed shows)."""
+    return {
+        "id": row.id, "status": row.status, "name": row.display_name, "sha256": row.sha256, "size": row.size,
+        "signature": row.signature, "engine_version": row.engine_version, "db_version": row.db_version,
+        "error": row.last_error if row.status == "error" else None,
+    }  # fmt: skip
+
+
+def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
+    """Scan the file once (the current attempt of `job`) and record the verdict."""
+    row = db.session.get(Scan, scan_id)
+    rescan = job.payload.get("rescan_db_version")
+    if row is None:
+        return Outcome({"skipped": "no such scan"})
+    if rescan is None and (row.status != "pending" or row.job_id != job.id):
+        return Outcome({"skipped": f"scan already {row.status}"})
+    if rescan is not None and (row.status != "clean" or row.location != "files"):
+        return Outcome({"skipped": f"not rescanned: the scan is {row.status} in {row.location}"})
+    key, tenant_id = row.storage_key or "", row.tenant_id
+    db.session.rollback()  # no transaction (or SQLite lock) held while clamd reads the file
+
+    config = current_app.config
+    try:
+        client = clamav.client(config["CLAMD_URL"], config["CLAMD_TIMEOUT"])
+        version = client.version()
+        with storage.open_file("files", key) as file:
+            verdict = client.instream_file(file, os.fstat(file.fileno()).st_size)
+    except clamav.ClamdError as err:
+        return _no_verdict(scan_id, job, f"{err.kind}: {err}", rescan)
+    except (FileNotFoundError, ValueError) as err:
+        return _no_verdict(scan_id, job, f"file missing: {err}", rescan, final=True)
+
+    if verdict.infected:
+        storage.move(key, "files", "quarantine")  # before the row says so: a retry finds it moved
+    row = db.session.get(Scan, scan_id)
+    if row is None:
+        return Outcome({"skipped": "scan deleted while scanning"})
+    now = utcnow()
+    previous = row.status
+    row.status = "infected" if verdict.infected else "clean"
+    row.location = "quarantine" if verdict.infected else "files"
+    row.signature, row.engine_version = verdict.signature, version.engine
+    row.db_version, row.db_date = version.db_version, version.db_date
+    row.verdict_at, row.updated_at, row.attempts, row.last_error = now, now, row.attempts + 1, None
+    if rescan is not None:
+        row.rescanned_at = now
+    outcome = Outcome({"status": row.status, "signature": row.signature, "db_version": row.db_version},
+                      tenant_id=tenant_id)  # fmt: skip
+    if rescan is None or row.status != previous:
+        events.emit(tenant_id, "scan.completed", summary(row))
+    if verdict.infected:
+        outcome.live.append(("scan.infected", {**summary(row), "rescan": rescan is not None}))
+    db.session.commit()
+    return outcome
+
+
+def _no_verdict(
+    scan_id: str, job: ledger.ClaimedJob, error: str, rescan: int | None, *, final: bool = False
+) -> Outcome:
+    """clamd gave no verdict: retry on SCAN_RETRY_SCHEDULE; after the last attempt a first scan
+    becomes `error` (a rescan leaves the earlier clean verdict as it was)."""
+    row = db.session.get(Scan, scan_id)
+    if row is None:
+        return Outcome({"skipped": "scan deleted while scanning"})
+    now = utcnow()
+    row.attempts, row.last_error, row.updated_at = row.attempts + 1, error, now
+    outcome = Outcome(tenant_id=row.tenant_id)
+    if final or job.attempts >= job.max_attempts:
+        if rescan is None:
+            row.status, row.verdict_at = "error", now
+            events.emit(row.tenant_id, "scan.completed", summary(row))
+            outcome.live.append(("scan.error", summary(row)))
+        outcome.retry = ledger.GiveUp(error)
+    else:
+        delay = ledger.retry_delay(job.attempts, {"retry_schedule": current_app.config["SCAN_RETRY_SCHEDULE"]})
+        outcome.retry = ledger.RetryIn(delay, error)
+    db.session.commit()
+    log.warning("scan %s: no verdict (attempt %s of %s): %s", scan_id, job.attempts, job.max_attempts, error)
+    return outcome
+
+
+def scan_again(row: Scan) -> None:
+    """An operator asks for another try at a scan that ended in `error` (caller's transaction)."""
+    if row.status != "error" or row.location != "files":
+        raise ValueError(f"only a scan in error with its file kept can be scanned again (this one is {row.status})")
+    row.status, row.last_error, row.verdict_at, row.updated_at = "pending", None, None, utcnow()
+    schedule(row)
