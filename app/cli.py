@@ -251,6 +251,8 @@ def retention_run(dry_run: bool, kinds: tuple[str, ...]) -> None:
         click.echo(
             f"  {name:20} {count:8d} {'would go' if dry_run else 'deleted'}" + (f", {held} held" if held else "")
         )
+    if record.bytes_deleted:
+        click.echo(f"  files freed: {record.bytes_deleted:,} bytes")
     if record.error:
         raise click.ClickException(record.error)
 
@@ -258,16 +260,20 @@ def retention_run(dry_run: bool, kinds: tuple[str, ...]) -> None:
 @retention_cli.command("hold")
 @click.argument("tenant")
 @click.option("--event", "event_id", help="Hold one event (and its deliveries) instead of the whole tenant.")
+@click.option("--scan", "scan_id", help="Hold one scan (and its file) instead of the whole tenant.")
 @click.option("--reason", required=True)
-def retention_hold(tenant: str, event_id: str | None, reason: str) -> None:
-    """Put TENANT's rows (or one event) on legal hold: no run deletes them."""
+def retention_hold(tenant: str, event_id: str | None, scan_id: str | None, reason: str) -> None:
+    """Put TENANT's rows (or one event, or one scan) on legal hold: no run deletes them."""
     from app.services import retention
 
     found = tenants.find_tenant(tenant)
     if found is None:
         raise click.ClickException(f"no tenant {tenant}")
-    row = retention.hold(found.id, reason=reason, actor="cli", event_id=event_id)
-    click.echo(f"hold {row.id} on {event_id or found.name}")
+    try:
+        row = retention.hold(found.id, reason=reason, actor="cli", event_id=event_id, scan_id=scan_id)
+    except retention.RetentionError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"hold {row.id} on {event_id or scan_id or found.name}")
 
 
 @retention_cli.command("release")

@@ -75,11 +75,16 @@ def retention_hold() -> Any:
     _checked_form()
     tenant_id, reason = request.form.get("tenant", ""), (request.form.get("reason") or "").strip()
     event_id = (request.form.get("event_id") or "").strip() or None
+    scan_id = (request.form.get("scan_id") or "").strip() or None
     if db.session.get(Tenant, tenant_id) is None or not reason:
         flash("A hold needs a tenant and a reason.", "error")
     else:
-        retention.hold(tenant_id, reason=reason, actor=_actor(), event_id=event_id)
-        flash("Hold placed.", "ok")
+        try:
+            retention.hold(tenant_id, reason=reason, actor=_actor(), event_id=event_id, scan_id=scan_id)
+            flash("Hold placed.", "ok")
+        except retention.RetentionError as err:
+            db.session.rollback()
+            flash(str(err), "error")
     return _back()
 
 

@@ -5,7 +5,7 @@ from app.models.email import Email, EmailBatch, Suppression
 from app.models.idempotency import IdempotencyRecord, SeenSignature
 from app.models.jobs import Job, JobStatus
 from app.models.retention import LegalHold, RetentionPolicy, RetentionRun
-from app.models.scans import Scan, SignatureVersion
+from app.models.scans import FileTombstone, Scan, SignatureVersion
 from app.models.scheduler import SchedulerTick
 from app.models.stats import JobStat
 from app.models.tenants import ApiKey, Tenant
@@ -16,6 +16,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Email",
+    "FileTombstone",
     "EmailBatch",
     "Suppression",
     "IdempotencyRecord",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, String, true
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -37,7 +37,7 @@ class RetentionRun(db.Model):
     counts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     #: kind -> rows kept because of a legal hold
     held: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    bytes_deleted: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_deleted: Mapped[int] = mapped_column(BigInteger, default=0)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(2000))
 
@@ -49,7 +49,8 @@ class LegalHold(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
-    #: None: everything of the tenant; "event": the event `target_id` (and its deliveries).
+    #: None: everything of the tenant; "event": the event `target_id` (and its deliveries);
+    #: "scan": the scan `target_id` (and its file).
     target_kind: Mapped[str | None] = mapped_column(String(50))
     target_id: Mapped[str | None] = mapped_column(String(36))
     reason: Mapped[str] = mapped_column(String(500))

@@ -82,3 +82,16 @@ class SignatureVersion(db.Model):
     db_date: Mapped[str | None] = mapped_column(String(40))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     rescans_queued: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FileTombstone(db.Model):
+    """A stored file whose row is gone: written in the transaction that deletes the row, the
+    file is deleted after that commits, then the tombstone. A crash in between leaves the
+    tombstone, and the next sweep finishes the job."""
+
+    __tablename__ = "file_tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    location: Mapped[str] = mapped_column(String(16))
+    storage_key: Mapped[str] = mapped_column(String(80), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

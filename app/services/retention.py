@@ -32,11 +32,13 @@ from app.models import (
     LegalHold,
     RetentionPolicy,
     RetentionRun,
+    Scan,
     WebhookAttempt,
     WebhookDelivery,
 )
 from app.models.base import utcnow
 from app.services import audit
+from app.services.scans import cleanup
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class RetentionError(RuntimeError):
 class Held:
     tenants: frozenset[str]
     events: frozenset[str]
+    scans: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,13 @@ def _event_hold(held: Held) -> list[Any]:
     out = _tenant_hold(Event.tenant_id)(held)
     if held.events:
         out.append(Event.id.notin_(held.events))
+    return out
+
+
+def _scan_hold(held: Held) -> list[Any]:
+    out = _tenant_hold(Scan.tenant_id)(held)
+    if held.scans:
+        out.append(Scan.id.notin_(held.scans))
     return out
 
 
@@ -132,9 +142,15 @@ KINDS: list[Kind] = [
     Kind("emails", Email, Email.created_at, 30, "sent, failed, suppressed and digested mails",
          lambda: [Email.status.in_(FINISHED_MAIL)], _tenant_hold(Email.tenant_id)),
     Kind("email_batches", EmailBatch, EmailBatch.created_at, 30, "email batch records"),
+    Kind("scans", Scan, Scan.created_at, 90, "scans with a final verdict other than infected (with their files)",
+         lambda: [Scan.status.in_(("clean", "rejected", "error"))], _scan_hold, cleanup.entomb),
+    Kind("scans_quarantined", Scan, Scan.created_at, 30, "infected scans (with their quarantined files)",
+         lambda: [Scan.status == "infected"], _scan_hold, cleanup.entomb),
     Kind("audit_log", AuditEntry, AuditEntry.created_at, 365, "audit log entries", hold=_tenant_hold(AuditEntry.tenant_id)),
 ]  # fmt: skip
 BY_NAME = {k.name: k for k in KINDS}
+#: Kinds whose rows have files (deleted through tombstones after the rows commit).
+FILE_KINDS = {"scans", "scans_quarantined"}
 
 
 # -- policies -------------------------------------------------------------------------
@@ -172,11 +188,18 @@ def set_policy(kind: str, *, days: int | None = None, enabled: bool | None = Non
 
 
 # -- legal holds -------------------------------------------------------------------------
-def hold(tenant_id: str, *, reason: str, actor: str, event_id: str | None = None) -> LegalHold:
-    row = LegalHold(tenant_id=tenant_id, target_kind="event" if event_id else None, target_id=event_id,
+def hold(
+    tenant_id: str, *, reason: str, actor: str, event_id: str | None = None, scan_id: str | None = None
+) -> LegalHold:
+    """Hold a tenant's rows, or one event (with its deliveries) or one scan (with its file)."""
+    if event_id and scan_id:
+        raise RetentionError("hold one event or one scan, not both")
+    target_kind = "event" if event_id else ("scan" if scan_id else None)
+    row = LegalHold(tenant_id=tenant_id, target_kind=target_kind, target_id=event_id or scan_id,
                     reason=reason[:500], created_by=actor)  # fmt: skip
     db.session.add(row)
-    audit.record(actor, "retention.hold", target=event_id or tenant_id, tenant_id=tenant_id, details={"reason": reason})
+    audit.record(actor, "retention.hold", target=event_id or scan_id or tenant_id, tenant_id=tenant_id,
+                 details={"reason": reason, "covers": target_kind or "tenant"})  # fmt: skip
     db.session.commit()
     return row
 
@@ -193,8 +216,11 @@ def release(hold_id: int, *, actor: str) -> bool:
 
 def current_holds() -> Held:
     rows = db.session.scalars(select(LegalHold)).all()
-    return Held(frozenset(r.tenant_id for r in rows if r.target_kind is None),
-                frozenset(r.target_id for r in rows if r.target_kind == "event" and r.target_id))  # fmt: skip
+
+    def targets(kind: str) -> frozenset[str]:
+        return frozenset(r.target_id for r in rows if r.target_kind == kind and r.target_id)
+
+    return Held(frozenset(r.tenant_id for r in rows if r.target_kind is None), targets("event"), targets("scan"))
 
 
 # -- runs ------------------------------------------------------------------------------
@@ -228,7 +254,7 @@ def run(
     budget, pause = config["RETENTION_TIME_BUDGET"], config["RETENTION_PAUSE_SECONDS"]
     if not queue.redis.set(RUN_LOCK, "1", nx=True, ex=int(budget) + 300):
         raise RetentionError("another retention run is going on")
-    record = RetentionRun(dry_run=dry_run, triggered_by=triggered_by, counts={}, held={})
+    record = RetentionRun(dry_run=dry_run, triggered_by=triggered_by, counts={}, held={}, bytes_deleted=0)
     db.session.add(record)
     db.session.commit()
     began = time.monotonic()
@@ -253,9 +279,16 @@ def run(
             deleted, finished = _delete(kind, [*conditions, *kept], policy.batch_size, share, pause,
                                         lambda n, k=kind.name: _progress(record, k, n, on_progress))  # fmt: skip
             record.counts = {**record.counts, kind.name: deleted}
+            if kind.name in FILE_KINDS:  # the rows are committed: now their files
+                record.bytes_deleted += cleanup.sweep_tombstones()[1]
             if not finished:
                 record.status = "interrupted"  # the next run goes on where this one stopped
             db.session.commit()
+        if not dry_run and (not kinds or set(kinds) & FILE_KINDS):
+            files, freed = cleanup.sweep_tombstones()  # left by an earlier run that stopped
+            orphans, orphan_bytes = cleanup.sweep_orphans()
+            record.bytes_deleted += freed + orphan_bytes
+            record.counts = {**record.counts, "orphan_files": orphans}
         if record.status == "running":
             record.status = "completed"
     except Exception as err:

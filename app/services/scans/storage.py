@@ -31,8 +31,12 @@ def root(location: str) -> Path:
     return Path(current_app.config[setting])
 
 
+def is_key(key: str) -> bool:
+    return _KEY.fullmatch(key) is not None
+
+
 def path_of(location: str, key: str) -> Path:
-    if not _KEY.fullmatch(key):
+    if not is_key(key):
         raise ValueError(f"bad storage key {key!r}")
     return root(location) / key
 
