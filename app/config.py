@@ -176,6 +176,22 @@ class Config:
         #: Seconds between the scheduler's checks of clamd's signature DB version.
         self.SCAN_SIGNATURE_CHECK_SECONDS = _int("SCAN_SIGNATURE_CHECK_SECONDS", 300)
 
+        # Provisioning
+        #: Seconds before each retry of a failed router call; attempts = entries + 1.
+        self.PROVISION_RETRY_SCHEDULE = [int(x) for x in _list("PROVISION_RETRY_SCHEDULE", "5,15,30,60,120")]
+        #: Seconds for connecting to a router and for each API reply.
+        self.ROUTER_TIMEOUT = _float("ROUTER_TIMEOUT", 10.0)
+        #: CA bundle for routers' API-SSL certificates (empty: the system's CAs).
+        self.ROUTER_CA_FILE = _env("ROUTER_CA_FILE", "")
+        #: Seconds between router checks (resources, sessions, online/offline).
+        self.ROUTER_CHECK_SECONDS = _int("ROUTER_CHECK_SECONDS", 60)
+        #: Seconds between expiry checks (due subscriptions are removed from their router).
+        self.EXPIRY_CHECK_SECONDS = _int("EXPIRY_CHECK_SECONDS", 60)
+        #: CIDRs the M-Pesa callback is accepted from (empty: anyone holding the callback token).
+        self.MPESA_ALLOWED_NETWORKS = _list("MPESA_ALLOWED_NETWORKS")
+        #: Proxies whose X-Forwarded-For is believed (CIDRs). Empty: none.
+        self.TRUSTED_PROXIES = _list("TRUSTED_PROXIES")
+
         # Worker runtime
         self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
         self.TESTING = False

@@ -27,6 +27,7 @@ def main() -> None:
             saved["admin"] = {"email": "admin@example.com", "password": password}
         if db.session.scalar(select(Tenant).limit(1)) is None:
             saved["tenant"] = tenants.create_tenant("demo", actor="demo").as_dict()
+            _demo_router(saved["tenant"]["tenant_id"])
     store.parent.mkdir(parents=True, exist_ok=True)
     store.write_text(json.dumps(saved, indent=2))
     os.chmod(store, 0o600)
@@ -42,6 +43,20 @@ def main() -> None:
             '       .venv/bin/python -m app.client POST /api/v1/jobs \'{"type":"system.echo","payload":{"message":"hi"}}\''
         )
     print(f"  (credentials kept in {store})\n")
+
+
+def _demo_router(tenant_id: str) -> None:
+    """The dev stack's RouterOS API test server (supervisor/dev.conf, program `router`) and a plan."""
+    from decimal import Decimal
+
+    from app.services.provisioning import routers
+
+    port = int(os.environ.get("OPSDECK_DEV_ROUTER_PORT", "18728"))
+    routers.create_router(tenant_id, {"name": "demo router", "host": "127.0.0.1", "port": port, "username": "admin",
+                                      "password": "demo", "hotspot_server": "hotspot1"}, actor="demo")  # fmt: skip
+    routers.create_plan(tenant_id, {"name": "1 hour", "price": Decimal("10"), "currency": "KES", "duration_seconds": 3600,
+                                    "rate_limit": "2M/2M", "shared_users": 1, "profile": "opsdeck-1h"}, actor="demo")  # fmt: skip
+    db.session.commit()
 
 
 if __name__ == "__main__":

@@ -18,10 +18,13 @@ _DECLARING_MODULES = (
     "app.services.retention",
     "app.services.scans.verdicts",
     "app.services.scans.signatures",
+    "app.services.provisioning.payments",
+    "app.services.provisioning.subscriptions",
+    "app.services.provisioning.routers",
 )
 
 #: Queue names: one per family; priorities high and low get their own queue next to it.
-QUEUES = ("default", "email", "webhooks", "scans", "provisioning", "maintenance")
+QUEUES = ("default", "email", "webhooks", "scans", "payments", "provisioning", "routers", "maintenance")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ done < .env
 export FLASK_APP=wsgi.py OPSDECK_ENV="${OPSDECK_ENV:-development}"
 export PORT="${PORT:-5000}" OPSDECK_DEV_REDIS_PORT="${OPSDECK_DEV_REDIS_PORT:-6390}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${OPSDECK_DEV_REDIS_PORT}/0}"
+# The demo router: the RouterOS API test server (admin / demo) on this port.
+export OPSDECK_DEV_ROUTER_PORT="${OPSDECK_DEV_ROUTER_PORT:-18728}"
 # Mail goes to the stack's own SMTP sink (kept under var/mail/) unless SMTP_HOST is set.
 export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-1025}"
 mkdir -p var/log

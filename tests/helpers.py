@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from app.extensions import db
 from app.models import Job, Scan
 from tests.fakes.processes import wait_until
@@ -142,3 +144,41 @@ def scanned(api: Any, name: str, content: bytes) -> dict[str, Any]:
 
 def files_in(folder: str | Path) -> list[Path]:
     return [p for p in Path(folder).rglob("*") if p.is_file()]
+
+
+# -- provisioning ----------------------------------------------------------------------
+def run_provisioning_job(job_id: str) -> Any:
+    """One attempt of a provisioning job as a worker makes it: claim, the service, the ledger."""
+    from app.services import ledger
+    from app.services.provisioning import payments, routers, subscriptions
+
+    db.session.rollback()
+    job = ledger.claim(job_id, "test-worker", 30)
+    assert job is not None, f"job {job_id} is not claimable"
+    if job.type == payments.PROCESS.name:
+        result = payments.process(job.payload["payment_id"])
+        assert ledger.succeed(job.id, "test-worker", {k: v for k, v in result.items() if k != "live"})
+        return result
+    if job.type == routers.CHECK.name:
+        outcome = routers.check(job.payload["router_id"])
+        assert ledger.succeed(job.id, "test-worker", outcome.result)
+        return outcome
+    step = subscriptions.provision if job.type == subscriptions.PROVISION.name else subscriptions.deprovision
+    outcome = step(job.payload["subscription_id"], job)
+    if outcome.retry is not None:
+        delay = outcome.retry.seconds if isinstance(outcome.retry, ledger.RetryIn) else None
+        ledger.fail(job.id, "test-worker", error=str(outcome.retry), traceback=None, retry_in=delay)
+    else:
+        assert ledger.succeed(job.id, "test-worker", outcome.result)
+    return outcome
+
+
+def pending_jobs(job_type: str) -> list[Job]:
+    db.session.rollback()
+    return list(
+        db.session.scalars(
+            select(Job)
+            .where(Job.type == job_type, Job.status.in_(("pending", "queued", "retrying")))
+            .order_by(Job.created_at)
+        )
+    )

@@ -18,4 +18,4 @@ for _name in ("alembic", "apscheduler"):  # chatty at INFO; their warnings still
 app = create_app()
 broker = _broker.setup(app)
 
-from workers import email, retention, scans, system, webhooks  # noqa: E402,F401  (actors bind to the broker configured above)
+from workers import email, provisioning, retention, scans, system, webhooks  # noqa: E402,F401  (actors bind to the broker configured above)

@@ -17,7 +17,7 @@ from app.services import ratelimit
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 #: Endpoints reachable without a signature.
-PUBLIC_ENDPOINTS = {"api.openapi"}
+PUBLIC_ENDPOINTS = {"api.openapi", "api.mpesa_callback"}
 
 
 @bp.before_request
@@ -78,6 +78,6 @@ def _http(err: HTTPException):
 
 
 def register(app) -> None:  # type: ignore[no-untyped-def]
-    from app.api import email, jobs, openapi, scans, webhooks  # noqa: F401  (routes attach to bp)
+    from app.api import email, jobs, openapi, provisioning, scans, webhooks  # noqa: F401  (routes attach to bp)
 
     app.register_blueprint(bp)

@@ -18,6 +18,7 @@ PROBLEM = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_TEXT = {
     400: "Malformed request",
     401: "Authentication failed",
+    403: "Forbidden",
     404: "Not found",
     409: "Conflict",
     413: "Body too large",

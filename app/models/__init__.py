@@ -4,6 +4,7 @@ from app.models.audit import AuditEntry
 from app.models.email import Email, EmailBatch, Suppression
 from app.models.idempotency import IdempotencyRecord, SeenSignature
 from app.models.jobs import Job, JobStatus
+from app.models.provisioning import MpesaToken, Payment, Plan, Router, Subscriber, Subscription
 from app.models.retention import LegalHold, RetentionPolicy, RetentionRun
 from app.models.scans import FileTombstone, Scan, SignatureVersion
 from app.models.scheduler import SchedulerTick
@@ -24,6 +25,12 @@ __all__ = [
     "JobStat",
     "JobStatus",
     "LegalHold",
+    "MpesaToken",
+    "Payment",
+    "Plan",
+    "Router",
+    "Subscriber",
+    "Subscription",
     "RetentionPolicy",
     "RetentionRun",
     "Scan",

@@ -1,0 +1,2 @@
+"""Provisioning: routers and plans (routers), M-Pesa callbacks (mpesa), payments, subscriptions
+and vouchers, and the RouterOS API calls they make (hotspot)."""

@@ -1,0 +1,179 @@
+"""Payments: the platform registers the STK push it started; Daraja's callback confirms or
+fails it (idempotent by CheckoutRequestID: Daraja retries); a confirmed payment of the expected
+amount becomes subscriber, subscription and credentials in one `payment.process` job."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import Schema, fields
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.extensions import db
+from app.jobtypes import JobType, register
+from app.models.base import new_id, utcnow
+from app.models.provisioning import Payment, Plan, Router, Subscriber
+from app.services import audit, jobs
+from app.services.provisioning import mpesa, subscriptions
+from app.services.webhooks import events
+
+
+class PaymentPayload(Schema):
+    payment_id = fields.String(required=True)
+
+
+PROCESS = register(JobType("payment.process", family="provisioning", queue="payments", payload=PaymentPayload,
+                           max_attempts=5))  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+
+class PaymentError(ValueError):
+    """Field errors for the API: {field: [message]}."""
+
+    def __init__(self, messages: dict[str, list[str]]) -> None:
+        super().__init__("invalid payment")
+        self.messages = messages
+
+
+def register_expected(tenant_id: str, *, checkout_request_id: str, plan: Plan, router: Router, phone: str,
+                      mac: str | None) -> tuple[Payment, bool]:  # fmt: skip
+    """Record the STK push the platform started (caller's transaction). The same
+    CheckoutRequestID again returns the first payment and False."""
+    existing = find(tenant_id, checkout_request_id)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    row = Payment(id=new_id(), tenant_id=tenant_id, checkout_request_id=checkout_request_id, plan_id=plan.id,
+                  router_id=router.id, phone=phone, mac=mac, amount_expected=plan.price, status="expected",
+                  callbacks=0, created_at=now, updated_at=now)  # fmt: skip
+    db.session.add(row)
+    return row, True
+
+
+def find(tenant_id: str, checkout_request_id: str) -> Payment | None:
+    return db.session.scalar(
+        select(Payment).where(Payment.tenant_id == tenant_id, Payment.checkout_request_id == checkout_request_id)
+    )
+
+
+def get(payment_id: str, tenant_id: str | None) -> Payment | None:
+    row = db.session.get(Payment, payment_id)
+    return None if row is None or (tenant_id is not None and row.tenant_id != tenant_id) else row
+
+
+@dataclass
+class Handled:
+    """What a callback came to; the route publishes `live` after the commit."""
+
+    outcome: str
+    payment_id: str | None = None
+    live: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def handle_callback(tenant_id: str, raw: bytes) -> Handled:
+    """Apply one Daraja callback (caller commits). Repeats of a callback already applied change
+    nothing but the count; a callback for a CheckoutRequestID nobody registered is kept as
+    `unknown` (logged, acknowledged: Daraja would only retry)."""
+    try:
+        callback = mpesa.parse(json.loads(raw))
+    except (ValueError, mpesa.BadCallback) as err:
+        log.warning("mpesa callback for tenant %s unreadable: %s", tenant_id, err)
+        return Handled("unreadable")
+    row = find(tenant_id, callback.checkout_request_id)
+    if row is None:
+        log.warning("mpesa callback for unknown CheckoutRequestID %s (tenant %s)", callback.checkout_request_id,
+                    tenant_id)  # fmt: skip
+        return Handled("unknown")
+    if callback.result_code != 0:
+        status, reason = "failed", callback.meaning
+    elif callback.amount is None or callback.amount != Decimal(row.amount_expected):
+        status, reason = "held", f"paid {callback.amount} for a plan of {row.amount_expected}"
+    else:
+        status, reason = "processing", None
+    now = utcnow()
+    applied = db.session.execute(  # only the first callback moves an expected payment (Daraja retries)
+        update(Payment)
+        .where(Payment.id == row.id, Payment.status == "expected")
+        .values(status=status, callbacks=Payment.callbacks + 1, raw_callback=raw.decode("utf-8", "replace")[:20_000],
+                callback_at=now, updated_at=now, merchant_request_id=callback.merchant_request_id,
+                result_code=callback.result_code, result_desc=callback.result_desc, amount_paid=callback.amount,
+                receipt_number=callback.receipt_number, transaction_date=callback.transaction_date,
+                paid_phone=callback.phone)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # fmt: skip
+    if not applied:
+        db.session.execute(update(Payment).where(Payment.id == row.id).values(callbacks=Payment.callbacks + 1))
+        return Handled("repeat", row.id)
+    db.session.refresh(row)
+    if status == "processing":
+        row.job_id = jobs.submit(PROCESS.name, {"payment_id": row.id}, tenant_id=tenant_id, priority="high").id
+        return Handled("confirmed", row.id)
+    event_type = "payment.failed" if status == "failed" else "payment.held"
+    data = summary(row, reason=reason)
+    events.emit(tenant_id, event_type, data)
+    return Handled(status, row.id, [(event_type, data)])
+
+
+def summary(row: Payment, **extra: Any) -> dict[str, Any]:
+    return {"id": row.id, "status": row.status, "checkout_request_id": row.checkout_request_id,
+            "receipt_number": row.receipt_number, "amount_expected": str(row.amount_expected),
+            "amount_paid": None if row.amount_paid is None else str(row.amount_paid), "phone": row.phone,
+            "plan_id": row.plan_id, "router_id": row.router_id, "subscription_id": row.subscription_id,
+            "result_code": row.result_code, **extra}  # fmt: skip
+
+
+def process(payment_id: str) -> dict[str, Any]:
+    """payment.process: subscriber, subscription and credentials, once (the payment row names
+    its subscription, so a second run finds it and changes nothing)."""
+    row = db.session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
+    if row is None:
+        return {"skipped": "no such payment"}
+    if row.subscription_id is not None or row.status != "processing":
+        db.session.rollback()
+        return {"skipped": f"payment is {row.status}", "subscription_id": row.subscription_id}
+    subscriber = subscriber_for(row.tenant_id, row.phone, row.mac)
+    plan, router = db.session.get(Plan, row.plan_id), db.session.get(Router, row.router_id)
+    assert plan is not None and router is not None
+    sub = subscriptions.create(row.tenant_id, plan, router, source="payment", subscriber_id=subscriber.id,
+                               payment_id=row.id, mac=row.mac)  # fmt: skip
+    row.subscription_id, row.status, row.updated_at = sub.id, "processed", utcnow()
+    data = summary(row, username=sub.username, expires_at=sub.expires_at.isoformat())
+    events.emit(row.tenant_id, "payment.processed", data)
+    db.session.commit()
+    return {"subscription_id": sub.id, "username": sub.username, "live": data}
+
+
+def subscriber_for(tenant_id: str, phone: str, mac: str | None) -> Subscriber:
+    """The subscriber for this phone, made once even when two payments race (ON CONFLICT)."""
+    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
+    db.session.execute(
+        insert(Subscriber)
+        .values(id=new_id(), tenant_id=tenant_id, phone=phone, mac=mac, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["tenant_id", "phone"])
+    )
+    found = db.session.scalar(select(Subscriber).where(Subscriber.tenant_id == tenant_id, Subscriber.phone == phone))
+    assert found is not None
+    if mac and found.mac != mac:
+        found.mac = mac
+    return found
+
+
+def release_held(row: Payment, *, actor: str, provision: bool) -> None:
+    """An admin decides a held payment: provision it anyway, or mark it failed."""
+    if row.status != "held":
+        raise PaymentError({"status": [f"Only a held payment can be decided (this one is {row.status})."]})
+    row.updated_at = utcnow()
+    if provision:
+        row.status = "processing"
+        row.job_id = jobs.submit(PROCESS.name, {"payment_id": row.id}, tenant_id=row.tenant_id, priority="high").id
+    else:
+        row.status = "failed"
+    audit.record(actor, "payment.release" if provision else "payment.reject", target=row.id, tenant_id=row.tenant_id,
+                 details={"amount_paid": str(row.amount_paid), "amount_expected": str(row.amount_expected)})  # fmt: skip

@@ -1,0 +1,259 @@
+"""Subscriptions: made from a payment, a voucher or by hand; provisioned as a hotspot user on
+their router (retried on PROVISION_RETRY_SCHEDULE, one worker at a time per router and user);
+extended, expired or provisioned again; removed from the router at expiry."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, fields
+from sqlalchemy import select
+
+from app.extensions import db, queue
+from app.jobtypes import JobType, register
+from app.models import Job
+from app.models.base import new_id, utcnow
+from app.models.provisioning import Plan, Router, Subscription
+from app.services import audit, crypto, jobs, ledger
+from app.services.provisioning import hotspot
+from app.services.webhooks import events
+
+
+class SubscriptionPayload(Schema):
+    subscription_id = fields.String(required=True)
+
+
+PROVISION = register(JobType("subscription.provision", family="provisioning", queue="provisioning",
+                             payload=SubscriptionPayload))  # fmt: skip
+DEPROVISION = register(JobType("subscription.deprovision", family="provisioning", queue="provisioning",
+                               payload=SubscriptionPayload))  # fmt: skip
+
+log = logging.getLogger(__name__)
+#: Unambiguous characters for generated usernames and passwords (no 0/O, 1/l/I).
+CHARSET = "abcdefghjkmnpqrstuvwxyz23456789"
+LOCK_SECONDS = 120
+
+
+class SubscriptionError(ValueError):
+    pass
+
+
+def random_text(length: int, charset: str = CHARSET, prefix: str = "") -> str:
+    return prefix + "".join(secrets.choice(charset) for _ in range(length))
+
+
+def max_attempts() -> int:
+    return min(current_app.config["JOB_MAX_ATTEMPTS_LIMIT"], len(current_app.config["PROVISION_RETRY_SCHEDULE"]) + 1)
+
+
+def create(
+    tenant_id: str, plan: Plan, router: Router, *, source: str, subscriber_id: str | None = None,
+    payment_id: str | None = None, username: str | None = None, password: str | None = None,
+    mac: str | None = None, provision: bool = True,
+) -> Subscription:  # fmt: skip
+    """A new subscription starting now for the plan's duration (caller's transaction), with its
+    provisioning job unless `provision` is False."""
+    now = utcnow()
+    row = Subscription(
+        id=new_id(), tenant_id=tenant_id, subscriber_id=subscriber_id, plan_id=plan.id, router_id=router.id,
+        payment_id=payment_id, source=source, status="pending", username=username or random_text(8, prefix="u"),
+        password_encrypted=crypto.encrypt(password or random_text(8)), mac=mac, starts_at=now,
+        expires_at=now + timedelta(seconds=plan.duration_seconds), attempts=0, created_at=now, updated_at=now,
+    )  # fmt: skip
+    db.session.add(row)
+    if provision:
+        schedule(row, PROVISION)
+    return row
+
+
+def schedule(row: Subscription, job_type: JobType, delay_seconds: float = 0) -> None:
+    """Queue a router job for the subscription (caller's transaction); it supersedes any other."""
+    job = jobs.submit(job_type.name, {"subscription_id": row.id}, tenant_id=row.tenant_id,
+                      max_attempts=max_attempts(), delay_seconds=delay_seconds)  # fmt: skip
+    row.job_id, row.updated_at = job.id, utcnow()
+    if job_type is PROVISION:
+        row.status = "provisioning" if row.status in ("pending", "failed", "active") else row.status
+
+
+def username_taken(router_id: str, username: str) -> bool:
+    return (
+        db.session.scalar(
+            select(Subscription.id).where(Subscription.router_id == router_id, Subscription.username == username)
+        )
+        is not None
+    )
+
+
+def password_of(row: Subscription) -> str:
+    return crypto.decrypt(row.password_encrypted)
+
+
+def get(subscription_id: str, tenant_id: str | None) -> Subscription | None:
+    row = db.session.get(Subscription, subscription_id)
+    return None if row is None or (tenant_id is not None and row.tenant_id != tenant_id) else row
+
+
+# -- operator actions -------------------------------------------------------------------
+def extend(row: Subscription, seconds: int, *, actor: str) -> None:
+    """Push the expiry back (from now if it already passed) and make sure the user is there."""
+    if seconds <= 0:
+        raise SubscriptionError("extend by a positive number of seconds")
+    if row.status == "cancelled":
+        raise SubscriptionError("a cancelled subscription cannot be extended")
+    now = utcnow()
+    row.expires_at = max(row.expires_at, now) + timedelta(seconds=seconds)
+    if row.status in ("expired", "failed"):
+        row.expired_at = None
+        schedule(row, PROVISION)
+    audit.record(actor, "subscription.extend", target=row.id, tenant_id=row.tenant_id, details={"seconds": seconds})
+
+
+def expire_now(row: Subscription, *, actor: str) -> None:
+    if row.status in ("expired", "cancelled"):
+        raise SubscriptionError(f"the subscription is already {row.status}")
+    row.expires_at = min(row.expires_at, utcnow())
+    schedule(row, DEPROVISION)
+    audit.record(actor, "subscription.expire", target=row.id, tenant_id=row.tenant_id)
+
+
+def reprovision(row: Subscription, *, actor: str) -> None:
+    if row.status in ("expired", "cancelled") or row.expires_at <= utcnow():
+        raise SubscriptionError("only a subscription that has not expired can be provisioned again")
+    schedule(row, PROVISION)
+    audit.record(actor, "subscription.reprovision", target=row.id, tenant_id=row.tenant_id)
+
+
+# -- the router work ----------------------------------------------------------------------
+@dataclass
+class Outcome:
+    result: dict[str, Any] = field(default_factory=dict)
+    retry: Exception | None = None
+    live: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    tenant_id: str | None = None
+
+
+def summary(row: Subscription, **extra: Any) -> dict[str, Any]:
+    return {"id": row.id, "status": row.status, "username": row.username, "router_id": row.router_id,
+            "plan_id": row.plan_id, "payment_id": row.payment_id, "expires_at": row.expires_at.isoformat(),
+            **extra}  # fmt: skip
+
+
+def _lock(row: Subscription) -> Any:
+    return queue.redis.lock(f"opsdeck:router:{row.router_id}:user:{row.username}", timeout=LOCK_SECONDS,
+                            blocking_timeout=current_app.config["ROUTER_TIMEOUT"] * 2)  # fmt: skip
+
+
+def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
+    """Make the router match the subscription: the plan's profile, then the user (added, or
+    updated when the name exists)."""
+    row = db.session.get(Subscription, subscription_id)
+    if row is None or row.job_id != job.id:
+        return Outcome({"skipped": "superseded"})
+    if row.status not in ("provisioning", "pending"):
+        return Outcome({"skipped": f"subscription is {row.status}"})
+    plan, router = db.session.get(Plan, row.plan_id), db.session.get(Router, row.router_id)
+    assert plan is not None and router is not None
+    user = hotspot.HotspotUser(
+        name=row.username, password=password_of(row), profile=plan.profile, server=router.hotspot_server,
+        comment=f"opsdeck:{row.id}", limit_uptime=plan.uptime_limit, limit_bytes_total=plan.data_limit_bytes,
+    )  # fmt: skip
+    db.session.rollback()  # nothing held open while the router answers
+    lock = _lock(row)
+    try:
+        if not lock.acquire():
+            return _failed(subscription_id, job, "another worker is changing this user on the router")
+        with hotspot.session(router) as api:
+            hotspot.ensure_profile(api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users)
+            how = hotspot.upsert_user(api, user)
+    except hotspot.RouterError as err:
+        return _failed(subscription_id, job, str(err))
+    finally:
+        if lock.owned():
+            lock.release()
+    row = db.session.get(Subscription, subscription_id)
+    now = utcnow()
+    row.status, row.provisioned_at, row.updated_at, row.last_error = "active", now, now, None
+    row.attempts += 1
+    data = summary(row, user=how)
+    events.emit(row.tenant_id, "subscription.provisioned", data)
+    db.session.commit()
+    return Outcome({"user": how}, live=[("subscription.provisioned", data)], tenant_id=row.tenant_id)
+
+
+def _failed(subscription_id: str, job: ledger.ClaimedJob, error: str) -> Outcome:
+    row = db.session.get(Subscription, subscription_id)
+    row.attempts, row.last_error, row.updated_at = row.attempts + 1, error[:500], utcnow()
+    outcome = Outcome(tenant_id=row.tenant_id)
+    if job.attempts >= job.max_attempts:
+        row.status = "failed"
+        data = summary(row, error=row.last_error, attempts=job.attempts)
+        events.emit(row.tenant_id, "provisioning.failed", data)
+        outcome.live.append(("provisioning.failed", data))
+        outcome.retry = ledger.GiveUp(error)
+    else:
+        delay = ledger.retry_delay(job.attempts, {"retry_schedule": current_app.config["PROVISION_RETRY_SCHEDULE"]})
+        outcome.retry = ledger.RetryIn(delay, error)
+    db.session.commit()
+    return outcome
+
+
+def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
+    """Expiry: remove the user, kick its sessions, drop its cookies; then `expired`."""
+    row = db.session.get(Subscription, subscription_id)
+    if row is None or row.job_id != job.id:
+        return Outcome({"skipped": "superseded"})
+    if row.status in ("expired", "cancelled"):
+        return Outcome({"skipped": f"subscription is {row.status}"})
+    router = db.session.get(Router, row.router_id)
+    db.session.rollback()
+    lock = _lock(row)
+    try:
+        if not lock.acquire():
+            return _retry_removal(job, "another worker is changing this user on the router")
+        with hotspot.session(router) as api:
+            removed = hotspot.remove_user(api, row.username)
+    except hotspot.RouterError as err:
+        return _retry_removal(job, str(err))
+    finally:
+        if lock.owned():
+            lock.release()
+    row = db.session.get(Subscription, subscription_id)
+    now = utcnow()
+    row.status, row.expired_at, row.updated_at, row.last_error = "expired", now, now, None
+    data = summary(row, removed=removed)
+    events.emit(row.tenant_id, "subscription.expired", data)
+    db.session.commit()
+    return Outcome({"removed": removed}, live=[("subscription.expired", data)], tenant_id=row.tenant_id)
+
+
+def _retry_removal(job: ledger.ClaimedJob, error: str) -> Outcome:
+    """An expired user must not stay on the router: removal retries for as long as it takes
+    (the schedule's last delay repeats; the expiry check queues it again if the job dies)."""
+    delay = ledger.retry_delay(job.attempts, {"retry_schedule": current_app.config["PROVISION_RETRY_SCHEDULE"]})
+    return Outcome(retry=ledger.RetryIn(delay, error))
+
+
+def expire_due(limit: int = 500) -> dict[str, int]:
+    """The scheduler's minute check: a removal job for each subscription past its expiry that
+    has none running yet."""
+    now = utcnow()
+    due = db.session.scalars(
+        select(Subscription)
+        .where(Subscription.status.in_(("active", "provisioning", "pending", "failed")), Subscription.expires_at <= now)
+        .order_by(Subscription.expires_at)
+        .limit(limit)
+    ).all()
+    queued = 0
+    for row in due:
+        current = db.session.get(Job, row.job_id) if row.job_id else None
+        if current is not None and current.type == DEPROVISION.name and not jobs.is_finished(current.status):
+            continue
+        schedule(row, DEPROVISION)
+        queued += 1
+    db.session.commit()
+    return {"queued": queued}
