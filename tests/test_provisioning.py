@@ -303,3 +303,8 @@ def test_vouchers_are_generated_and_provisioned(app, api, shop, mikrotik):
     assert all(v["password"] == v["username"] and v["source"] == "voucher" for v in vouchers)
     run_all("subscription.provision")
     assert sorted(u["name"] for u in mikrotik.menus.items(USERS)) == sorted(v["username"] for v in vouchers)
+    api.patch(f"/api/v1/plans/{shop['plan']['id']}", {"active": False})
+    off_sale = api.post(
+        "/api/v1/vouchers", {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"], "count": 1}
+    )
+    assert off_sale.status_code == 422 and "not on sale" in off_sale.get_json()["errors"]["plan_id"][0]

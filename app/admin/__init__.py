@@ -44,6 +44,7 @@ def register(app: Flask) -> None:
         dashboard,
         email,
         jobs,
+        provisioning,
         retention,
         scans,
         tenants,

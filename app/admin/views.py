@@ -23,10 +23,11 @@ FAMILY_PAGES = [
     ("email", "admin.emails", "Emails"),
     ("webhooks", "admin.webhooks", "Webhooks"),
     ("scans", "admin.scans", "Scans"),
+    ("provisioning", "admin.routers", "Provisioning"),
     ("retention", "admin.retention", "Retention"),
 ]
 #: Families whose pages have not landed yet.
-FAMILY_SLOTS = ["Provisioning"]
+FAMILY_SLOTS: list[str] = []
 
 #: Job states in words and colour (CSS classes in static/admin.css).
 STATE_CLASSES = {
@@ -48,6 +49,17 @@ STATE_CLASSES = {
     "infected": "state-bad",
     "rejected": "state-warn",
     "error": "state-bad",
+    # provisioning
+    "active": "state-ok",
+    "provisioning": "state-running",
+    "expired": "state-muted",
+    "expected": "state-waiting",
+    "processing": "state-running",
+    "processed": "state-ok",
+    "held": "state-warn",
+    "online": "state-ok",
+    "offline": "state-bad",
+    "unknown": "state-muted",
 }
 
 

@@ -49,6 +49,12 @@
     if (ev.type === "retention.progress") summary = ev.data.kind + ": " + ev.data.deleted + " deleted";
     if (ev.type === "scan.infected" || ev.type === "scan.error") summary = ev.data.name + ": " + (ev.data.signature || ev.data.error || ev.data.status);
     if (ev.type === "jobs.bulk_progress") summary = ev.data.action + ": " + ev.data.done + "/" + ev.data.total + " examined, " + ev.data.changed + " changed";
+    var d = ev.data || {};
+    if (ev.type === "subscription.provisioned" || ev.type === "subscription.expired") summary = d.username + " (" + d.status + ")";
+    if (ev.type === "provisioning.failed") summary = d.username + ": " + (d.error || "failed");
+    if (ev.type === "payment.failed" || ev.type === "payment.held") summary = d.phone + ": " + (d.reason || d.status);
+    if (ev.type === "payment.processed") summary = d.phone + " paid " + (d.amount_paid || d.amount_expected) + " → " + d.username;
+    if (ev.type === "router.online" || ev.type === "router.offline") summary = d.name + " " + d.status + (d.error ? ": " + d.error : "");
     li.appendChild(el("span", "subject", summary));
     var t = el("time", null, ev.occurred_at.substr(11, 8)); t.setAttribute("datetime", ev.occurred_at); t.title = ev.occurred_at;
     li.appendChild(t);

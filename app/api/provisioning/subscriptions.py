@@ -109,7 +109,10 @@ def create_vouchers() -> Response:
     """Generate N vouchers (subscriptions with generated credentials) for a plan on a router"""
     data = VoucherSchema().load(json_body())
     plan, router = own(Plan, data.pop("plan_id"), "plan"), own(Router, data.pop("router_id"), "router")
-    rows = vouchers.generate(g.tenant_id, plan, router, actor=actor(), **data)
+    try:
+        rows = vouchers.generate(g.tenant_id, plan, router, actor=actor(), **data)
+    except subscriptions.SubscriptionError as err:
+        raise validation_failed({"plan_id": [str(err)]}) from None
     response = jsonify({"data": [dump(r) for r in rows]})
     response.status_code = 201
     return response

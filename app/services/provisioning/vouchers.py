@@ -26,6 +26,8 @@ def generate(tenant_id: str, plan: Plan, router: Router, *, count: int, prefix: 
              charset: str = "lower", same_password: bool = True, actor: str) -> list[Subscription]:  # fmt: skip
     """Make `count` voucher subscriptions (caller's transaction): usernames `prefix` + random,
     password equal to the username or separate."""
+    if not plan.active:
+        raise subscriptions.SubscriptionError("this plan is not on sale")
     if not 1 <= count <= MAX_BATCH:
         raise subscriptions.SubscriptionError(f"between 1 and {MAX_BATCH} vouchers at a time")
     alphabet = CHARSETS[charset]
