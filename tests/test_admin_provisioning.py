@@ -176,6 +176,7 @@ def test_check_now_queues_a_check_and_kick_ends_a_session_on_the_router(app, api
     assert "not in the last check" in flashed(admin, again)
     bob = fresh(Router, router_id).active_sessions[0][".id"]
     mikrotik.refuse = True
+    mikrotik.drop_connections()
     refused = post(admin, f"{BASE}/routers/{router_id}/kick", {"session": bob})
     assert "could not be reached" in flashed(admin, refused)
     assert len(fresh(Router, router_id).active_sessions) == 1 and len(audited("router.kick")) == 1

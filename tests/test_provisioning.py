@@ -154,6 +154,7 @@ def test_a_router_down_for_the_first_attempts_is_provisioned_on_retry(app, api, 
     call_back(app, shop, stk_callback("ws_CO_1"))
     run_all("payment.process")
     mikrotik.refuse = True
+    mikrotik.drop_connections()
     (job,) = pending_jobs("subscription.provision")
     first = run_provisioning_job(job.id)
     assert type(first.retry).__name__ == "RetryIn" and "cannot reach" in str(first.retry)
@@ -170,6 +171,7 @@ def test_a_router_down_for_good_fails_the_subscription_on_the_feed(app, api, sho
     call_back(app, shop, stk_callback("ws_CO_1"))
     run_all("payment.process")
     mikrotik.refuse = True
+    mikrotik.drop_connections()
     (job,) = pending_jobs("subscription.provision")
     outcomes = [run_provisioning_job(job.id) for _ in range(4)]  # the schedule has 3 entries: 4 attempts
     assert [type(o.retry).__name__ for o in outcomes] == ["RetryIn", "RetryIn", "RetryIn", "GiveUp"]
@@ -285,6 +287,7 @@ def test_router_checks_report_resources_and_changes(app, api, shop, mikrotik):
     router = api.get(f"/api/v1/routers/{shop['router']['id']}").get_json()
     assert router["status"] == "online" and router["version"] == "7.16.2 (stable)" and router["cpu_load"] is not None
     mikrotik.refuse = True
+    mikrotik.drop_connections()
     routers.queue_checks()
     run_all("router.check")
     assert api.get(f"/api/v1/routers/{shop['router']['id']}").get_json()["status"] == "offline"
@@ -308,3 +311,16 @@ def test_vouchers_are_generated_and_provisioned(app, api, shop, mikrotik):
         "/api/v1/vouchers", {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"], "count": 1}
     )
     assert off_sale.status_code == 422 and "not on sale" in off_sale.get_json()["errors"]["plan_id"][0]
+
+
+def test_router_connections_are_reused_and_a_restarted_router_costs_no_attempt(app, api, shop, mikrotik):
+    def provision_one() -> Any:
+        api.post("/api/v1/subscriptions", {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"]})
+        (outcome,) = run_all("subscription.provision")
+        return outcome
+
+    assert [provision_one().retry for _ in range(3)] == [None, None, None]
+    assert len(mikrotik.logins) == 1  # one login for three users
+    mikrotik.drop_connections()  # the router restarts: the kept connection is dead
+    assert provision_one().retry is None and len(mikrotik.logins) == 2
+    assert len(mikrotik.menus.items(USERS)) == 4

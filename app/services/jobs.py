@@ -46,9 +46,11 @@ def submit(
     delay_seconds: float = 0,
     max_attempts: int | None = None,
     public_only: bool = False,
+    job_id: str | None = None,
 ) -> Job:
     """Validate and add a job to the current transaction; it is published after commit.
-    `public_only` (the tenant API) refuses internal job types as unknown."""
+    `public_only` (the tenant API) refuses internal job types as unknown. `job_id` lets a caller
+    that names the job in the same statement as its own row choose the id."""
     jt = jobtypes.get(job_type)
     if jt is None or (public_only and not jt.public):
         raise JobInputError({"type": [f"Unknown job type {job_type!r}."]})
@@ -65,7 +67,7 @@ def submit(
         raise JobInputError({"payload": err.messages}) from err
     now = utcnow()
     job = Job(
-        id=new_id(),
+        id=job_id or new_id(),
         tenant_id=tenant_id,
         type=jt.name,
         queue=jobtypes.queue_name(jt.queue, priority),

@@ -302,6 +302,13 @@ class RouterOsServer:
         if error is not None:
             raise error
 
+    def drop_connections(self) -> None:
+        """Close every open connection, as a router does when it reboots or its link fails."""
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            connection.abort()
+
     def received(self, path: str | None = None) -> list[Command]:
         """The sentences read so far (all, or those whose command word is `path`)."""
         with self._lock:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import librouteros
 from flask import current_app
@@ -26,6 +28,9 @@ ACTIVE = "/ip/hotspot/active"
 COOKIES = "/ip/hotspot/cookie"
 #: RouterOS's words when an add meets an existing name.
 ALREADY = "already have"
+
+
+T = TypeVar("T")
 
 
 class RouterError(Exception):
@@ -58,24 +63,83 @@ def _tls(router: Router) -> Any:
     return lambda sock: context.wrap_socket(sock, server_hostname=router.host)
 
 
-@contextlib.contextmanager
-def session(router: Router) -> Iterator[Any]:
-    """A logged-in API connection (plain login, RouterOS >= 6.43), closed afterwards."""
+class _Pool:
+    """Logged-in API connections kept per router (and credentials) in this process, so a job
+    does not pay a TCP connect, a login and a router log line each time. A connection is reused
+    only if it was idle less than IDLE_SECONDS."""
+
+    IDLE_SECONDS = 30.0
+    MAX_IDLE = 8
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[Any, ...], list[tuple[float, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[Any, ...]) -> Any | None:
+        now = time.monotonic()
+        with self._lock:
+            idle = self._idle.get(key, [])
+            while idle:
+                since, api = idle.pop()
+                if now - since < self.IDLE_SECONDS:
+                    return api
+                _close(api)
+        return None
+
+    def give(self, key: tuple[Any, ...], api: Any) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.MAX_IDLE:
+                idle.append((time.monotonic(), api))
+                return
+        _close(api)
+
+
+_pool = _Pool()
+
+
+def _close(api: Any) -> None:
+    with contextlib.suppress(Exception):
+        api.close()
+
+
+def _connect(router: Router) -> Any:
+    """A new logged-in API connection (plain login, RouterOS >= 6.43)."""
     options: dict[str, Any] = {"port": router.port, "timeout": current_app.config["ROUTER_TIMEOUT"],
                                "login_method": plain}  # fmt: skip
     if router.tls:
         options["ssl_wrapper"] = _tls(router)
     try:
-        api = librouteros.connect(router.host, router.username, crypto.decrypt(router.password_encrypted), **options)
+        return librouteros.connect(router.host, router.username, crypto.decrypt(router.password_encrypted), **options)
     except (OSError, LibRouterosError) as err:
         raise RouterError(f"cannot reach {router.host}:{router.port}: {_reason(err)}") from err
+
+
+def call(router: Router, work: Callable[[Any], T]) -> T:
+    """Run `work(api)` on a connection to the router. A pooled connection that turns out dead
+    (the router restarted) is replaced once by a new one; every operation here is safe to
+    repeat (add falls back to update, removal of what is gone is nothing)."""
+    key = (router.id, router.host, router.port, router.tls, router.username, router.password_encrypted)
+    api, reused = _pool.take(key), True
+    if api is None:
+        api, reused = _connect(router), False
     try:
-        yield api
-    except (OSError, LibRouterosError) as err:
+        result = work(api)
+    except TrapError as err:  # the router refused the command; the connection is fine
+        _pool.give(key, api)
         raise RouterError(f"{router.host}: {_reason(err)}") from err
-    finally:
-        with contextlib.suppress(Exception):
-            api.close()
+    except (OSError, LibRouterosError) as err:
+        _close(api)
+        if not reused:
+            raise RouterError(f"{router.host}: {_reason(err)}") from err
+        api = _connect(router)
+        try:
+            result = work(api)
+        except (OSError, LibRouterosError) as again:
+            _close(api)
+            raise RouterError(f"{router.host}: {_reason(again)}") from again
+    _pool.give(key, api)
+    return result
 
 
 def _reason(err: BaseException) -> str:
@@ -87,10 +151,24 @@ def _find(path: Any, **where: str) -> list[dict[str, Any]]:
     return list(path.select().where(*query)) if query else list(path.select())
 
 
-def ensure_profile(api: Any, name: str, *, rate_limit: str | None, shared_users: int) -> None:
+#: Profiles this process made sure of recently: (router id, name, rate-limit, shared-users) ->
+#: when. Within PROFILE_TRUST_SECONDS the check is skipped (one round trip per provision).
+_profiles_seen: dict[tuple[str, str, str, int], float] = {}
+PROFILE_TRUST_SECONDS = 60.0
+
+
+def ensure_profile(api: Any, name: str, *, rate_limit: str | None, shared_users: int, router_id: str = "") -> None:
     """The plan's user profile exists with its rate-limit and shared-users."""
+    seen_key = (router_id, name, rate_limit or "", shared_users)
+    if router_id and time.monotonic() - _profiles_seen.get(seen_key, -1e9) < PROFILE_TRUST_SECONDS:
+        return
+    _ensure_profile(api, name, {"rate-limit": rate_limit or "", "shared-users": str(shared_users)})
+    if router_id:
+        _profiles_seen[seen_key] = time.monotonic()
+
+
+def _ensure_profile(api: Any, name: str, wanted: dict[str, str]) -> None:
     profiles = api.path(PROFILES)
-    wanted = {"rate-limit": rate_limit or "", "shared-users": str(shared_users)}
     found = _find(profiles, name=name)
     if not found:
         try:

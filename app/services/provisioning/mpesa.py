@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -101,13 +102,23 @@ def token_for(tenant_id: str) -> str:
     return token
 
 
+#: Tokens recently matched in this process: digest -> (tenant, when). Tokens never change.
+_known: dict[str, tuple[str, float]] = {}
+KNOWN_SECONDS = 300.0
+
+
 def tenant_for(token: str) -> str | None:
     """The tenant whose token this is (found by digest, then compared in constant time)."""
     if not token or len(token) > 200:
         return None
-    row = db.session.scalar(select(MpesaToken).where(MpesaToken.token_sha256 == _digest(token)))
+    digest = _digest(token)
+    known = _known.get(digest)
+    if known is not None and time.monotonic() - known[1] < KNOWN_SECONDS:
+        return known[0]
+    row = db.session.scalar(select(MpesaToken).where(MpesaToken.token_sha256 == digest))
     if row is None or not hmac.compare_digest(crypto.decrypt(row.token_encrypted), token):
         return None
+    _known[digest] = (row.tenant_id, time.monotonic())
     return row.tenant_id
 
 

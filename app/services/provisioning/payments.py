@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from marshmallow import Schema, fields
-from sqlalchemy import select, update
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -86,42 +85,58 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
     except (ValueError, mpesa.BadCallback) as err:
         log.warning("mpesa callback for tenant %s unreadable: %s", tenant_id, err)
         return Handled("unreadable")
-    row = find(tenant_id, callback.checkout_request_id)
-    if row is None:
-        log.warning("mpesa callback for unknown CheckoutRequestID %s (tenant %s)", callback.checkout_request_id,
-                    tenant_id)  # fmt: skip
-        return Handled("unknown")
+    now, job_id = utcnow(), new_id()
     if callback.result_code != 0:
-        status, reason = "failed", callback.meaning
-    elif callback.amount is None or callback.amount != Decimal(row.amount_expected):
-        status, reason = "held", f"paid {callback.amount} for a plan of {row.amount_expected}"
-    else:
-        status, reason = "processing", None
-    now = utcnow()
-    applied = db.session.execute(  # only the first callback moves an expected payment (Daraja retries)
+        status: Any = literal("failed")
+    elif callback.amount is None:
+        status = literal("held")
+    else:  # the expected amount decides, in the same statement
+        status = case((Payment.amount_expected == callback.amount, "processing"), else_="held")
+    row = db.session.execute(  # only the first callback moves an expected payment (Daraja retries)
         update(Payment)
-        .where(Payment.id == row.id, Payment.status == "expected")
-        .values(status=status, callbacks=Payment.callbacks + 1, raw_callback=raw.decode("utf-8", "replace")[:20_000],
+        .where(Payment.tenant_id == tenant_id, Payment.checkout_request_id == callback.checkout_request_id,
+               Payment.status == "expected")
+        .values(status=status, job_id=case((status == "processing", job_id), else_=None),
+                callbacks=Payment.callbacks + 1, raw_callback=raw.decode("utf-8", "replace")[:20_000],
                 callback_at=now, updated_at=now, merchant_request_id=callback.merchant_request_id,
                 result_code=callback.result_code, result_desc=callback.result_desc, amount_paid=callback.amount,
                 receipt_number=callback.receipt_number, transaction_date=callback.transaction_date,
                 paid_phone=callback.phone)
+        .returning(*_SUMMARY)
         .execution_options(synchronize_session=False)
-    ).rowcount  # fmt: skip
-    if not applied:
-        db.session.execute(update(Payment).where(Payment.id == row.id).values(callbacks=Payment.callbacks + 1))
-        return Handled("repeat", row.id)
-    db.session.refresh(row)
-    if status == "processing":
-        row.job_id = jobs.submit(PROCESS.name, {"payment_id": row.id}, tenant_id=tenant_id, priority="high").id
+    ).first()  # fmt: skip
+    if row is None:
+        repeat = db.session.execute(
+            update(Payment)
+            .where(Payment.tenant_id == tenant_id, Payment.checkout_request_id == callback.checkout_request_id)
+            .values(callbacks=Payment.callbacks + 1)
+            .returning(Payment.id)
+            .execution_options(synchronize_session=False)
+        ).scalar()
+        if repeat is None:
+            log.warning("mpesa callback for unknown CheckoutRequestID %s (tenant %s)", callback.checkout_request_id,
+                        tenant_id)  # fmt: skip
+            return Handled("unknown")
+        return Handled("repeat", repeat)
+    if row.status == "processing":
+        jobs.submit(PROCESS.name, {"payment_id": row.id}, tenant_id=tenant_id, priority="high", job_id=job_id)
         return Handled("confirmed", row.id)
-    event_type = "payment.failed" if status == "failed" else "payment.held"
+    reason = (
+        callback.meaning if row.status == "failed" else f"paid {callback.amount} for a plan of {row.amount_expected}"
+    )
+    event_type = f"payment.{row.status}"
     data = summary(row, reason=reason)
     events.emit(tenant_id, event_type, data)
-    return Handled(status, row.id, [(event_type, data)])
+    return Handled(row.status, row.id, [(event_type, data)])
 
 
-def summary(row: Payment, **extra: Any) -> dict[str, Any]:
+_SUMMARY = (Payment.id, Payment.status, Payment.checkout_request_id, Payment.receipt_number, Payment.amount_expected,
+            Payment.amount_paid, Payment.phone, Payment.plan_id, Payment.router_id, Payment.subscription_id,
+            Payment.result_code)  # fmt: skip
+
+
+def summary(row: Any, **extra: Any) -> dict[str, Any]:
+    """The payment as events carry it (`row`: a Payment, or a row of _SUMMARY's columns)."""
     return {"id": row.id, "status": row.status, "checkout_request_id": row.checkout_request_id,
             "receipt_number": row.receipt_number, "amount_expected": str(row.amount_expected),
             "amount_paid": None if row.amount_paid is None else str(row.amount_paid), "phone": row.phone,

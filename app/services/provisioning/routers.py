@@ -135,9 +135,7 @@ def check(router_id: str) -> Checked:
     sessions: list[dict[str, Any]] | None = None
     error = None
     try:
-        with hotspot.session(row) as api:
-            figures = hotspot.resources(api)
-            sessions = hotspot.active_sessions(api)
+        figures, sessions = hotspot.call(row, lambda api: (hotspot.resources(api), hotspot.active_sessions(api)))
     except hotspot.RouterError as err:
         error = str(err)
     row = db.session.get(Router, router_id)
@@ -170,7 +168,6 @@ def _int(value: Any) -> int | None:
 
 def kick(row: Router, session_id: str, *, actor: str) -> None:
     """End one hotspot session now (the user may log in again while subscribed)."""
-    with hotspot.session(row) as api:
-        hotspot.kick(api, session_id)
+    hotspot.call(row, lambda api: hotspot.kick(api, session_id))
     row.active_sessions = [s for s in row.active_sessions or [] if s.get(".id") != session_id]
     audit.record(actor, "router.kick", target=row.id, tenant_id=row.tenant_id, details={"session": session_id})

@@ -167,9 +167,13 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
     try:
         if not lock.acquire():
             return _failed(subscription_id, job, "another worker is changing this user on the router")
-        with hotspot.session(router) as api:
-            hotspot.ensure_profile(api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users)
-            how = hotspot.upsert_user(api, user)
+
+        def work(api: Any) -> str:
+            hotspot.ensure_profile(api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users,
+                                   router_id=router.id)  # fmt: skip
+            return hotspot.upsert_user(api, user)
+
+        how = hotspot.call(router, work)
     except hotspot.RouterError as err:
         return _failed(subscription_id, job, str(err))
     finally:
@@ -215,8 +219,8 @@ def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
     try:
         if not lock.acquire():
             return _retry_removal(job, "another worker is changing this user on the router")
-        with hotspot.session(router) as api:
-            removed = hotspot.remove_user(api, row.username)
+        username = row.username
+        removed = hotspot.call(router, lambda api: hotspot.remove_user(api, username))
     except hotspot.RouterError as err:
         return _retry_removal(job, str(err))
     finally:

@@ -1,0 +1,260 @@
+"""P7 (provisioning): M-Pesa callbacks to hotspot users on a router, against the brief's figures
+(callback < 1 s, 7-15 s to Wi-Fi, about 240 provisions an hour) and, for throughput, a bare
+librouteros client adding the same number of users to the same router in the same run.
+
+    python -m bench.provisioning      (BENCH_PAYMENTS scales the burst, default 500)
+
+Stack: the production web command (gunicorn), `dramatiq workers` for `payments` and for
+`provisioning` (one process each, 8 threads), the scheduler (the outbox relay), and the RouterOS
+API test server in a process of its own. Three measurements:
+1. callback answer p50/p95 at 50 callbacks/s (open loop: each send is timed from when it was
+   due, so a slow answer delays the measurement, not the schedule);
+2. callback -> user on the router, p50/p95, for those same payments (the subscription's
+   `provisioned_at` is written after the router confirmed the add; every user is then looked
+   up on the router);
+3. provisions/s: BENCH_PAYMENTS callbacks sent at once (8 threads), first callback -> last user,
+   against bare librouteros adds/s (8 threads, one connection each) to the same router.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import librouteros
+import requests
+from librouteros.login import plain
+
+from bench.api_latency import _wait_ready
+from bench.common import (
+    BIN,
+    Report,
+    Stack,
+    backends,
+    create_tenant,
+    database,
+    env_int,
+    exit_on_sigterm,
+    migrate,
+    percentile,
+    print_table,
+    ratio,
+    stack,
+)
+from bench.scans import cpu_seconds
+from bench.throughput import _app, _wait_boot
+from tests.fakes.processes import ROOT, Process, free_port, wait_until
+
+NAME = "P7 provisioning"
+RATE, SECONDS = 50.0, 10.0
+GOALS = {"callback_p95_ms": 20.0, "to_router_p95_s": 1.0, "provisions_per_s": 50.0}
+THREADS = 8
+
+
+def callback_body(checkout: str) -> bytes:
+    items = [{"Name": "Amount", "Value": 10}, {"Name": "MpesaReceiptNumber", "Value": "R" + checkout[-8:]},
+             {"Name": "Balance"}, {"Name": "TransactionDate", "Value": 20261202101010},
+             {"Name": "PhoneNumber", "Value": 254700000000}]  # fmt: skip
+    return json.dumps({"Body": {"stkCallback": {"MerchantRequestID": "m-" + checkout, "CheckoutRequestID": checkout,
+                                                "ResultCode": 0, "ResultDesc": "ok",
+                                                "CallbackMetadata": {"Item": items}}}}).encode()  # fmt: skip
+
+
+def send_callbacks(url: str, checkouts: list[str], rate: float | None) -> tuple[list[float], dict[str, float], int]:
+    """Post one callback per checkout: at `rate` per second (open loop) or as fast as THREADS
+    allow. Returns answer latencies (ms), the send time of each checkout, and the errors."""
+    index, lock = itertools.count(), threading.Lock()
+    start = time.perf_counter() + 0.1
+    latencies: list[float] = []
+    sent_at: dict[str, float] = {}
+    errors = [0]
+
+    def sender() -> None:
+        session = requests.Session()
+        while (i := next(index)) < len(checkouts):
+            due = start + i / rate if rate else time.perf_counter()
+            if (delay := due - time.perf_counter()) > 0:
+                time.sleep(delay)
+            wall = time.time()
+            try:
+                answer = session.post(url, data=callback_body(checkouts[i]), timeout=10,
+                                      headers={"Content-Type": "application/json"})  # fmt: skip
+                ok = answer.status_code == 200
+            except requests.RequestException:
+                ok = False
+            took = (time.perf_counter() - due) * 1000
+            with lock:
+                sent_at[checkouts[i]] = wall
+                if ok:
+                    latencies.append(took)
+                else:
+                    errors[0] += 1
+        session.close()
+
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(latencies), sent_at, errors[0]
+
+
+def bare_adds(port: int, n: int) -> float:
+    """Users/s a bare librouteros client adds (THREADS connections)."""
+    names = iter(range(n))
+    lock = threading.Lock()
+
+    def adder() -> None:
+        api = librouteros.connect("127.0.0.1", "admin", "bench", port=port, timeout=10, login_method=plain)
+        users = api.path("/ip/hotspot/user")
+        while True:
+            with lock:
+                i = next(names, None)
+            if i is None:
+                break
+            users.add(name=f"bare-{i}", password="pw", profile="default")
+        api.close()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=adder) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return n / (time.perf_counter() - began)
+
+
+def router_users(port: int) -> set[str]:
+    api = librouteros.connect("127.0.0.1", "admin", "bench", port=port, timeout=30, login_method=plain)
+    try:
+        return {row["name"] for row in api.path("/ip/hotspot/user").select()}
+    finally:
+        api.close()
+
+
+@contextmanager
+def processes(st: Stack, env: dict[str, str], backend: str) -> Iterator[tuple[str, list[Process]]]:
+    port = free_port()
+    started: list[Process] = []
+    try:
+        web = Process([str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "16",
+                       "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"], env,
+                      f"p7-web-{backend}", st.tmp).start()  # fmt: skip
+        started.append(web)
+        for queue in ("payments payments_high", "provisioning"):
+            command = [str(BIN / "dramatiq"), "workers", "--processes", "1", "--threads", str(THREADS), "--queues",
+                       *queue.split()]  # fmt: skip
+            began = time.perf_counter()
+            proc = Process(command, env, f"p7-{queue.split()[0]}-{backend}", st.tmp).start()
+            started.append(proc)
+            _wait_boot(proc, 1, began)
+        started.append(Process([str(BIN / "python"), "-m", "workers.scheduler"], env, f"p7-sched-{backend}",
+                               st.tmp).start())  # fmt: skip
+        _wait_ready(web, f"http://127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}", started
+    finally:
+        for proc in reversed(started):
+            proc.stop(15)
+
+
+def bench_backend(st: Stack, backend: str, report: Report) -> None:
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import Payment, Subscription
+    from app.services.provisioning import mpesa, payments, routers
+
+    n = env_int("BENCH_PAYMENTS", 500)
+    st.flushall()
+    router_port = free_port()
+    router = Process([str(BIN / "python"), "-m", "tests.fakes.routeros", "--port", str(router_port), "--username",
+                      "admin", "--password", "bench"], {"PYTHONPATH": str(ROOT)}, f"p7-router-{backend}",
+                     st.tmp).start()  # fmt: skip
+    try:
+        wait_until(lambda: f":{router_port}," in router.log(), 30, 0.1, what="the RouterOS test server")
+        base_rate = bare_adds(router_port, n)
+        with database(backend, st.tmp) as url:
+            env = st.env(url, ROUTER_TIMEOUT=10, EXPIRY_CHECK_SECONDS=3600, ROUTER_CHECK_SECONDS=3600,
+                         OUTBOX_RELAY_INTERVAL=0.5)  # fmt: skip
+            migrate(env)
+            tenant = create_tenant(env)
+            with _app(env):
+                r = routers.create_router(tenant["tenant_id"], {"name": "bench", "host": "127.0.0.1", "port": router_port,
+                                          "username": "admin", "password": "bench"}, actor="bench")  # fmt: skip
+                p = routers.create_plan(tenant["tenant_id"], {"name": "bench", "price": 10, "currency": "KES",
+                                        "duration_seconds": 3600, "rate_limit": "2M/2M", "shared_users": 1,
+                                        "profile": "bench"}, actor="bench")  # fmt: skip
+                steady = [f"steady-{i}" for i in range(int(RATE * SECONDS))]
+                burst = [f"burst-{i}" for i in range(n)]
+                for checkout in steady + burst:
+                    payments.register_expected(tenant["tenant_id"], checkout_request_id=checkout, plan=p, router=r,
+                                               phone="+254700000000", mac=None)  # fmt: skip
+                token = mpesa.token_for(tenant["tenant_id"])
+                db.session.commit()
+
+                def provisioned(prefix: str) -> dict[str, float]:
+                    db.session.rollback()
+                    rows = db.session.execute(
+                        select(Payment.checkout_request_id, Subscription.provisioned_at)
+                        .join(Subscription, Subscription.id == Payment.subscription_id)
+                        .where(Payment.checkout_request_id.like(prefix + "%"), Subscription.status == "active")
+                    ).all()
+                    return {c: at.timestamp() for c, at in rows}
+
+                with processes(st, env, backend) as (base, procs):
+                    callback = f"{base}/api/v1/payments/mpesa/callback/{token}"
+                    answers, sent, errors = send_callbacks(callback, steady, RATE)
+                    wait_until(lambda: len(provisioned("steady-")) >= len(steady), 120, 0.2, what="steady users")
+                    done = provisioned("steady-")
+                    to_router = sorted(done[c] - sent[c] for c in done)
+                    everyone = [*procs, router]
+                    cpu_before = {proc.name: cpu_seconds(proc.proc.pid) for proc in everyone}  # type: ignore[union-attr]
+                    began = time.time()
+                    _, burst_sent, burst_errors = send_callbacks(callback, burst, None)
+                    wait_until(lambda: len(provisioned("burst-")) >= n, 300, 0.5, what="burst users")
+                    cpu = {p.name.split("-")[1]: cpu_seconds(p.proc.pid) - cpu_before[p.name] for p in everyone}  # type: ignore[union-attr]
+                    burst_done = provisioned("burst-")
+                    rate = len(burst_done) / (max(burst_done.values()) - began)
+                    subs = db.session.scalar(
+                        select(func.count()).select_from(Subscription).where(Subscription.status == "active")
+                    )
+                    usernames = set(db.session.scalars(select(Subscription.username)))
+                    db.session.remove()
+            on_router = router_users(router_port)
+    finally:
+        router.stop(10)
+    missing = len(usernames - on_router)
+    p50, p95 = percentile(answers, 50), percentile(answers, 95)
+    t50, t95 = percentile(to_router, 50), percentile(to_router, 95)
+    print(f"\n[{NAME} / {backend}] {len(steady)} callbacks at {RATE:g}/s, then a burst of {n}")
+    print(f"  callback answer p50 {p50:.1f} ms, p95 {p95:.1f} ms ({errors} errors); brief: < 1 s")
+    print(f"  callback -> user on the router p50 {t50:.2f} s, p95 {t95:.2f} s; brief: 7-15 s")
+    print("  CPU seconds during the burst: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+    print(f"  burst: {rate:.1f} provisions/s ({burst_errors} errors) vs bare librouteros {base_rate:.1f} adds/s "
+          f"= {ratio(rate, base_rate):.2f}x; brief: ~240/hour; {subs} active, {missing} missing on the router")  # fmt: skip
+    tag = f"{NAME} {backend}"
+    report.add(tag, "callback p50/p95 at 50/s", f"{p50:.1f}/{p95:.1f} ms", f"p95 <= {GOALS['callback_p95_ms']:g} ms",
+               p95 <= GOALS["callback_p95_ms"] and errors == 0)  # fmt: skip
+    report.add(tag, "callback -> user p50/p95", f"{t50:.2f}/{t95:.2f} s", f"p95 <= {GOALS['to_router_p95_s']:g} s",
+               t95 <= GOALS["to_router_p95_s"])  # fmt: skip
+    report.add(tag, "provisions/s (vs bare adds/s)", f"{rate:.1f} vs {base_rate:.1f}",
+               f">= {GOALS['provisions_per_s']:g}/s", rate >= GOALS["provisions_per_s"] and missing == 0)  # fmt: skip
+
+
+def run(report: Report | None = None, st: Stack | None = None) -> Report:
+    report = report if report is not None else Report()
+    if st is None:
+        with stack() as own:
+            return run(report, own)
+    for backend in backends():
+        bench_backend(st, backend, report)
+    return report
+
+
+if __name__ == "__main__":
+    exit_on_sigterm()
+    print_table(run().rows)
