@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
+from app import observability
 from app.config import ROOT, Config
 
 
@@ -15,6 +16,7 @@ def create_app(config: Any = None) -> Flask:
     """Build the app. `config` is a Config instance (default: Config from the environment)."""
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder="static")
     app.config.from_object(config or Config())
+    observability.init_sentry(app.config)  # before the broker exists: Sentry patches Broker.__init__
     _check_secrets(app)
     from app.services.scans import precheck
 

@@ -192,6 +192,15 @@ class Config:
         #: Proxies whose X-Forwarded-For is believed (CIDRs). Empty: none.
         self.TRUSTED_PROXIES = _list("TRUSTED_PROXIES")
 
+        # Errors (Sentry)
+        #: Where errors are reported. Empty: Sentry is not initialised at all.
+        self.SENTRY_DSN = _env("SENTRY_DSN", "")
+        #: Environment and release of every event (empty: OPSDECK_ENV; the checked-out git commit).
+        self.SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", "")
+        self.SENTRY_RELEASE = _env("SENTRY_RELEASE", "")
+        #: Share of requests and jobs traced for performance (0: none, errors only).
+        self.SENTRY_TRACES_SAMPLE_RATE = _float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+
         # Worker runtime
         self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
         self.TESTING = False
@@ -206,6 +215,7 @@ class TestConfig(Config):
         self.TESTING = True
         self.OPSDECK_ENV = "test"
         self.SECRET_KEY = "test-secret-key"
+        self.SENTRY_DSN = ""  # never a developer's Sentry; a test passes its own DSN as an override
         if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides and "SQLALCHEMY_DATABASE_URI" in overrides:
             overrides["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(overrides["SQLALCHEMY_DATABASE_URI"])
         for key, value in overrides.items():

@@ -230,7 +230,7 @@ def other_api(app: Flask) -> SignedClient:
 # -- processes --------------------------------------------------------------------
 def process_env(app: Flask, **extra: Any) -> dict[str, str]:
     """Environment for a worker/scheduler/web process sharing this test's database and Redis."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "OPSDECK_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "OPSDECK_", "SENTRY_"))}
     env.update(
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
         REDIS_URL=app.config["REDIS_URL"],

@@ -54,7 +54,10 @@ def test_the_scheduler_notices_new_signatures_and_workers_rescan(app, api, worke
         suspect = upload(api, "suspect.txt", later_bad)
         wait_until(lambda: verdict(suspect["id"]) == "clean", 60, 0.1, what="the first verdict")
         own.update_signatures({"Opsdeck.Test.Later": later_bad})
-        wait_until(lambda: verdict(suspect["id"]) == "infected", 60, 0.2, what="the rescan")
+        try:
+            wait_until(lambda: verdict(suspect["id"]) == "infected", 60, 0.2, what="the rescan")
+        except TimeoutError as err:
+            raise AssertionError(workers.logs()) from err
         assert fresh(Scan, suspect["id"]).db_version == own.version
     finally:
         own.close()

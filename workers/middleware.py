@@ -18,7 +18,7 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
-from app import live
+from app import live, observability
 from app.models.base import utcnow
 from app.services import ledger, redelivery, stats
 
@@ -216,6 +216,7 @@ class Ledger(Middleware):
             log.warning("job %s expired before it started (max_age %d ms)", job.id, max_age)
             raise SkipMessage("job too old")
         _local.job = job
+        observability.tag_job(job.id, job.type, job.tenant_id, message.actor_name)
         with self._lock:
             self._running.add(job.id)
         log.debug("job %s (%s) running, attempt %d/%d", job.id, job.type, job.attempts, job.max_attempts)

@@ -58,7 +58,7 @@ def write_signatures(db_dir: Path, version: int, extra: dict[str, bytes] | None 
         os.replace(work / "daily.cud", db_dir / "daily.cud")
 
 
-def write_config(run_dir: Path, db_dir: Path, stream_max_bytes: int) -> Path:
+def write_config(run_dir: Path, db_dir: Path, stream_max_bytes: int, extra: str = "") -> Path:
     config = run_dir / "clamd.conf"
     config.write_text(
         "Foreground yes\n"
@@ -72,7 +72,7 @@ def write_config(run_dir: Path, db_dir: Path, stream_max_bytes: int) -> Path:
         "AlertEncryptedDoc yes\n"
         "AlertExceedsMax yes\n"
         "MaxThreads 4\n"
-        "SelfCheck 3600\n"
+        "SelfCheck 3600\n" + extra
     )
     return config
 
@@ -80,11 +80,12 @@ def write_config(run_dir: Path, db_dir: Path, stream_max_bytes: int) -> Path:
 class ClamdServer:
     """clamd on a unix socket in a temporary folder, with the test signature DB."""
 
-    def __init__(self, *, stream_max_bytes: int = 26 * 1024 * 1024, version: int = 1) -> None:
+    def __init__(self, *, stream_max_bytes: int = 26 * 1024 * 1024, version: int = 1, extra_config: str = "") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="opsdeck-clamd-"))
         self.db_dir = self.dir / "db"
         self.version = version
         self.stream_max_bytes = stream_max_bytes
+        self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,7 +99,7 @@ class ClamdServer:
     def start(self) -> ClamdServer:
         if not (self.db_dir / "daily.cud").exists():
             write_signatures(self.db_dir, self.version)
-        config = write_config(self.dir, self.db_dir, self.stream_max_bytes)
+        config = write_config(self.dir, self.db_dir, self.stream_max_bytes, self.extra_config)
         self.log = open(self.dir / "clamd.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([_tool("clamd"), "-c", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self.answers, 60, 0.05, what="clamd to answer PING")

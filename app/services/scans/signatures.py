@@ -1,7 +1,8 @@
 """Signature freshness and rescans. The scheduler asks clamd for its VERSION every
 SCAN_SIGNATURE_CHECK_SECONDS; the first time a signature DB version is seen it is recorded
 (once, whichever scheduler gets there first) and a `scans.rescan` job queues a low-priority
-rescan of every clean file whose verdict is younger than SCAN_RESCAN_DAYS."""
+rescan of every clean file scanned with an older DB whose verdict is younger than
+SCAN_RESCAN_DAYS."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from flask import current_app
 from marshmallow import Schema, fields
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db, queue
@@ -51,11 +52,12 @@ def check() -> dict[str, Any]:
         queue.redis.set(_LATEST_KEY, version.text, ex=24 * 3600)
     if version.db_version is None or _known(version.db_version):
         return {"version": version.text}
-    newest = db.session.scalar(select(func.max(SignatureVersion.db_version)))
     db.session.add(SignatureVersion(db_version=version.db_version, engine_version=version.engine,
                                     db_date=version.db_date, first_seen_at=utcnow()))  # fmt: skip
-    if newest is not None and version.db_version > newest:  # the very first version seen rescans nothing
-        jobs.submit(RESCAN.name, {"db_version": version.db_version}, priority="low")
+    # Whatever was scanned with an older DB is rescanned (on a fresh install: nothing). The
+    # scans' own versions decide, not the versions recorded here: the workers may have scanned
+    # with a DB this check never saw.
+    jobs.submit(RESCAN.name, {"db_version": version.db_version}, priority="low")
     try:
         db.session.commit()
     except IntegrityError:  # another scheduler recorded it first
