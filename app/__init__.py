@@ -48,6 +48,7 @@ def create_app(config: Any = None) -> Flask:
     from app.services import audit
 
     api.register(app)
+    app.request_class = api.scans.UploadRequest  # scan uploads are parsed straight into storage
     csrf.exempt(api.bp)  # the API is authenticated by signatures, not cookies
     admin.register(app)
     live.register(app)

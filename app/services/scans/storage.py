@@ -5,13 +5,14 @@ folder is served: files leave only through the API's checked download."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from flask import current_app
 
@@ -46,33 +47,73 @@ def new_key() -> str:
     return f"{token[:2]}/{token}"
 
 
+class OverLimit(Exception):
+    """An upload passed its byte limit while being written; its file is already deleted. Not a
+    ValueError on purpose: werkzeug's form parser would take that for a malformed body."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"over {limit} bytes")
+        self.limit = limit
+
+
+class Incoming(io.FileIO):
+    """A new file in SCAN_STORAGE_DIR under a new random name (owner-only), hashed and counted
+    as it is written, readable back. Whoever writes it (`save`, or werkzeug's multipart parser
+    through the API's request class) never has to copy it again. Closed or collected without
+    `take()`, it is deleted: only a complete upload is handed on."""
+
+    def __init__(self, limit: int) -> None:
+        self.key, self.limit, self.size = new_key(), limit, 0
+        self._digest = hashlib.sha256()
+        self._path = path_of("files", self.key)
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._delete_on_close = False  # until the file is ours: never delete a name we did not create
+        super().__init__(self._path, "x+", opener=_owner_only)
+        self._delete_on_close = True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self.size + view.nbytes > self.limit:
+            self.close()
+            raise OverLimit(self.limit)
+        self.size += view.nbytes
+        self._digest.update(view)
+        written = 0
+        while written < view.nbytes:  # a short write is only possible for a regular file near ENOSPC
+            written += super().write(view[written:]) or 0
+        return written
+
+    def take(self) -> Stored:
+        """The caller owns the file from now on (closing no longer deletes it)."""
+        self._delete_on_close = False
+        return Stored(self.key, self.size, self._digest.hexdigest())
+
+    def close(self) -> None:
+        super().close()
+        if self._delete_on_close:
+            self._path.unlink(missing_ok=True)
+
+
+def _owner_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
+
+
 def save(source: BinaryIO, limit: int) -> Stored | None:
-    """Copy an upload into SCAN_STORAGE_DIR under a new random name, hashing as it goes.
+    """Store an upload in SCAN_STORAGE_DIR under a new random name, hashing as it goes. An
+    `Incoming` (already written while the request was parsed) is taken as it is, with no copy.
     None (and nothing left behind) when it is longer than `limit` bytes."""
-    key = new_key()
-    target = path_of("files", key)
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    if isinstance(source, Incoming):
+        if source.size > limit:
+            source.close()
+            return None
+        return source.take()
+    with Incoming(limit) as target:
+        try:
             while chunk := source.read(_COPY_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise _TooLarge
-                digest.update(chunk)
-                out.write(chunk)
-    except _TooLarge:
-        target.unlink(missing_ok=True)
-        return None
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    return Stored(key, size, digest.hexdigest())
-
-
-class _TooLarge(Exception):
-    pass
+                target.write(chunk)
+        except OverLimit:
+            return None
+        return target.take()
 
 
 def open_file(location: str, key: str) -> BinaryIO:

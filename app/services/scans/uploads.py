@@ -25,7 +25,8 @@ class TooLarge(ValueError):
 def accept(tenant_id: str, filename: str | None, stream: BinaryIO) -> Scan:
     """Store and pre-check an upload (caller's transaction). Returns the scan row: `pending`
     with its job queued, or `rejected` with `reject_reason` (its file already deleted).
-    Raises TooLarge (nothing stored) over SCAN_MAX_BYTES."""
+    Raises TooLarge (nothing stored) over SCAN_MAX_BYTES. A `storage.Incoming` stream (written
+    while the request was parsed) is kept where it is, not copied."""
     config = current_app.config
     stored = storage.save(stream, config["SCAN_MAX_BYTES"])
     if stored is None:
