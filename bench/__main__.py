@@ -1,5 +1,5 @@
 """`make bench`: P1 (API latency and throughput), P2 (job throughput), P3 (admin pages with
-100,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P3 email (mails/s), P6 (retention deletes, PostgreSQL only) and P7 (provisioning), one Redis for all, then a summary table. Each figure is held against a baseline
+100,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P3 email (mails/s), P5 (scans), P6 (retention deletes, PostgreSQL only) and P7 (provisioning), one Redis for all, then a summary table. Each figure is held against a baseline
 measured in this same run."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import platform
 import time
 
-from bench import admin_pages, api_latency, email, live_latency, provisioning, retention, throughput, webhooks
+from bench import admin_pages, api_latency, email, live_latency, provisioning, retention, scans, throughput, webhooks
 from bench.common import Report, backends, exit_on_sigterm, print_table, stack
 
 
@@ -24,6 +24,7 @@ def main() -> int:
         live_latency.run(report, st)
         webhooks.run(report, st)
         email.run(report, st)
+        scans.run(report, st)
         retention.run(report, st)
         provisioning.run(report, st)
     print(f"\nSummary ({time.perf_counter() - began:.0f} s)")

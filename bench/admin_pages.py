@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from bench.common import Report, Stack, backends, database, env_int, stack
+from bench.common import Report, Stack, database, env_int, per_backend
 
 NAME = "P3 admin"
 PASSWORD = "bench password 1234"
@@ -106,13 +106,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:
-    report = report if report is not None else Report()
-    if st is None:
-        with stack() as own:
-            return run(report, own)
-    for backend in backends():
-        bench_backend(st, backend, report)
-    return report
+    return per_backend(bench_backend, report, st)
 
 
 if __name__ == "__main__":

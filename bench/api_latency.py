@@ -33,15 +33,14 @@ from bench.common import (
     BIN,
     Report,
     Stack,
-    backends,
     create_tenant,
     database,
     env_float,
     env_int,
     migrate,
+    per_backend,
     percentile,
     ratio,
-    stack,
 )
 from tests.fakes.processes import Process, free_port, wait_until
 
@@ -262,14 +261,7 @@ def _wait_ready(web: Process, base: str) -> None:
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:
-    report = report if report is not None else Report()
-    if st is None:
-        with stack() as own:
-            return run(report, own)
-    for backend in backends():
-        st.flushall()
-        bench_backend(st, backend, report)
-    return report
+    return per_backend(bench_backend, report, st)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +169,20 @@ def stack() -> Iterator[Stack]:
     finally:
         server.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def per_backend(bench_backend: Callable[[Stack, str, Report], None], report: Report | None = None,
+                st: Stack | None = None) -> Report:  # fmt: skip
+    """Run one benchmark on each backend (SQLite; PostgreSQL too with BENCH_DATABASE_URL), on
+    the stack it is given or on one of its own."""
+    report = report if report is not None else Report()
+    if st is None:
+        with stack() as own:
+            return per_backend(bench_backend, report, own)
+    for backend in backends():
+        st.flushall()
+        bench_backend(st, backend, report)
+    return report
 
 
 def flask_cli(env: dict[str, str], *args: str, timeout: float = 120) -> str:

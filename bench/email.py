@@ -18,15 +18,14 @@ import time
 from bench.common import (
     Report,
     Stack,
-    backends,
     create_tenant,
     database,
     env_int,
     exit_on_sigterm,
     migrate,
+    per_backend,
     print_table,
     ratio,
-    stack,
 )
 from bench.throughput import _app, _dramatiq, _poll, _wait_boot
 from tests.fakes.processes import Process
@@ -99,13 +98,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:
-    report = report if report is not None else Report()
-    if st is None:
-        with stack() as own:
-            return run(report, own)
-    for backend in backends():
-        bench_backend(st, backend, report)
-    return report
+    return per_backend(bench_backend, report, st)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,15 @@ from bench.common import (
     BIN,
     Report,
     Stack,
-    backends,
     create_tenant,
     database,
     env_int,
     exit_on_sigterm,
     migrate,
+    per_backend,
     percentile,
     print_table,
     ratio,
-    stack,
 )
 from bench.scans import cpu_seconds
 from bench.throughput import _app, _wait_boot
@@ -246,13 +245,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:
-    report = report if report is not None else Report()
-    if st is None:
-        with stack() as own:
-            return run(report, own)
-    for backend in backends():
-        bench_backend(st, backend, report)
-    return report
+    return per_backend(bench_backend, report, st)
 
 
 if __name__ == "__main__":

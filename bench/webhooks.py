@@ -33,17 +33,16 @@ from bench.common import (
     BIN,
     Report,
     Stack,
-    backends,
     create_tenant,
     database,
     env_float,
     env_int,
     exit_on_sigterm,
     migrate,
+    per_backend,
     percentile,
     print_table,
     ratio,
-    stack,
 )
 from bench.throughput import THREADS, _app, _dramatiq, _poll, _wait_boot
 from tests.fakes.http_receiver import HttpReceiver
@@ -212,14 +211,12 @@ def _send(base: str, tenant: dict[str, str], rate: float, seconds: float) -> dic
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:
-    report = report if report is not None else Report()
-    if st is None:
-        with stack() as own:
-            return run(report, own)
-    for backend in backends():
-        throughput(st, backend, report)
-        latency(st, backend, report)
-    return report
+    return per_backend(both, report, st)
+
+
+def both(st: Stack, backend: str, report: Report) -> None:
+    throughput(st, backend, report)
+    latency(st, backend, report)
 
 
 if __name__ == "__main__":
