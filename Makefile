@@ -34,6 +34,8 @@ deps: system-deps python-deps
 # clamav-daemon, clamav (sigtool), clamdscan: the real clamd the scans family, its tests and
 # bench P5 use; libmagic1: content-type detection of uploads.
 # chromium (make test only): the admin pages' end-to-end tests (headless, driven by Playwright).
+# prometheus (make test only, for promtool): checks the /metrics exposition. A large package that
+# also installs a Prometheus server (started as a service where systemd runs); only promtool is used.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -42,6 +44,7 @@ system-deps:
 	command -v clamdscan >/dev/null || missing="$$missing clamdscan"; \
 	$(PYTHON) -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('magic'))" || missing="$$missing libmagic1"; \
 	if [ "$(WITH_BROWSER)" = 1 ]; then command -v chromium >/dev/null || missing="$$missing chromium"; fi; \
+	if [ "$(WITH_BROWSER)" = 1 ]; then command -v promtool >/dev/null || missing="$$missing prometheus"; fi; \
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
-from app import observability
+from app import metrics, observability
 from app.config import ROOT, Config
 
 
@@ -17,6 +17,7 @@ def create_app(config: Any = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder="static")
     app.config.from_object(config or Config())
     observability.init_sentry(app.config)  # before the broker exists: Sentry patches Broker.__init__
+    metrics.init_app(app)  # before anything counts: points prometheus_client at PROMETHEUS_MULTIPROC_DIR
     _check_secrets(app)
     from app.services.scans import precheck
 

@@ -201,6 +201,13 @@ class Config:
         #: Share of requests and jobs traced for performance (0: none, errors only).
         self.SENTRY_TRACES_SAMPLE_RATE = _float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
 
+        # Metrics (Prometheus)
+        #: Where every process writes its samples (prometheus_client multiprocess mode); emptied
+        #: when the whole stack starts. GET /metrics adds up every file in it.
+        self.PROMETHEUS_MULTIPROC_DIR = _env("PROMETHEUS_MULTIPROC_DIR", "") or str(var / "metrics")
+        #: Bearer token GET /metrics requires (empty: open; then keep /metrics off the internet).
+        self.METRICS_TOKEN = _env("METRICS_TOKEN", "")
+
         # Worker runtime
         self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
         self.TESTING = False
@@ -216,10 +223,25 @@ class TestConfig(Config):
         self.OPSDECK_ENV = "test"
         self.SECRET_KEY = "test-secret-key"
         self.SENTRY_DSN = ""  # never a developer's Sentry; a test passes its own DSN as an override
+        # Each test app its own metrics directory (worker processes it starts inherit it), never
+        # the one in the environment: create_app exported the previous app's there.
+        if "PROMETHEUS_MULTIPROC_DIR" not in overrides:
+            self.PROMETHEUS_MULTIPROC_DIR = _scratch_dir("opsdeck-metrics-")
         if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides and "SQLALCHEMY_DATABASE_URI" in overrides:
             overrides["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(overrides["SQLALCHEMY_DATABASE_URI"])
         for key, value in overrides.items():
             setattr(self, key, value)
+
+
+def _scratch_dir(prefix: str) -> str:
+    """A new temporary directory, removed when the process exits (tests)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def _normalise_db_url(url: str) -> str:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: write .env once, load it (variables already in the environment win), migrate,
-# create the demo tenant and admin when none exist, then run supervisor/dev.conf in the foreground.
+# `make run`: write .env once, load it (variables already in the environment win), empty the
+# metrics directory, migrate, create the demo tenant and admin when none exist, then run
+# supervisor/dev.conf in the foreground.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash supervisor/dev-env.sh > /dev/null
@@ -18,6 +19,11 @@ export OPSDECK_DEV_ROUTER_PORT="${OPSDECK_DEV_ROUTER_PORT:-18728}"
 # Mail goes to the stack's own SMTP sink (kept under var/mail/) unless SMTP_HOST is set.
 export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-1025}"
 mkdir -p var/log
+# Prometheus samples of every process (README: Metrics): a stack that starts starts from zero,
+# before any process of it writes (the migration and demo below included).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${OPSDECK_VAR_DIR:-var}/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
 .venv/bin/flask db upgrade
 .venv/bin/python -m app.demo
 exec .venv/bin/supervisord -n -c supervisor/dev.conf

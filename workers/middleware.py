@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
-from app import live, observability
+from app import live, metrics, observability
 from app.models.base import utcnow
 from app.services import ledger, redelivery, stats
 
@@ -170,6 +171,7 @@ class Ledger(Middleware):
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         self.successes.stop()
         self.throughput.stop()
+        metrics.process_exited()
 
     def _heartbeat_loop(self) -> None:
         interval = max(1.0, self.lease_seconds / 3)
@@ -214,8 +216,10 @@ class Ledger(Middleware):
                 retry_in=None,
             )
             log.warning("job %s expired before it started (max_age %d ms)", job.id, max_age)
+            metrics.job_event("dead", job.type, _base_queue(message.queue_name))
             raise SkipMessage("job too old")
-        _local.job = job
+        _local.job, _local.began = job, time.perf_counter()
+        metrics.job_event("started", job.type, _base_queue(message.queue_name))
         observability.tag_job(job.id, job.type, job.tenant_id, message.actor_name)
         with self._lock:
             self._running.add(job.id)
@@ -231,7 +235,9 @@ class Ledger(Middleware):
             return
         with self._lock:
             self._running.discard(job.id)
+        ran, queue_name = time.perf_counter() - _local.began, _base_queue(message.queue_name)
         if exception is None:
+            metrics.job_event("succeeded", job.type, queue_name, ran)  # before the batch can commit it
             self.successes.add(job.id, job.result, job.writes)
             self.throughput.add("succeeded", job.type)
             log.debug("job %s succeeded", job.id)
@@ -259,6 +265,8 @@ class Ledger(Middleware):
         outcome = ledger.fail(
             job.id, self.worker_id, error=f"{type(exception).__name__}: {exception}", traceback=text, retry_in=delay
         )
+        if outcome.status:
+            metrics.job_event("retried" if outcome.status == "retrying" else "dead", job.type, queue_name, ran)
         if outcome.status == "retrying" and delay is not None and delay <= self.max_broker_delay:
             self._republish(broker, message, job.id, delay)
         elif outcome.status == "dead":

@@ -20,6 +20,7 @@ from flask import current_app, g, request
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app import metrics
 from app.api.errors import ApiProblem
 from app.client import signature as sign
 from app.extensions import db
@@ -57,6 +58,7 @@ def authenticate() -> None:
         _authenticate()
     except AuthFailed as failure:
         log.warning("api auth failed: %s", failure.reason, extra={"reason": failure.reason})
+        metrics.api_auth_failed(failure.reason)
         raise
 
 

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import case, event, or_, select, update
 from sqlalchemy.orm import Session
 
-from app import jobtypes
+from app import jobtypes, metrics
 from app.extensions import db, queue
 from app.models import Job, JobStatus
 from app.models.base import utcnow
@@ -39,6 +39,7 @@ class Outgoing:
     actor_name: str
     #: When the job may start (None: now).
     eta_epoch: float | None
+    job_type: str
 
 
 def _outgoing(job: Job) -> Outgoing:
@@ -46,7 +47,7 @@ def _outgoing(job: Job) -> Outgoing:
     if jt is None:  # a type removed from the code while rows remain
         raise LookupError(f"unknown job type {job.type!r}")
     eta = job.next_attempt_at.timestamp() if job.next_attempt_at else None
-    return Outgoing(job.id, job.queue, jt.actor_name, eta)
+    return Outgoing(job.id, job.queue, jt.actor_name, eta, job.type)
 
 
 def publish_after_commit(session: Session | Any, job: Job) -> None:
@@ -126,6 +127,7 @@ def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
             pipe.execute()
     except Exception as err:  # redis.ConnectionError, timeouts…: the relay will re-publish
         log.warning("outbox: broker unavailable (%s); %d job(s) left for the relay", err, len(items) - len(published))
+    metrics.jobs_enqueued(published)
     ids = [item.job_id for item in published]
     if ids and confirm_in_db:
         _mark_published(ids)

@@ -20,6 +20,7 @@ from flask import current_app
 from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, delete, func, or_, select
 
+from app import metrics
 from app.extensions import db, queue
 from app.jobtypes import JobType, register
 from app.models import (
@@ -298,6 +299,7 @@ def run(
     finally:
         record.finished_at = utcnow()
         record.duration_ms = int((time.monotonic() - began) * 1000)
+        metrics.retention_deleted(size=record.bytes_deleted or 0)
         db.session.commit()
         queue.redis.delete(RUN_LOCK)
     return record
@@ -335,6 +337,7 @@ def _delete(kind: Kind, conditions: list[Any], batch: int, deadline: float, paus
             kind.children(conn, select(pk).where(*in_batch))
         done = conn.execute(delete(kind.model).where(*in_batch)).rowcount
         db.session.commit()
+        metrics.retention_deleted(kind.name, done)
         deleted += done
         if done:
             progress(deleted)

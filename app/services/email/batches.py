@@ -24,6 +24,7 @@ from flask import current_app
 from marshmallow import Schema
 from sqlalchemy import and_, bindparam, exists, or_, select, update
 
+from app import metrics
 from app.extensions import db, queue
 from app.jobtypes import JobType, register
 from app.models import Email, EmailBatch
@@ -232,8 +233,9 @@ class _Recorder:
             due = now + timedelta(seconds=ledger.retry_delay(row.attempts, self.schedule))
         if status == "queued":  # given back unsent: not an attempt
             due, undo = now + timedelta(seconds=current_app.config["EMAIL_DELAY"]), 1
-        if status == "failed" and code is not None and 500 <= code < 600:
-            mails.suppress(row.tenant_id, row.to, f"hard bounce: {error}", actor="system:email")
+        hard_bounce = status == "failed" and code is not None and 500 <= code < 600
+        if hard_bounce and mails.suppress(row.tenant_id, row.to, f"hard bounce: {error}", actor="system:email"):
+            metrics.email_suppressed("hard_bounce")
         if status in ("failed", "retrying"):
             self.result.failures.append({"id": row.id, "to": row.to, "status": status, "error": error})
         if status == "failed":  # the tenant's webhook endpoints hear of it (same transaction)
@@ -241,6 +243,7 @@ class _Recorder:
                                                         "message_id": row.message_id})  # fmt: skip
         counter = {"sent": "sent", "retrying": "retrying", "failed": "failed", "queued": "deferred"}[status]
         setattr(self.result, counter, getattr(self.result, counter) + 1)
+        metrics.email_outcome(counter)
         self.done.add(row.id)
         self.pending.append({"e_id": row.id, "b_id": self.result.batch_id, "new_status": status, "due": due,
                              "err": (error or "")[:2000] or None, "sent": now if status == "sent" else None,

@@ -12,6 +12,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
 
+from app import metrics
 from app.extensions import db
 from app.models import Email, Suppression
 from app.models.base import new_id, utcnow
@@ -87,6 +88,8 @@ def submit(tenant_id: str, mails: list[NewMail]) -> list[Email]:
         )  # fmt: skip
         db.session.add(row)
         created.append(row)
+        if to in suppressed:
+            metrics.email_outcome("suppressed")
     return created
 
 

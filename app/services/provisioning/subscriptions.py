@@ -14,6 +14,7 @@ from flask import current_app
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
+from app import metrics
 from app.extensions import db, queue
 from app.jobtypes import JobType, register
 from app.models import Job
@@ -186,6 +187,7 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
     data = summary(row, user=how)
     events.emit(row.tenant_id, "subscription.provisioned", data)
     db.session.commit()
+    metrics.provisioning_outcome("provisioned")
     return Outcome({"user": how}, live=[("subscription.provisioned", data)], tenant_id=row.tenant_id)
 
 
@@ -197,6 +199,7 @@ def _failed(subscription_id: str, job: ledger.ClaimedJob, error: str) -> Outcome
         row.status = "failed"
         data = summary(row, error=row.last_error, attempts=job.attempts)
         events.emit(row.tenant_id, "provisioning.failed", data)
+        metrics.provisioning_outcome("failed")
         outcome.live.append(("provisioning.failed", data))
         outcome.retry = ledger.GiveUp(error)
     else:
@@ -232,6 +235,7 @@ def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
     data = summary(row, removed=removed)
     events.emit(row.tenant_id, "subscription.expired", data)
     db.session.commit()
+    metrics.provisioning_outcome("expired")
     return Outcome({"removed": removed}, live=[("subscription.expired", data)], tenant_id=row.tenant_id)
 
 

@@ -9,6 +9,7 @@ from typing import BinaryIO
 from flask import current_app
 from sqlalchemy import select
 
+from app import metrics
 from app.extensions import db
 from app.models.base import new_id, utcnow
 from app.models.scans import Scan
@@ -45,6 +46,7 @@ def accept(tenant_id: str, filename: str | None, stream: BinaryIO) -> Scan:
         row.status, row.reject_reason, row.storage_key, row.location = "rejected", str(refusal), None, "none"
         row.verdict_at = now
         db.session.add(row)
+        metrics.scan_verdict("rejected")
         return row
     db.session.add(row)
     try:

@@ -12,6 +12,7 @@ from typing import Any
 from flask import current_app
 from marshmallow import Schema, fields
 
+from app import metrics
 from app.extensions import db
 from app.jobtypes import JobType, register
 from app.models.base import utcnow
@@ -111,6 +112,7 @@ def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
     if verdict.infected:
         outcome.live.append(("scan.infected", {**summary(row), "rescan": rescan is not None}))
     db.session.commit()
+    metrics.scan_verdict(row.status, row.size or 0)
     return outcome
 
 
@@ -130,6 +132,7 @@ def _no_verdict(
             row.status, row.verdict_at = "error", now
             events.emit(row.tenant_id, "scan.completed", summary(row))
             outcome.live.append(("scan.error", summary(row)))
+            metrics.scan_verdict("error")
         outcome.retry = ledger.GiveUp(error)
     else:
         delay = ledger.retry_delay(job.attempts, {"retry_schedule": current_app.config["SCAN_RETRY_SCHEDULE"]})

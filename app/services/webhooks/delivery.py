@@ -18,6 +18,7 @@ from flask import current_app
 from marshmallow import Schema, fields
 from sqlalchemy import bindparam, func, insert, select, update
 
+from app import metrics
 from app.extensions import db
 from app.jobtypes import JobType, register
 from app.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -190,6 +191,7 @@ def _record(
         "response_body": answer.body.decode("utf-8", "replace").replace("\x00", "\ufffd") if answer else None,
     }  # fmt: skip
     outcome.error = error
+    metrics.webhook_attempt("success" if ok else "http_error" if answer is not None else "no_response")
     if ok:
         outcome.result = {"status_code": attempt_row["status_code"], "duration_ms": duration_ms}
         outcome.writes = [
