@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
-from app import metrics, observability
+from app import logs, metrics, observability
 from app.config import ROOT, Config
 
 
@@ -59,6 +59,7 @@ def create_app(config: Any = None) -> Flask:
     _register_error_handlers(app)
     app.after_request(_security_headers)
     app.before_request(lambda: audit.set_origin(request.remote_addr))
+    logs.install(app)
     return app
 
 

@@ -208,6 +208,11 @@ class Config:
         #: Bearer token GET /metrics requires (empty: open; then keep /metrics off the internet).
         self.METRICS_TOKEN = _env("METRICS_TOKEN", "")
 
+        # Logs
+        #: json: one JSON object per line on stdout (production); text: readable lines (development).
+        self.LOG_FORMAT = _env("LOG_FORMAT", "json")
+        self.LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
+
         # Worker runtime
         self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
         self.TESTING = False

@@ -12,6 +12,8 @@ while IFS= read -r line; do
   [ -n "${!name+x}" ] || export "$name=$value"
 done < .env
 export FLASK_APP=wsgi.py OPSDECK_ENV="${OPSDECK_ENV:-development}"
+# Readable log lines in the terminal (production default: JSON lines).
+export LOG_FORMAT="${LOG_FORMAT:-text}"
 export PORT="${PORT:-5000}" OPSDECK_DEV_REDIS_PORT="${OPSDECK_DEV_REDIS_PORT:-6390}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${OPSDECK_DEV_REDIS_PORT}/0}"
 # The demo router: the RouterOS API test server (admin / demo) on this port.

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 
-from app import create_app
+from app import create_app, logs
 from workers import broker as _broker
 
 for _name in ("alembic", "apscheduler"):  # chatty at INFO; their warnings still show
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 app = create_app()
+logs.configure(app.config)
 broker = _broker.setup(app)
 
 from workers import email, provisioning, retention, scans, system, webhooks  # noqa: E402,F401  (actors bind to the broker configured above)

@@ -19,7 +19,7 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
-from app import live, metrics, observability
+from app import live, logs, metrics, observability
 from app.models.base import utcnow
 from app.services import ledger, redelivery, stats
 
@@ -221,14 +221,29 @@ class Ledger(Middleware):
         _local.job, _local.began = job, time.perf_counter()
         metrics.job_event("started", job.type, _base_queue(message.queue_name))
         observability.tag_job(job.id, job.type, job.tenant_id, message.actor_name)
+        _local.log_context = logs.enter(job_id=job.id, actor=message.actor_name, tenant=job.tenant_id)
         with self._lock:
             self._running.add(job.id)
-        log.debug("job %s (%s) running, attempt %d/%d", job.id, job.type, job.attempts, job.max_attempts)
+        log.info("job running", extra={"job_type": job.type, "attempt": job.attempts, "max_attempts": job.max_attempts})
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         _local.job = None
+        self._leave_log_context()
+
+    def _leave_log_context(self) -> None:
+        token = getattr(_local, "log_context", None)
+        _local.log_context = None
+        if token is not None:
+            logs.leave(token)
 
     def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
+        try:
+            self._finish(broker, message, exception)
+        finally:
+            self._leave_log_context()
+
+    def _finish(self, broker: Any, message: Any, exception: Any) -> None:
+        """Record the outcome of the job this thread ran in the ledger (one line logged per transition)."""
         job: ledger.ClaimedJob | None = getattr(_local, "job", None)
         _local.job = None
         if job is None:
@@ -240,7 +255,7 @@ class Ledger(Middleware):
             metrics.job_event("succeeded", job.type, queue_name, ran)  # before the batch can commit it
             self.successes.add(job.id, job.result, job.writes)
             self.throughput.add("succeeded", job.type)
-            log.debug("job %s succeeded", job.id)
+            log.info("job succeeded", extra={"job_type": job.type, "duration_ms": round(ran * 1000, 2)})
             return
         if isinstance(exception, Shutdown):
             # Not re-enqueued from here: this worker could fetch it again while it stops.
@@ -267,11 +282,14 @@ class Ledger(Middleware):
         )
         if outcome.status:
             metrics.job_event("retried" if outcome.status == "retrying" else "dead", job.type, queue_name, ran)
-        if outcome.status == "retrying" and delay is not None and delay <= self.max_broker_delay:
-            self._republish(broker, message, job.id, delay)
+        failed = {"job_type": job.type, "duration_ms": round(ran * 1000, 2), "attempt": job.attempts}
+        if outcome.status == "retrying":
+            log.warning("job retrying in %.1f s: %s", delay or 0, exception, extra=failed)
+            if delay is not None and delay <= self.max_broker_delay:
+                self._republish(broker, message, job.id, delay)
         elif outcome.status == "dead":
             message.fail()  # also into Dramatiq's dead-letter queue
-            log.error("job %s is dead after %d attempt(s): %s", job.id, job.attempts, exception)
+            log.error("job %s is dead after %d attempt(s): %s", job.id, job.attempts, exception, extra=failed)
         if outcome.status:
             self.throughput.add("failed", job.type)
             live.publish(

@@ -37,8 +37,7 @@ def build(app: Flask) -> BlockingScheduler:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from workers import app  # the worker package builds the app and its broker once
+    from workers import app  # the worker package builds the app, its broker and its logging once
 
     sched = build(app)
     signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
