@@ -5,16 +5,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test lint format bench deps system-deps python-deps migrate check-migrations demo clean
+.PHONY: run test chaos lint format bench deps system-deps python-deps migrate check-migrations demo clean
 
 ## run: install what is missing, migrate, create a demo tenant/admin, start the dev stack (supervisord)
 run: deps
 	@exec bash supervisor/dev-run.sh
 
-## test: install what is missing, lint, check migrations, run the whole suite
+## test: install what is missing, lint, check migrations, run the whole suite (the fault suite apart)
 test: WITH_BROWSER := 1
 test: deps lint
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m "not chaos"
+
+## chaos: the fault suite (tests/chaos): kill workers, stop Redis, PostgreSQL and peers mid-run, reconcile
+chaos: deps
+	$(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos
 
 ## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
 bench: deps

@@ -42,6 +42,22 @@ def test_relay_publishes_again_what_redis_lost(app, app_config):
 
 
 @pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
+def test_jobs_already_queued_go_out_again_when_redis_comes_back_empty(app, app_config):
+    from app.services import maintenance
+
+    first, second = submit(payload={"message": "a"}), submit(payload={"message": "b"})
+    maintenance.relay_tick()  # confirms them `queued` (and sets Redis's epoch)
+    assert {job_row(first).status, job_row(second).status} == {"queued"}
+    assert maintenance.relay_tick()["lost_in_redis"] == 0  # nothing lost: nothing sent twice
+    queue.redis.flushall()  # Redis restarted without persistence: both messages are gone
+    assert _queued_messages() == 0
+    tick = maintenance.relay_tick()
+    assert tick["lost_in_redis"] == 2 and tick["published"] == 2
+    assert _queued_messages() == 2 and {job_row(first).status, job_row(second).status} == {"queued"}
+    assert maintenance.relay_tick()["lost_in_redis"] == 0
+
+
+@pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
 def test_an_old_marker_does_not_vouch_for_a_retried_job(app, app_config):
     job_id = submit(payload={"message": "x"})
     db.session.query(Job).filter_by(id=job_id).update({"status": "dead"})

@@ -324,3 +324,18 @@ def test_router_connections_are_reused_and_a_restarted_router_costs_no_attempt(a
     mikrotik.drop_connections()  # the router restarts: the kept connection is dead
     assert provision_one().retry is None and len(mikrotik.logins) == 2
     assert len(mikrotik.menus.items(USERS)) == 4
+
+
+def test_a_lock_left_by_a_killed_attempt_is_taken_over_by_the_jobs_next_attempt(app, api, shop, mikrotik):
+    from app.extensions import queue
+
+    created = api.post("/api/v1/subscriptions", {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"]})
+    row = fresh(Subscription, created.get_json()["id"])
+    key = f"opsdeck:router:{row.router_id}:user:{row.username}"
+    queue.redis.set(key, row.job_id, ex=600)  # its first attempt died holding the lock
+    assert run_all("subscription.provision")[0].retry is None
+    assert queue.redis.get(key) is None and fresh(Subscription, row.id).status == "active"
+    queue.redis.set(key, "another-job", ex=600)  # held by another job: wait, then try later
+    api.post(f"/api/v1/subscriptions/{row.id}/reprovision", {})
+    outcome = run_all("subscription.provision")[0]
+    assert "another worker" in str(outcome.retry) and queue.redis.get(key) == b"another-job"

@@ -215,3 +215,16 @@ def test_readyz_reports_clamd(app, own_clamd):
 def test_nested_zip_content_is_still_a_zip(app, api):
     scan = scanned(api, "bundle.zip", zipped("a.txt", b"fine"))
     assert scan["status"] == "clean"
+
+
+def test_a_scan_whose_worker_died_after_quarantining_ends_infected(app, api):
+    """The worker moved the infected file to quarantine, then died before recording the verdict:
+    the retry scans it where it is and records `infected`, not `file missing`."""
+    from app.services.scans import storage
+
+    created = upload(api, "readme.txt", EICAR)
+    row = fresh(Scan, created["id"])
+    storage.move(row.storage_key, "files", "quarantine")
+    run_scan_job(row.job_id)  # the attempt after the lease expired
+    row = fresh(Scan, created["id"])
+    assert (row.status, row.location) == ("infected", "quarantine"), (row.status, row.location, row.last_error)

@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 
 def relay_tick() -> dict[str, int]:
     requeued, dead = ledger.recover_expired()
+    try:
+        lost = outbox.recover_redis_loss()
+    except Exception as err:  # Redis down: checked again when it is back
+        log.warning("redis loss check skipped: %s", err)
+        lost = 0
     published = outbox.relay()
     try:
         redelivery.requeue_from_dead_workers()
@@ -27,7 +32,8 @@ def relay_tick() -> dict[str, int]:
     window = timedelta(seconds=2 * current_app.config["API_SIGNATURE_TOLERANCE"])
     pruned = db.session.execute(delete(SeenSignature).where(SeenSignature.seen_at < utcnow() - window)).rowcount
     db.session.commit()
-    return {"recovered": requeued, "dead": dead, "published": published, "signatures_pruned": pruned}
+    return {"recovered": requeued, "dead": dead, "lost_in_redis": lost, "published": published,
+            "signatures_pruned": pruned}  # fmt: skip
 
 
 def prune_expired() -> dict[str, int]:

@@ -151,6 +151,35 @@ def _mark_published(job_ids: list[str]) -> None:
             )
 
 
+#: Set in Redis (no expiry) by the first relay that finds it missing. Missing again means Redis
+#: came back without its data (restarted without persistence, flushed, replaced): every message
+#: it held is gone.
+_EPOCH = "opsdeck:outbox:epoch"
+
+
+def recover_redis_loss() -> int:
+    """When Redis has lost its data, hand every job it was holding back to the relay: `queued`
+    jobs become `pending` again and published retries unpublished. Returns how many. A job
+    whose message survived somewhere (a worker's prefetch) runs once anyway: the claim skips
+    the duplicate. One relay (the one whose SET NX wins) does it."""
+    if not queue.redis.set(_EPOCH, utcnow().isoformat(), nx=True):
+        return 0
+    with db.engine.begin() as conn:
+        queued = conn.execute(
+            update(Job)
+            .where(Job.status == JobStatus.QUEUED.value)
+            .values(status=JobStatus.PENDING.value, published_at=None)
+        ).rowcount
+        retrying = conn.execute(
+            update(Job)
+            .where(Job.status == JobStatus.RETRYING.value, Job.published_at.is_not(None))
+            .values(published_at=None)
+        ).rowcount
+    if queued or retrying:
+        log.warning("outbox: Redis lost its data; %d queued and %d retrying job(s) go out again", queued, retrying)
+    return queued + retrying
+
+
 def relay(*, limit: int | None = None) -> int:
     """Re-publish jobs that should be in Redis and are not known to be. Returns how many.
 

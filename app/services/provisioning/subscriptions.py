@@ -4,8 +4,11 @@ extended, expired or provisioned again; removed from the router at expiry."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -37,7 +40,9 @@ DEPROVISION = register(JobType("subscription.deprovision", family="provisioning"
 log = logging.getLogger(__name__)
 #: Unambiguous characters for generated usernames and passwords (no 0/O, 1/l/I).
 CHARSET = "abcdefghjkmnpqrstuvwxyz23456789"
-LOCK_SECONDS = 120
+#: A user's lock outlives the slowest router call: this many ROUTER_TIMEOUTs (connect, a few
+#: replies, one reconnect).
+LOCK_TIMEOUTS = 8
 
 
 class SubscriptionError(ValueError):
@@ -144,9 +149,31 @@ def summary(row: Subscription, **extra: Any) -> dict[str, Any]:
             **extra}  # fmt: skip
 
 
-def _lock(row: Subscription) -> Any:
-    return queue.redis.lock(f"opsdeck:router:{row.router_id}:user:{row.username}", timeout=LOCK_SECONDS,
-                            blocking_timeout=current_app.config["ROUTER_TIMEOUT"] * 2)  # fmt: skip
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
+@contextlib.contextmanager
+def _user_lock(row: Subscription, owner: str) -> Iterator[bool]:
+    """One job at a time changes a user on a router (Redis, across processes). The holder is the
+    job: its next attempt, after its worker died holding the lock, takes it over at once instead
+    of waiting for it to expire. Expires after the longest a router call can take."""
+    key = f"opsdeck:router:{row.router_id}:user:{row.username}"
+    timeout = current_app.config["ROUTER_TIMEOUT"]
+    ttl, deadline = int(timeout * LOCK_TIMEOUTS) + 5, time.monotonic() + timeout * 2
+    held = False
+    while not held:
+        held = bool(queue.redis.set(key, owner, nx=True, ex=ttl)) or queue.redis.get(key) == owner.encode()
+        if held:
+            queue.redis.expire(key, ttl)
+        elif time.monotonic() > deadline:
+            break
+        else:
+            time.sleep(0.05)
+    try:
+        yield held
+    finally:
+        if held:
+            queue.redis.eval(_RELEASE, 1, key, owner)
 
 
 def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
@@ -164,22 +191,19 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
         comment=f"opsdeck:{row.id}", limit_uptime=plan.uptime_limit, limit_bytes_total=plan.data_limit_bytes,
     )  # fmt: skip
     db.session.rollback()  # nothing held open while the router answers
-    lock = _lock(row)
-    try:
-        if not lock.acquire():
+
+    def work(api: Any) -> str:
+        hotspot.ensure_profile(api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users,
+                               router_id=router.id)  # fmt: skip
+        return hotspot.upsert_user(api, user)
+
+    with _user_lock(row, job.id) as held:
+        if not held:
             return _failed(subscription_id, job, "another worker is changing this user on the router")
-
-        def work(api: Any) -> str:
-            hotspot.ensure_profile(api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users,
-                                   router_id=router.id)  # fmt: skip
-            return hotspot.upsert_user(api, user)
-
-        how = hotspot.call(router, work)
-    except hotspot.RouterError as err:
-        return _failed(subscription_id, job, str(err))
-    finally:
-        if lock.owned():
-            lock.release()
+        try:
+            how = hotspot.call(router, work)
+        except hotspot.RouterError as err:
+            return _failed(subscription_id, job, str(err))
     row = db.session.get(Subscription, subscription_id)
     now = utcnow()
     row.status, row.provisioned_at, row.updated_at, row.last_error = "active", now, now, None
@@ -218,17 +242,14 @@ def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
         return Outcome({"skipped": f"subscription is {row.status}"})
     router = db.session.get(Router, row.router_id)
     db.session.rollback()
-    lock = _lock(row)
-    try:
-        if not lock.acquire():
+    username = row.username
+    with _user_lock(row, job.id) as held:
+        if not held:
             return _retry_removal(job, "another worker is changing this user on the router")
-        username = row.username
-        removed = hotspot.call(router, lambda api: hotspot.remove_user(api, username))
-    except hotspot.RouterError as err:
-        return _retry_removal(job, str(err))
-    finally:
-        if lock.owned():
-            lock.release()
+        try:
+            removed = hotspot.call(router, lambda api: hotspot.remove_user(api, username))
+        except hotspot.RouterError as err:
+            return _retry_removal(job, str(err))
     row = db.session.get(Subscription, subscription_id)
     now = utcnow()
     row.status, row.expired_at, row.updated_at, row.last_error = "expired", now, now, None

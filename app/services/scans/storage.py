@@ -32,6 +32,10 @@ def root(location: str) -> Path:
     return Path(current_app.config[setting])
 
 
+def exists(location: str, key: str) -> bool:
+    return is_key(key) and path_of(location, key).is_file()
+
+
 def is_key(key: str) -> bool:
     return _KEY.fullmatch(key) is not None
 
@@ -125,7 +129,7 @@ def move(key: str, source: str, target: str) -> None:
     file already at the target (a retried move) is fine."""
     destination = path_of(target, key)
     origin = path_of(source, key)
-    if not origin.exists() and destination.exists():
+    if source == target or (not origin.exists() and destination.exists()):
         return
     destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     shutil.move(origin, destination)

@@ -81,18 +81,25 @@ def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
     db.session.rollback()  # no transaction (or SQLite lock) held while clamd reads the file
 
     config = current_app.config
+    # A worker that died between moving an infected file to quarantine and recording the
+    # verdict leaves it there: the retry scans it where it is.
+    where = (
+        "files"
+        if rescan is not None or storage.exists("files", key) or not storage.exists("quarantine", key)
+        else "quarantine"
+    )
     try:
         client = clamav.client(config["CLAMD_URL"], config["CLAMD_TIMEOUT"])
         version = client.version()
-        with storage.open_file("files", key) as file:
+        with storage.open_file(where, key) as file:
             verdict = client.instream_file(file, os.fstat(file.fileno()).st_size)
     except clamav.ClamdError as err:
         return _no_verdict(scan_id, job, f"{err.kind}: {err}", rescan)
     except (FileNotFoundError, ValueError) as err:
         return _no_verdict(scan_id, job, f"file missing: {err}", rescan, final=True)
 
-    if verdict.infected:
-        storage.move(key, "files", "quarantine")  # before the row says so: a retry finds it moved
+    if verdict.infected or where == "quarantine":  # before the row says so: a retry finds it where it went
+        storage.move(key, where, "quarantine" if verdict.infected else "files")
     row = db.session.get(Scan, scan_id)
     if row is None:
         return Outcome({"skipped": "scan deleted while scanning"})
