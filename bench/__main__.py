@@ -7,7 +7,18 @@ from __future__ import annotations
 import platform
 import time
 
-from bench import admin_pages, api_latency, email, live_latency, provisioning, retention, scans, throughput, webhooks
+from bench import (
+    admin_pages,
+    api_latency,
+    email,
+    live_latency,
+    provisioning,
+    results,
+    retention,
+    scans,
+    throughput,
+    webhooks,
+)
 from bench.common import Report, backends, exit_on_sigterm, print_table, stack
 
 
@@ -29,6 +40,7 @@ def main() -> int:
         provisioning.run(report, st)
     print(f"\nSummary ({time.perf_counter() - began:.0f} s)")
     print_table(report.rows)
+    print(f"written: {results.write(report.rows, time.perf_counter() - began)}")
     return 0
 
 

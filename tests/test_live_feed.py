@@ -10,6 +10,7 @@ import pytest
 import requests
 import socketio
 
+from app.extensions import db
 from app.services import users
 from tests.fakes.processes import wait_until
 from tests.helpers import submit
@@ -108,3 +109,31 @@ def test_a_deactivated_user_stops_receiving_events(app, workers):
     listener.connect(url, browser_login(url, "ops@example.com"))
     users.set_active(user, False, actor="test")  # from this (test) process, through Redis
     wait_until(lambda: not listener.client.connected, 15, 0.1, what="the server to end the connection")
+
+
+def test_an_event_published_by_one_web_process_reaches_a_client_of_another(app, workers):
+    """Scale-out: two web processes share the feed through Redis. An M-Pesa callback handled by
+    web B publishes `payment.failed`; an operator connected to web A receives it."""
+    from app.services import tenants
+    from app.services.provisioning import mpesa, payments, routers
+
+    users.create_user("admin@example.com", PASSWORD, "admin")
+    tenant = tenants.create_tenant("hotspot")
+    router = routers.create_router(tenant.tenant_id, {"name": "r", "host": "127.0.0.1", "port": 1, "username": "a",
+                                                      "password": "b"}, actor="test")  # fmt: skip
+    plan = routers.create_plan(tenant.tenant_id, {"name": "p", "price": 10, "currency": "KES", "duration_seconds": 60,
+                                                  "profile": "p"}, actor="test")  # fmt: skip
+    payments.register_expected(tenant.tenant_id, checkout_request_id="ws_X", plan=plan, router=router,
+                               phone="+254700000009", mac=None)  # fmt: skip
+    token = mpesa.token_for(tenant.tenant_id)
+    db.session.commit()
+    web_a, web_b = workers.start_web(name="web-a"), workers.start_web(name="web-b")
+    listener = Listener()
+    listener.connect(web_a, browser_login(web_a, "admin@example.com"))
+    cancelled = {"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": "ws_X", "ResultCode": 1032,
+                                          "ResultDesc": "Request cancelled by user"}}}  # fmt: skip
+    answer = requests.post(f"{web_b}/api/v1/payments/mpesa/callback/{token}", json=cancelled, timeout=10)
+    assert answer.status_code == 200
+    wait_until(lambda: listener.named("payment.failed"), 30, 0.1, what="payment.failed at web A")
+    assert listener.named("payment.failed")[0]["data"]["reason"] == "cancelled by the customer"
+    listener.client.disconnect()
