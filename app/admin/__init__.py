@@ -36,6 +36,33 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def actor() -> str:
+    """Who an admin action is audited as."""
+    return f"user:{current_user.email}"
+
+
+#: Rows per page on every admin list.
+PAGE = 50
+
+
+def paged(query: Any, model: Any) -> Any:
+    """One page of a list, newest first, at the request's cursor (a stale cursor: the first page)."""
+    from flask import flash
+
+    from app.services import pagination
+
+    try:
+        return pagination.newest_first(query, model, cursor=request.args.get("cursor") or None, limit=PAGE)
+    except pagination.BadCursor:
+        flash("That page link is no longer valid; showing the first page.", "error")
+        return pagination.newest_first(query, model, cursor=None, limit=PAGE)
+
+
+def list_args() -> dict[str, str]:
+    """The request's filters, for the next page's link."""
+    return {k: v for k, v in request.args.items() if k != "cursor" and v}
+
+
 def register(app: Flask) -> None:
     # Importing the area modules attaches their routes to bp.
     from app.admin import (  # noqa: F401

@@ -9,31 +9,16 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.admin import admin_required, bp
+from app.admin import admin_required, bp, list_args, paged
 from app.admin.forms import ActionForm
 from app.extensions import db
 from app.models import Email, EmailBatch, Suppression, Tenant
 from app.models.email import EMAIL_STATES
-from app.services import pagination
 from app.services.email import compose, mails
-
-PAGE = 50
 
 
 def _tenants() -> dict[str, str]:
     return dict(db.session.execute(select(Tenant.id, Tenant.name)).all())  # type: ignore[arg-type]
-
-
-def _page(query: Any, model: Any) -> pagination.Page:
-    try:
-        return pagination.newest_first(query, model, cursor=request.args.get("cursor") or None, limit=PAGE)
-    except pagination.BadCursor:
-        flash("That page link is no longer valid; showing the first page.", "error")
-        return pagination.newest_first(query, model, cursor=None, limit=PAGE)
-
-
-def _args() -> dict[str, str]:
-    return {k: v for k, v in request.args.items() if k != "cursor" and v}
 
 
 @bp.get("/emails", endpoint="emails")
@@ -55,8 +40,8 @@ def emails_page() -> Any:
         query = query.where(Email.tenant_id == tenant)
     if request.args.get("batch"):
         query = query.where(Email.batch_id == request.args["batch"])
-    return render_template("admin/email/list.html", page=_page(query, Email), states=EMAIL_STATES, status=status,
-                           to=to, tenant=tenant, tenant_names=_tenants(), args=_args())  # fmt: skip
+    return render_template("admin/email/list.html", page=paged(query, Email), states=EMAIL_STATES, status=status,
+                           to=to, tenant=tenant, tenant_names=_tenants(), args=list_args())  # fmt: skip
 
 
 def _email(email_id: str) -> Email:
@@ -128,4 +113,4 @@ def email_suppression_change() -> Any:
 
 @bp.get("/emails/batches")
 def email_batches() -> Any:
-    return render_template("admin/email/batches.html", page=_page(select(EmailBatch), EmailBatch), args=_args())
+    return render_template("admin/email/batches.html", page=paged(select(EmailBatch), EmailBatch), args=list_args())

@@ -13,16 +13,15 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app.admin import admin_required, bp
+from app.admin import actor, admin_required, bp, list_args, paged
 from app.admin.forms import ActionForm
 from app.extensions import db
 from app.models import Tenant
 from app.models.base import utcnow
 from app.models.provisioning import PAYMENT_STATES, SUBSCRIPTION_STATES, Payment, Plan, Router, Subscriber, Subscription
-from app.services import jobs, pagination
+from app.services import jobs
 from app.services.provisioning import hotspot, payments, routers, subscriptions, vouchers
 
-PAGE = 50
 SOURCES = ("payment", "voucher", "manual")
 #: Voucher prefixes: what the API accepts too.
 PREFIX = re.compile(r"^[A-Za-z0-9_\-]{0,10}$")
@@ -30,24 +29,8 @@ PREFIX = re.compile(r"^[A-Za-z0-9_\-]{0,10}$")
 RECENT_MINUTES = 60
 
 
-def _actor() -> str:
-    return f"user:{current_user.email}"
-
-
 def _names(model: Any) -> dict[str, str]:
     return dict(db.session.execute(select(model.id, model.name)).all())  # type: ignore[arg-type]
-
-
-def _page(query: Any, model: Any) -> pagination.Page:
-    try:
-        return pagination.newest_first(query, model, cursor=request.args.get("cursor") or None, limit=PAGE)
-    except pagination.BadCursor:
-        flash("That page link is no longer valid; showing the first page.", "error")
-        return pagination.newest_first(query, model, cursor=None, limit=PAGE)
-
-
-def _args() -> dict[str, str]:
-    return {k: v for k, v in request.args.items() if k != "cursor" and v}
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
@@ -147,7 +130,7 @@ def router_kick(router_id: str) -> Any:
         flash("That session is not in the last check any more; check the router again.", "error")
         return back
     try:
-        routers.kick(row, session_id, actor=_actor())
+        routers.kick(row, session_id, actor=actor())
     except hotspot.RouterError as err:
         db.session.rollback()
         flash(f"The router refused or could not be reached: {err}", "error")
@@ -173,13 +156,13 @@ def subscribers_page() -> Any:
         query = query.where(Subscriber.tenant_id == tenant)
     if phone:
         query = query.where(Subscriber.phone.contains(phone, autoescape=True))
-    page = _page(query, Subscriber)
+    page = paged(query, Subscriber)
     counts = select(Subscription.subscriber_id, func.count()).where(
         Subscription.subscriber_id.in_([s.id for s in page.items])
     )
     return render_template("admin/provisioning/subscribers.html", page=page, tenant=tenant, phone=phone,
                            counts=dict(db.session.execute(counts.group_by(Subscription.subscriber_id)).all()),
-                           tenant_names=_names(Tenant), args=_args())  # fmt: skip
+                           tenant_names=_names(Tenant), args=list_args())  # fmt: skip
 
 
 # -- subscriptions ------------------------------------------------------------------------
@@ -195,9 +178,9 @@ def subscriptions_page() -> Any:
         if value:
             query = query.where(column == value)
     return render_template(
-        "admin/provisioning/subscriptions.html", page=_page(query, Subscription), status=status, source=source,
+        "admin/provisioning/subscriptions.html", page=paged(query, Subscription), status=status, source=source,
         tenant=tenant, router=router, states=SUBSCRIPTION_STATES, sources=SOURCES, tenant_names=_names(Tenant),
-        router_names=_names(Router), plan_names=_names(Plan), args=_args(),
+        router_names=_names(Router), plan_names=_names(Plan), args=list_args(),
     )  # fmt: skip
 
 
@@ -232,13 +215,13 @@ def subscription_action(subscription_id: str, action: str) -> Any:
     try:
         if action == "extend":
             seconds = routers.parse_duration(request.form.get("duration", ""))
-            subscriptions.extend(row, seconds, actor=_actor())
+            subscriptions.extend(row, seconds, actor=actor())
             message = f"Extended by {seconds_text(seconds)}: now expires {row.expires_at:%Y-%m-%d %H:%M} UTC."
         elif action == "expire":
-            subscriptions.expire_now(row, actor=_actor())
+            subscriptions.expire_now(row, actor=actor())
             message = "Expiring now: the user is being removed from the router."
         else:
-            subscriptions.reprovision(row, actor=_actor())
+            subscriptions.reprovision(row, actor=actor())
             message = "The user is being pushed to the router again."
     except (subscriptions.SubscriptionError, ValueError) as err:
         db.session.rollback()
@@ -258,9 +241,9 @@ def payments_page() -> Any:
         query = query.where(Payment.status == status)
     if tenant:
         query = query.where(Payment.tenant_id == tenant)
-    return render_template("admin/provisioning/payments.html", page=_page(query, Payment), status=status,
+    return render_template("admin/provisioning/payments.html", page=paged(query, Payment), status=status,
                            tenant=tenant, states=PAYMENT_STATES, tenant_names=_names(Tenant),
-                           plan_names=_names(Plan), args=_args())  # fmt: skip
+                           plan_names=_names(Plan), args=list_args())  # fmt: skip
 
 
 def _payment(payment_id: str) -> Payment:
@@ -297,7 +280,7 @@ def payment_decide(payment_id: str, decision: str) -> Any:
     _checked_form()
     back = redirect(url_for("admin.payment_detail", payment_id=row.id))
     try:
-        payments.release_held(row, actor=_actor(), provision=decision == "provision")
+        payments.release_held(row, actor=actor(), provision=decision == "provision")
     except payments.PaymentError as err:
         db.session.rollback()
         flash(" ".join(m for messages in err.messages.values() for m in messages), "error")
@@ -351,7 +334,7 @@ def vouchers_generate() -> Any:
     assert plan is not None and router is not None
     try:
         made = vouchers.generate(plan.tenant_id, plan, router, count=count, prefix=prefix, length=length,
-                                 charset=charset, same_password=bool(form.get("same_password")), actor=_actor())  # fmt: skip
+                                 charset=charset, same_password=bool(form.get("same_password")), actor=actor())  # fmt: skip
     except subscriptions.SubscriptionError as err:
         db.session.rollback()
         flash(str(err), "error")

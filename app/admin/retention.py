@@ -6,18 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from sqlalchemy import select
 
-from app.admin import admin_required, bp
+from app.admin import actor, admin_required, bp
 from app.admin.forms import ActionForm
 from app.extensions import db
 from app.models import LegalHold, Tenant
 from app.services import jobs, retention
-
-
-def _actor() -> str:
-    return f"user:{current_user.email}"
 
 
 def _back() -> Any:
@@ -49,7 +44,7 @@ def retention_policy(kind: str) -> Any:
             days=int(request.form.get("days", "")),
             batch_size=int(request.form.get("batch_size", "")),
             enabled=request.form.get("enabled") == "on",
-            actor=_actor(),
+            actor=actor(),
         )
         flash(f"Policy {kind} saved.", "ok")
     except (ValueError, retention.RetentionError) as err:
@@ -63,7 +58,7 @@ def retention_policy(kind: str) -> Any:
 def retention_run_now() -> Any:
     _checked_form()
     dry = request.form.get("dry_run") == "1"
-    job = jobs.submit(retention.RUN.name, {"dry_run": dry, "triggered_by": _actor()}, priority="high")
+    job = jobs.submit(retention.RUN.name, {"dry_run": dry, "triggered_by": actor()}, priority="high")
     db.session.commit()
     flash(f"{'Dry run' if dry else 'Run'} queued as job {job.id[:8]}; progress appears in the feed.", "ok")
     return _back()
@@ -80,7 +75,7 @@ def retention_hold() -> Any:
         flash("A hold needs a tenant and a reason.", "error")
     else:
         try:
-            retention.hold(tenant_id, reason=reason, actor=_actor(), event_id=event_id, scan_id=scan_id)
+            retention.hold(tenant_id, reason=reason, actor=actor(), event_id=event_id, scan_id=scan_id)
             flash("Hold placed.", "ok")
         except retention.RetentionError as err:
             db.session.rollback()
@@ -92,5 +87,5 @@ def retention_hold() -> Any:
 @admin_required
 def retention_release(hold_id: int) -> Any:
     _checked_form()
-    flash("Hold released." if retention.release(hold_id, actor=_actor()) else "No such hold.", "ok")
+    flash("Hold released." if retention.release(hold_id, actor=actor()) else "No such hold.", "ok")
     return _back()

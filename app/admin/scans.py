@@ -7,25 +7,19 @@ from datetime import timedelta
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from sqlalchemy import select
 
-from app.admin import admin_required, bp
+from app.admin import actor, admin_required, bp, list_args, paged
 from app.admin.forms import ActionForm
 from app.extensions import db
 from app.models import Scan, Tenant
 from app.models.base import utcnow
 from app.models.scans import SCAN_STATES
-from app.services import pagination
 from app.services.scans import quarantine, signatures, uploads, verdicts
 
 PAGE = 50
 #: The time filter's choices.
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-
-
-def _actor() -> str:
-    return f"user:{current_user.email}"
 
 
 def _listing(location: str | None) -> dict[str, Any]:
@@ -44,14 +38,9 @@ def _listing(location: str | None) -> dict[str, Any]:
         query = query.where(Scan.location == location)
     if since in SINCE:
         query = query.where(Scan.created_at >= utcnow() - SINCE[since])
-    try:
-        page = pagination.newest_first(query, Scan, cursor=request.args.get("cursor") or None, limit=PAGE)
-    except pagination.BadCursor:
-        flash("That page link is no longer valid; showing the first page.", "error")
-        page = pagination.newest_first(query, Scan, cursor=None, limit=PAGE)
     return {
-        "page": page, "status": status, "tenant": tenant, "since": since, "since_choices": list(SINCE),
-        "states": SCAN_STATES, "args": {k: v for k, v in request.args.items() if k != "cursor" and v},
+        "page": paged(query, Scan), "status": status, "tenant": tenant, "since": since, "since_choices": list(SINCE),
+        "states": SCAN_STATES, "args": list_args(),
         "tenant_names": dict(db.session.execute(select(Tenant.id, Tenant.name)).all()),
         "freshness": signatures.freshness(),
     }  # fmt: skip
@@ -90,10 +79,10 @@ def scan_action(scan_id: str, action: str) -> Any:
     back = redirect(url_for("admin.scan_detail", scan_id=row.id))
     try:
         if action == "delete":
-            freed = quarantine.delete(row, actor=_actor())
+            freed = quarantine.delete(row, actor=actor())
             message = f"Quarantined file deleted ({freed:,} bytes)."
         elif action == "release":
-            quarantine.release(row, actor=_actor(), reason=request.form.get("reason", ""))
+            quarantine.release(row, actor=actor(), reason=request.form.get("reason", ""))
             message = "File released from quarantine: the platform can download it again."
         else:
             verdicts.scan_again(row)

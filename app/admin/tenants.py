@@ -7,18 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from sqlalchemy import select
 
-from app.admin import admin_required, bp
+from app.admin import actor, admin_required, bp
 from app.admin.forms import ActionForm, TenantForm
 from app.extensions import db
 from app.models import ApiKey, Tenant
 from app.services import tenants
-
-
-def _actor() -> str:
-    return f"user:{current_user.email}"
 
 
 def _checked(model: Any, ident: str) -> Any:
@@ -43,7 +38,7 @@ def tenant_create() -> Any:
         flash("A tenant needs a name (up to 200 characters).", "error")
         return redirect(url_for("admin.tenants"))
     try:
-        issued = tenants.create_tenant(form.name.data or "", actor=_actor())
+        issued = tenants.create_tenant(form.name.data or "", actor=actor())
     except tenants.TenantError as err:
         flash(str(err), "error")
         return redirect(url_for("admin.tenants"))
@@ -74,7 +69,7 @@ def tenant_detail(tenant_id: str) -> Any:
 def tenant_contact(tenant_id: str) -> Any:
     tenant = _checked(Tenant, tenant_id)
     try:
-        tenants.set_contact(tenant, request.form.get("contact_email"), actor=_actor())
+        tenants.set_contact(tenant, request.form.get("contact_email"), actor=actor())
         flash(f"Contact set to {tenant.contact_email}." if tenant.contact_email else "Contact cleared.", "ok")
     except tenants.TenantError as err:
         db.session.rollback()
@@ -95,7 +90,7 @@ def key_create(tenant_id: str) -> Any:
     except ValueError:
         flash("Grace must be a number of hours.", "error")
         return redirect(url_for("admin.tenant_detail", tenant_id=tenant_id))
-    issued = tenants.rotate_key(tenant, grace=grace, actor=_actor())
+    issued = tenants.rotate_key(tenant, grace=grace, actor=actor())
     return _show_secret(issued, "Key rotated." if mode == "rotate" else "Key created.")
 
 
@@ -103,6 +98,6 @@ def key_create(tenant_id: str) -> Any:
 @admin_required
 def key_revoke(key_id: str) -> Any:
     key = _checked(ApiKey, key_id)
-    tenants.revoke_key(key_id, actor=_actor())
+    tenants.revoke_key(key_id, actor=actor())
     flash(f"Key {key_id} revoked.", "ok")
     return redirect(url_for("admin.tenant_detail", tenant_id=key.tenant_id))

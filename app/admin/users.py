@@ -6,17 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 
-from app.admin import admin_required, bp
+from app.admin import actor, admin_required, bp
 from app.admin.forms import ActionForm, UserForm
 from app.extensions import db
 from app.models import User
 from app.services import users
-
-
-def _actor() -> str:
-    return f"user:{current_user.email}"
 
 
 @bp.get("/users", endpoint="users")
@@ -33,7 +28,7 @@ def user_create() -> Any:
             flash(f"{field.replace('_', ' ')}: {'; '.join(messages)}", "error")
         return redirect(url_for("admin.users"))
     try:
-        user = users.create_user(form.email.data or "", form.password.data or "", form.role.data, actor=_actor())
+        user = users.create_user(form.email.data or "", form.password.data or "", form.role.data, actor=actor())
     except users.UserError as err:
         flash(str(err).capitalize() + ".", "error")
     else:
@@ -49,10 +44,10 @@ def user_action(user_id: int, action: str) -> Any:
         abort(400, "Unknown user or action, or missing CSRF token.")
     try:
         if action == "role":
-            users.set_role(user, request.form.get("role", ""), actor=_actor())
+            users.set_role(user, request.form.get("role", ""), actor=actor())
             flash(f"{user.email} is now {user.role}.", "ok")
         else:
-            users.set_active(user, action == "activate", actor=_actor())
+            users.set_active(user, action == "activate", actor=actor())
             flash(f"{user.email} {'activated' if user.active else 'deactivated; their sessions have ended'}.", "ok")
     except users.UserError as err:
         db.session.rollback()

@@ -7,38 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from sqlalchemy import func, select
 
-from app.admin import admin_required, bp
+from app.admin import actor, admin_required, bp, list_args, paged
 from app.admin.forms import ActionForm
 from app.extensions import db
 from app.models import Event, Tenant, WebhookDelivery, WebhookEndpoint
 from app.models.webhooks import DELIVERY_STATES
-from app.services import pagination
 from app.services.webhooks import delivery, endpoints, events
-
-PAGE = 50
-
-
-def _actor() -> str:
-    return f"user:{current_user.email}"
 
 
 def _tenant_names() -> dict[str, str]:
     return dict(db.session.execute(select(Tenant.id, Tenant.name)).all())  # type: ignore[arg-type]
-
-
-def _page(query: Any, model: Any) -> pagination.Page:
-    try:
-        return pagination.newest_first(query, model, cursor=request.args.get("cursor") or None, limit=PAGE)
-    except pagination.BadCursor:
-        flash("That page link is no longer valid; showing the first page.", "error")
-        return pagination.newest_first(query, model, cursor=None, limit=PAGE)
-
-
-def _args() -> dict[str, str]:
-    return {k: v for k, v in request.args.items() if k != "cursor" and v}
 
 
 @bp.get("/webhooks", endpoint="webhooks")
@@ -80,11 +60,11 @@ def webhook_endpoint(endpoint_id: str) -> Any:
         "admin/webhooks/endpoint.html",
         endpoint=endpoint,
         tenant=db.session.get(Tenant, endpoint.tenant_id),
-        page=_page(query, WebhookDelivery),
+        page=paged(query, WebhookDelivery),
         status=status,
         states=DELIVERY_STATES,
         unsettled=unsettled,
-        args=_args(),
+        args=list_args(),
         form=ActionForm(),
         grace_hours=current_app.config["WEBHOOK_ROTATION_GRACE"] / 3600,
     )
@@ -98,7 +78,7 @@ def webhook_endpoint_action(endpoint_id: str, action: str) -> Any:
         abort(400, "Unknown action or missing CSRF token.")
     back = redirect(url_for("admin.webhook_endpoint", endpoint_id=endpoint.id))
     if action == "rotate":
-        secret = endpoints.rotate_secret(endpoint, actor=_actor())
+        secret = endpoints.rotate_secret(endpoint, actor=actor())
         db.session.commit()
         response = current_app.make_response(
             render_template("admin/webhooks/secret.html", endpoint=endpoint, secret=secret)
@@ -113,11 +93,11 @@ def webhook_endpoint_action(endpoint_id: str, action: str) -> Any:
         if not endpoint.enabled:
             flash("Enable the endpoint before recovering its deliveries.", "error")
             return back
-        count = delivery.recover(endpoint, *window, actor=_actor())
+        count = delivery.recover(endpoint, *window, actor=actor())
         db.session.commit()
         flash(f"{count} dead or cancelled deliveries queued again.", "ok")
         return back
-    endpoints.set_enabled(endpoint, action == "enable", reason=f"disabled by {_actor()}", actor=_actor())
+    endpoints.set_enabled(endpoint, action == "enable", reason=f"disabled by {actor()}", actor=actor())
     db.session.commit()
     flash(f"Endpoint {action}d.", "ok")
     return back
@@ -159,7 +139,7 @@ def webhook_delivery_resend(delivery_id: str) -> Any:
     if endpoint is None or not endpoint.enabled:
         flash("The endpoint is disabled or deleted; enable it first.", "error")
     else:
-        delivery.resend(row, actor=_actor())
+        delivery.resend(row, actor=actor())
         db.session.commit()
         flash("Delivery queued to be sent again now.", "ok")
     return redirect(url_for("admin.webhook_delivery", delivery_id=delivery_id))
@@ -175,11 +155,11 @@ def webhook_events() -> Any:
         query = query.where(Event.type == event_type)
     return render_template(
         "admin/webhooks/events.html",
-        page=_page(query, Event),
+        page=paged(query, Event),
         tenant_names=_tenant_names(),
         tenant=tenant,
         event_type=event_type or "",
-        args=_args(),
+        args=list_args(),
     )
 
 
