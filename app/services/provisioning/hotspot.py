@@ -212,10 +212,6 @@ def remove_user(api: Any, name: str) -> dict[str, int]:
     return removed
 
 
-def user_exists(api: Any, name: str) -> bool:
-    return bool(_find(api.path(USERS), name=name))
-
-
 def resources(api: Any) -> dict[str, Any]:
     (row,) = list(api.path("/system/resource").select())[:1] or [{}]
     return row
