@@ -1,5 +1,7 @@
 """`make bench`: P1 (API latency and throughput), P2 (job throughput), P3 (admin pages with
-100,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P3 email (mails/s), P5 (scans), P6 (retention deletes, PostgreSQL only) and P7 (provisioning), one Redis for all, then a summary table. Each figure is held against a baseline
+100,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P3 email (mails/s), P5 (scans),
+P6 (retention deletes, PostgreSQL only), P7 (provisioning) and scale-out (1 vs 2 worker
+processes), one Redis for all, then a summary table. Each figure is held against a baseline
 measured in this same run."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bench import (
     provisioning,
     results,
     retention,
+    scaling,
     scans,
     throughput,
     webhooks,
@@ -38,6 +41,7 @@ def main() -> int:
         scans.run(report, st)
         retention.run(report, st)
         provisioning.run(report, st)
+        scaling.run(report, st)
     print(f"\nSummary ({time.perf_counter() - began:.0f} s)")
     print_table(report.rows)
     print(f"written: {results.write(report.rows, time.perf_counter() - began)}")

@@ -288,7 +288,10 @@ class Workers:
             except requests.RequestException:  # refused, or accepted while the worker boots
                 return False
 
-        wait_until(up, 30, 0.1, what="web server")
+        try:
+            wait_until(up, 60, 0.1, what="web server")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; its log:\n{proc.log()[-4000:]}") from None
         return url
 
     def stop_all(self) -> None:

@@ -150,6 +150,11 @@ def summary(row: Subscription, **extra: Any) -> dict[str, Any]:
 
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# Take the lock when it is free or already this job's (an earlier attempt that died), and (re)set
+# its expiry: one round trip.
+_ACQUIRE = """local v = redis.call('get', KEYS[1])
+if v == false or v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1 end
+return 0"""
 
 
 @contextlib.contextmanager
@@ -160,15 +165,10 @@ def _user_lock(row: Subscription, owner: str) -> Iterator[bool]:
     key = f"opsdeck:router:{row.router_id}:user:{row.username}"
     timeout = current_app.config["ROUTER_TIMEOUT"]
     ttl, deadline = int(timeout * LOCK_TIMEOUTS) + 5, time.monotonic() + timeout * 2
-    held = False
-    while not held:
-        held = bool(queue.redis.set(key, owner, nx=True, ex=ttl)) or queue.redis.get(key) == owner.encode()
-        if held:
-            queue.redis.expire(key, ttl)
-        elif time.monotonic() > deadline:
-            break
-        else:
-            time.sleep(0.05)
+    held = bool(queue.redis.eval(_ACQUIRE, 1, key, owner, ttl))
+    while not held and time.monotonic() < deadline:
+        time.sleep(0.05)
+        held = bool(queue.redis.eval(_ACQUIRE, 1, key, owner, ttl))
     try:
         yield held
     finally:
