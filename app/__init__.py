@@ -94,17 +94,19 @@ _HTML_ERROR = "<!doctype html><title>{{ code }} {{ name }}</title><h1>{{ code }}
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.api.errors import ApiProblem
+    from app.api.errors import ApiProblem, from_http
     from app.extensions import db
 
     def wants_problem() -> bool:
         return request.path.startswith("/api/")
 
     @app.errorhandler(HTTPException)
-    def http_error(err: HTTPException) -> Response | tuple[str, int]:
+    def http_error(err: HTTPException) -> Response | tuple[str, int, dict[str, str]]:
+        problem = from_http(err)
         if wants_problem():
-            return ApiProblem(err.code or 500, err.name, err.description).response()
-        return render_template_string(_HTML_ERROR, code=err.code, name=err.name, text=err.description), err.code or 500
+            return problem.response()
+        page = render_template_string(_HTML_ERROR, code=err.code, name=err.name, text=err.description)
+        return page, problem.status, problem.headers
 
     @app.errorhandler(Exception)
     def server_error(err: Exception) -> Response | tuple[str, int]:

@@ -240,6 +240,45 @@ def test_callback_token_and_network_refusals(app, api, shop, mikrotik):
     assert unreadable.status_code == 200  # acknowledged (Daraja would only retry), logged, nothing changed
 
 
+def _hostile(checkout: str, **stk: Any) -> dict[str, Any]:
+    body = stk_callback(checkout)
+    body["Body"]["stkCallback"].update(stk)
+    return body
+
+
+def _with_amount(checkout: str, amount: Any) -> dict[str, Any]:
+    body = stk_callback(checkout)
+    body["Body"]["stkCallback"]["CallbackMetadata"]["Item"][0]["Value"] = amount
+    return body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _hostile("ws_CO_1", ResultCode=2**40),  # past PostgreSQL's integer
+        _with_amount("ws_CO_1", "1e999999"),  # past NUMERIC(12, 2)
+        _with_amount("ws_CO_1", "NaN"),
+        _with_amount("ws_CO_1", 50.001),
+        _hostile("ws_CO_1\u0000", ResultCode=0),
+        _hostile("x" * 101),
+        _hostile("ws_CO_1", ResultDesc="nul\u0000inside", MerchantRequestID="m" * 500),
+        "nested",
+    ],
+    ids=["result-code", "huge-amount", "nan-amount", "fraction-of-a-cent", "nul-id", "long-id", "nul-text", "nested"],
+)
+def test_hostile_callbacks_are_acknowledged_and_change_nothing_they_should_not(app, api, shop, body):
+    """Daraja only retries what it is not acknowledged: never a 500, never a half-written payment."""
+    payment = expect_payment(api, shop)
+    raw = "[" * 100_000 + "]" * 100_000 if body == "nested" else json.dumps(body)
+    answer = app.test_client().post("/" + shop["callback_path"], data=raw, content_type="application/json")
+    assert answer.status_code == 200 and answer.get_json()["ResultCode"] == 0
+    row = fresh(Payment, payment["id"])
+    if body != "nested" and body["Body"]["stkCallback"].get("ResultDesc", "").startswith("nul"):
+        assert row.status == "processing" and row.result_desc == "nulinside" and len(row.merchant_request_id) == 100
+    else:
+        assert row.status == "expected" and row.callbacks == 0
+
+
 def test_api_validation_secrets_and_tenant_isolation(app, api, other_api, shop):
     bad = api.post("/api/v1/payments", {"checkout_request_id": "x", "plan_id": shop["plan"]["id"],
                                         "router_id": shop["router"]["id"], "phone": "0712345678"})  # fmt: skip

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api import errors
 from app.api.auth import authenticate
+from app.api.validation import NUL
 from app.services import ratelimit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -22,6 +23,8 @@ PUBLIC_ENDPOINTS = {"api.openapi", "api.mpesa_callback"}
 
 @bp.before_request
 def _authenticate_and_limit() -> None:
+    if NUL in request.path:  # no id or token holds one (and PostgreSQL text cannot)
+        raise errors.ApiProblem(404, "Not found", "No such resource.", type="not-found")
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     if request.endpoint == "api.create_scan":  # uploads: their own limit, refused before reading
@@ -42,6 +45,9 @@ def _authenticate_and_limit() -> None:
             type="rate-limited",
             headers={"Retry-After": str(decision.retry_after)},
         )
+    for name, value in request.args.items(multi=True):
+        if NUL in name or NUL in value:
+            raise errors.validation_failed({name.replace(NUL, ""): ["Must not contain NUL characters (U+0000)."]})
 
 
 def family(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -56,6 +62,7 @@ def family(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 )
             return view(*args, **kwargs)
 
+        wrapper.family = name  # type: ignore[attr-defined]  # the OpenAPI document declares its 404
         return wrapper
 
     return decorator
@@ -74,7 +81,7 @@ def _validation(err: ValidationError):
 
 @bp.errorhandler(HTTPException)
 def _http(err: HTTPException):
-    return errors.ApiProblem(err.code or 500, err.name, err.description).response()
+    return errors.from_http(err).response()
 
 
 def register(app) -> None:  # type: ignore[no-untyped-def]

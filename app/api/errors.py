@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, json
+from werkzeug.exceptions import HTTPException
 
 PROBLEM_BASE = "https://opsdeck.dev/problems/"
 
@@ -43,6 +44,12 @@ class ApiProblem(Exception):
         response = Response(json.dumps(body), status=self.status, mimetype="application/problem+json")
         response.headers.update(self.headers)
         return response
+
+
+def from_http(err: HTTPException) -> ApiProblem:
+    """A werkzeug error as a problem, keeping its headers (`Allow` on a 405, `Retry-After`)."""
+    headers = {name: value for name, value in err.get_headers() if name.lower() != "content-type"}
+    return ApiProblem(err.code or 500, err.name, err.description, headers=headers)
 
 
 def validation_failed(errors: dict[str, Any]) -> ApiProblem:

@@ -10,10 +10,11 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from app import jobtypes
 from app.api import bp
 from app.api.errors import ApiProblem, validation_failed
-from app.api.openapi import doc
+from app.api.openapi import CURSOR, doc
+from app.api.validation import Float
 from app.api.writes import json_body, write
 from app.models import Job
-from app.models.jobs import PRIORITIES
+from app.models.jobs import PRIORITIES, JobStatus
 from app.services import jobs
 
 
@@ -24,26 +25,26 @@ class JobSchema(Schema):
         unknown = EXCLUDE
 
     id = fields.String(dump_only=True)
-    type = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    payload = fields.Dict(load_default=dict)
+    type = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={"example": "system.echo"})
+    payload = fields.Dict(load_default=dict, metadata={"example": {"message": "hello"}})
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
-    delay_seconds = fields.Float(load_only=True, load_default=0, validate=validate.Range(min=0, max=30 * 86400))
-    max_attempts = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    delay_seconds = Float(load_only=True, load_default=0, validate=validate.Range(min=0, max=30 * 86400))
+    max_attempts = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1))
     queue = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
-    result = fields.Raw(dump_only=True)
-    error = fields.String(dump_only=True)
+    result = fields.Raw(dump_only=True, allow_none=True)
+    error = fields.String(dump_only=True, allow_none=True)
     attempts = fields.Integer(dump_only=True)
-    next_attempt_at = fields.DateTime(dump_only=True)
+    next_attempt_at = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
-    started_at = fields.DateTime(dump_only=True)
-    finished_at = fields.DateTime(dump_only=True)
+    started_at = fields.DateTime(dump_only=True, allow_none=True)
+    finished_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class JobListArgs(Schema):
-    status = fields.String(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in JobStatus]))
     type = fields.String(load_default=None)
-    cursor = fields.String(load_default=None)
+    cursor = fields.String(load_default=None, metadata=CURSOR)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

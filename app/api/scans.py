@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from app.api import bp, family
 from app.api.errors import ApiProblem, validation_failed
-from app.api.openapi import doc
+from app.api.openapi import CURSOR, doc
 from app.api.writes import write
 from app.models.scans import LOCATIONS, SCAN_STATES
 from app.services import pagination
@@ -26,26 +26,26 @@ class ScanSchema(Schema):
     status = fields.String(dump_only=True, metadata={"enum": list(SCAN_STATES)})
     name = fields.String(attribute="display_name", dump_only=True)
     extension = fields.String(dump_only=True)
-    content_type = fields.String(dump_only=True)
+    content_type = fields.String(dump_only=True, allow_none=True)
     size = fields.Integer(dump_only=True)
     sha256 = fields.String(dump_only=True)
-    reject_reason = fields.String(dump_only=True)
-    signature = fields.String(dump_only=True)
-    engine_version = fields.String(dump_only=True)
-    db_version = fields.Integer(dump_only=True)
-    db_date = fields.String(dump_only=True)
+    reject_reason = fields.String(dump_only=True, allow_none=True)
+    signature = fields.String(dump_only=True, allow_none=True)
+    engine_version = fields.String(dump_only=True, allow_none=True)
+    db_version = fields.Integer(dump_only=True, allow_none=True)
+    db_date = fields.String(dump_only=True, allow_none=True)
     location = fields.String(dump_only=True, metadata={"enum": list(LOCATIONS)})
     attempts = fields.Integer(dump_only=True)
-    last_error = fields.String(dump_only=True)
+    last_error = fields.String(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
-    verdict_at = fields.DateTime(dump_only=True)
-    rescanned_at = fields.DateTime(dump_only=True)
-    released_at = fields.DateTime(dump_only=True)
+    verdict_at = fields.DateTime(dump_only=True, allow_none=True)
+    rescanned_at = fields.DateTime(dump_only=True, allow_none=True)
+    released_at = fields.DateTime(dump_only=True, allow_none=True)
 
 
 class ScanListArgs(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(SCAN_STATES))
-    cursor = fields.String(load_default=None)
+    cursor = fields.String(load_default=None, metadata=CURSOR)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

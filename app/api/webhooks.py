@@ -11,13 +11,14 @@ from sqlalchemy import select
 
 from app.api import bp, family
 from app.api.errors import ApiProblem, validation_failed
-from app.api.openapi import doc
+from app.api.openapi import ANY_JSON, CURSOR, doc
+from app.api.validation import Boolean, Pattern
 from app.api.writes import json_body, write
 from app.models import Event, WebhookDelivery, WebhookEndpoint
 from app.services import pagination
 from app.services.webhooks import delivery, endpoints, events
 
-EVENT_TYPE = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,200}$", error="Use letters, digits, '.', '_' or '-' (up to 200).")
+EVENT_TYPE = Pattern(r"^[A-Za-z0-9_.\-]{1,200}$", error="Use letters, digits, '.', '_' or '-' (up to 200).")
 
 
 class EndpointSchema(Schema):
@@ -31,12 +32,12 @@ class EndpointSchema(Schema):
         fields.String(validate=EVENT_TYPE), load_default=None, allow_none=True, validate=validate.Length(min=1, max=100)
     )
     rate_limit_per_second = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1, max=10_000)
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=10_000)
     )
-    enabled = fields.Boolean(load_default=True)
-    disabled_reason = fields.String(dump_only=True)
-    last_success_at = fields.DateTime(dump_only=True)
-    failing_since = fields.DateTime(dump_only=True)
+    enabled = Boolean(load_default=True)
+    disabled_reason = fields.String(dump_only=True, allow_none=True)
+    last_success_at = fields.DateTime(dump_only=True, allow_none=True)
+    failing_since = fields.DateTime(dump_only=True, allow_none=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
 
@@ -47,10 +48,19 @@ class EventSchema(Schema):
 
     #: In: the platform's own event id (dedupe key). Out: Opsdeck's id; the platform's is client_id.
     id = fields.String(validate=validate.Length(min=1, max=255))
-    client_id = fields.String(dump_only=True)
+    client_id = fields.String(dump_only=True, allow_none=True)
     type = fields.String(required=True, validate=EVENT_TYPE)
-    payload = fields.Raw(required=True)
+    payload = fields.Raw(required=True, metadata={"json_schema": ANY_JSON})
     created_at = fields.DateTime(dump_only=True)
+
+
+class AttemptSchema(Schema):
+    attempted_at = fields.DateTime()
+    duration_ms = fields.Integer()
+    status_code = fields.Integer(allow_none=True)
+    response_body = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    succeeded = fields.Boolean()
 
 
 class DeliverySchema(Schema):
@@ -59,20 +69,13 @@ class DeliverySchema(Schema):
     endpoint_id = fields.String()
     status = fields.String()
     attempts = fields.Integer()
-    next_attempt_at = fields.DateTime()
-    last_status_code = fields.Integer()
-    last_error = fields.String()
+    next_attempt_at = fields.DateTime(allow_none=True)
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.String(allow_none=True)
     created_at = fields.DateTime()
-    delivered_at = fields.DateTime()
-
-
-class AttemptSchema(Schema):
-    attempted_at = fields.DateTime()
-    duration_ms = fields.Integer()
-    status_code = fields.Integer()
-    response_body = fields.String()
-    error = fields.String()
-    succeeded = fields.Boolean()
+    delivered_at = fields.DateTime(allow_none=True)
+    #: Every attempt, in the answer for one delivery.
+    attempt_log = fields.List(fields.Nested(AttemptSchema))
 
 
 class RecoverSchema(Schema):
@@ -84,7 +87,7 @@ class ListArgs(Schema):
     status = fields.String(
         load_default=None, validate=validate.OneOf(("pending", "retrying", "succeeded", "dead", "cancelled"))
     )
-    cursor = fields.String(load_default=None)
+    cursor = fields.String(load_default=None, metadata=CURSOR)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
@@ -116,7 +119,7 @@ def _dump_event(event: Event, *, with_deliveries: bool = False) -> dict[str, Any
 
 # -- events ------------------------------------------------------------------
 @bp.post("/events")
-@doc(status=202, body=EventSchema, response=EventSchema, problems=(400, 413, 415, 422))
+@doc(status=202, also=(200,), body=EventSchema, response=EventSchema)
 @family("webhooks")
 @write
 def create_event() -> Response:

@@ -10,7 +10,8 @@ from typing import Any
 
 from flask import Response, g, json, make_response, request
 
-from app.api.errors import ApiProblem
+from app.api.errors import ApiProblem, validation_failed
+from app.api.validation import unstorable
 from app.extensions import db
 from app.services import idempotency
 
@@ -68,6 +69,7 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
         db.session.commit()
         return response
 
+    wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
     return wrapper
 
 
@@ -76,21 +78,34 @@ def _fingerprint() -> bytes:
     retrying an upload encodes it again with a new boundary."""
     if request.mimetype != "multipart/form-data":
         return request.get_data(cache=True)
-    parts: list[Any] = sorted((k, v) for k, v in request.form.items(multi=True))
-    for field, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+    # A part's name can be missing (werkzeug gives None for a malformed one): sort it as "".
+    parts: list[Any] = sorted((k or "", v) for k, v in request.form.items(multi=True))
+    for field, upload in sorted(request.files.items(multi=True), key=lambda item: item[0] or ""):
         upload.stream.seek(0)
         parts.append((field, upload.filename, hashlib.sha256(upload.stream.read()).hexdigest()))
         upload.stream.seek(0)
     return json.dumps(parts).encode()
 
 
-def json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400/422 problem."""
+def json_value() -> Any:
+    """The request's JSON value, or a 415/400/422 problem."""
     if not request.is_json:
         raise ApiProblem(415, "Unsupported media type", "Send Content-Type: application/json.")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes
+        data = None
     if data is None:
         raise ApiProblem(400, "Malformed JSON", "The request body is not valid JSON.", type="malformed-json")
+    problem = unstorable(data)
+    if problem is not None:
+        raise validation_failed({"_schema": [problem]})
+    return data
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 415/400/422 problem."""
+    data = json_value()
     if not isinstance(data, dict):
         raise ApiProblem(422, "Validation failed", "The request body must be a JSON object.", type="validation-failed")
     return data

@@ -35,7 +35,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError) as err:
         raise BadCursor("Invalid cursor.") from err
-    if when.tzinfo is None:  # cursors are written with their UTC offset; anything else is forged
+    if when.tzinfo is None or "\x00" in row_id:  # written with their UTC offset, and ids have no NUL: forged
         raise BadCursor("Invalid cursor.")
     return when, row_id
 

@@ -9,7 +9,7 @@ from flask import Response, g, jsonify, url_for
 from app.api import bp, family
 from app.api.errors import ApiProblem
 from app.api.openapi import doc
-from app.api.provisioning.schemas import PlanSchema, RouterSchema
+from app.api.provisioning.schemas import PlanSchema, RouterSchema, default_profile
 from app.api.writes import json_body, write
 from app.models.base import utcnow
 from app.models.provisioning import Plan, Router
@@ -122,7 +122,10 @@ def get_plan(plan_id: str) -> Response:
 def update_plan(plan_id: str) -> Response:
     """Change a plan (partial; subscriptions already made keep their expiry)"""
     row = own(Plan, plan_id, "plan")
-    for name, value in plan_schema.load(json_body(), partial=True).items():
+    changes = plan_schema.load(json_body(), partial=True)
+    if "profile" in changes and changes["profile"] is None:  # null: back to the default
+        changes["profile"] = default_profile(changes.get("name", row.name))
+    for name, value in changes.items():
         setattr(row, name, value)
     row.updated_at = utcnow()
     return jsonify(plan_schema.dump(row))

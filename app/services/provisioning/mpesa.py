@@ -57,6 +57,9 @@ class Callback:
         return RESULT_MEANINGS.get(self.result_code, f"M-Pesa result {self.result_code}")
 
 
+MAX_AMOUNT = Decimal(10) ** 10  # payments.amount_paid is NUMERIC(12, 2)
+
+
 def parse(body: Any) -> Callback:
     """Read `Body.stkCallback`; metadata items by `Name` (an item may lack `Value`, e.g. Balance)."""
     try:
@@ -65,6 +68,10 @@ def parse(body: Any) -> Callback:
         code = int(stk["ResultCode"])
     except (KeyError, TypeError, ValueError) as err:
         raise BadCallback(f"not an STK callback: {err}") from None
+    if not 0 < len(checkout) <= 100 or "\x00" in checkout:
+        raise BadCallback("CheckoutRequestID is empty, too long or holds a NUL")
+    if not -(2**31) <= code < 2**31:
+        raise BadCallback("ResultCode is out of range")
     items: dict[str, Any] = {}
     metadata = stk.get("CallbackMetadata")
     listed = metadata.get("Item") if isinstance(metadata, dict) else None
@@ -77,14 +84,23 @@ def parse(body: Any) -> Callback:
             amount = Decimal(str(items["Amount"]))
         except InvalidOperation:
             raise BadCallback("Amount is not a number") from None
+        if not amount.is_finite() or not 0 <= amount < MAX_AMOUNT or amount != round(amount, 2):
+            raise BadCallback("Amount is not a payable sum")
     phone = items.get("PhoneNumber")
+    if phone is not None:
+        phone = _text(phone, 19)
+        phone = phone if phone.startswith("+") else f"+{phone}"
     return Callback(
-        merchant_request_id=stk.get("MerchantRequestID"), checkout_request_id=checkout, result_code=code,
-        result_desc=str(stk.get("ResultDesc") or "")[:300], amount=amount,
-        receipt_number=str(items["MpesaReceiptNumber"]) if items.get("MpesaReceiptNumber") else None,
-        transaction_date=str(items["TransactionDate"]) if items.get("TransactionDate") else None,
-        phone=f"+{phone}" if phone is not None and not str(phone).startswith("+") else phone,
+        merchant_request_id=_text(stk.get("MerchantRequestID"), 100) or None, checkout_request_id=checkout,
+        result_code=code, result_desc=_text(stk.get("ResultDesc"), 300), amount=amount,
+        receipt_number=_text(items.get("MpesaReceiptNumber"), 30) or None,
+        transaction_date=_text(items.get("TransactionDate"), 20) or None, phone=phone,
     )  # fmt: skip
+
+
+def _text(value: Any, limit: int) -> str:
+    """A callback field as text that fits its column: no NUL (PostgreSQL refuses it), cut at `limit`."""
+    return "" if value is None else str(value).replace("\x00", "")[:limit]
 
 
 # -- tokens ----------------------------------------------------------------------------

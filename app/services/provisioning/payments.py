@@ -82,7 +82,7 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
     `unknown` (logged, acknowledged: Daraja would only retry)."""
     try:
         callback = mpesa.parse(json.loads(raw))
-    except (ValueError, mpesa.BadCallback) as err:
+    except (ValueError, RecursionError, mpesa.BadCallback) as err:
         log.warning("mpesa callback for tenant %s unreadable: %s", tenant_id, err)
         return Handled("unreadable")
     now, job_id = utcnow(), new_id()
@@ -97,7 +97,7 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
         .where(Payment.tenant_id == tenant_id, Payment.checkout_request_id == callback.checkout_request_id,
                Payment.status == "expected")
         .values(status=status, job_id=case((status == "processing", job_id), else_=None),
-                callbacks=Payment.callbacks + 1, raw_callback=raw.decode("utf-8", "replace")[:20_000],
+                callbacks=Payment.callbacks + 1, raw_callback=raw.decode("utf-8", "replace").replace("\x00", "")[:20_000],
                 callback_at=now, updated_at=now, merchant_request_id=callback.merchant_request_id,
                 result_code=callback.result_code, result_desc=callback.result_desc, amount_paid=callback.amount,
                 receipt_number=callback.receipt_number, transaction_date=callback.transaction_date,

@@ -1,0 +1,65 @@
+"""Schemathesis hooks for tests/test_api_fuzz.py (loaded by `st run` through tests/schemathesis.toml):
+every request signed as it goes on the wire, and valid list cursors to page with."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import os
+import secrets
+import threading
+import time
+from datetime import UTC
+
+import requests
+import schemathesis
+from hypothesis import strategies as st
+
+from app.client import signature
+
+
+class Signer(requests.auth.AuthBase):
+    """Signs the request exactly as it is sent (path with query, body bytes).
+
+    Two more things a real client does and generated data does not:
+    - an identical request in the same second is refused as a replay: the timestamp steps back a
+      second instead (as tests/conftest.py's SignedClient does);
+    - an Idempotency-Key is one operation's: schemathesis draws the same few keys ("0", "a") for
+      unrelated requests, which the API rightly refuses (422, key reused), so a valid key gets a
+      suffix unique to the request (its length stays within 1–255; an invalid one is sent as drawn).
+    """
+
+    def __init__(self, key_id: str, secret: str) -> None:
+        self.key_id, self.secret = key_id, secret
+        self._used: set[tuple[str, str, str, int]] = set()
+        self._lock = threading.Lock()
+        self._run, self._count = secrets.token_hex(4), itertools.count()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        key = request.headers.get("Idempotency-Key")
+        if isinstance(key, str) and 1 <= len(key) <= 255:
+            request.headers["Idempotency-Key"] = f"{key}~{self._run}.{next(self._count)}"[-255:]
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        method, target = request.method or "GET", request.path_url
+        digest = hashlib.sha256(body).hexdigest()
+        with self._lock:
+            timestamp = int(time.time())
+            while (method, target, digest, timestamp) in self._used:
+                timestamp -= 1
+            self._used.add((method, target, digest, timestamp))
+        request.headers["Opsdeck-Key"] = self.key_id
+        request.headers["Opsdeck-Timestamp"] = str(timestamp)
+        request.headers["Opsdeck-Signature"] = "v1=" + signature(self.secret, str(timestamp), method, target, body)
+        return request
+
+
+def _cursor(when, row_id: str) -> str:  # type: ignore[no-untyped-def]
+    return base64.urlsafe_b64encode(f"{when.isoformat()}|{row_id}".encode()).decode()
+
+
+# A cursor is opaque: the `next_cursor` of a page, as app/services/pagination.py writes it.
+schemathesis.openapi.format("cursor", st.builds(_cursor, st.datetimes(timezones=st.just(UTC)), st.text(max_size=36)))
+schemathesis.auth.set_from_requests(Signer(os.environ["OPSDECK_KEY"], os.environ["OPSDECK_SECRET"]))
