@@ -14,7 +14,7 @@ run: deps
 ## test: install what is missing, lint, check migrations, run the whole suite (the fault suite apart)
 test: WITH_BROWSER := 1
 test: deps lint
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m "not chaos"
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 -m "not chaos"
 
 ## chaos: the fault suite (tests/chaos): kill workers, stop Redis, PostgreSQL and peers mid-run, reconcile
 chaos: deps

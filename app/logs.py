@@ -94,17 +94,47 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{context}]" if context else text
 
 
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that builds its line before taking the handler's lock and holds the lock
+    only to write it. The stdlib formats under the lock: with a JSON line and its scrubbing to
+    build, a worker's threads queued there (a fifth of their time at 200 jobs/s)."""
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        rv = self.filter(record)
+        if rv:
+            self.emit(rv if isinstance(rv, logging.LogRecord) else record)
+        return rv
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(line)
+                self.stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def _plain_std(handler: logging.Handler) -> bool:
+    """A basicConfig handler on stdout or stderr, such as the one `dramatiq` installs in each
+    worker process before importing ours: kept, it wrote every line twice, once unscrubbed."""
+    std = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    return type(handler) is logging.StreamHandler and any(handler.stream is s for s in std)
+
+
 def configure(config: Any) -> None:
     """Root logging for a process: LOG_FORMAT json (default) or text, at LOG_LEVEL, on stdout.
     Idempotent (the handler is replaced, not added twice)."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = LineHandler(sys.stdout)
     handler.set_name("opsdeck")
     if config.get("LOG_FORMAT", "json") == "json":
         handler.setFormatter(JsonFormatter(observability.Scrubber(observability.config_secrets(config))))
     else:
         handler.setFormatter(TextFormatter())
     root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "opsdeck"]:
+    for old in [h for h in root.handlers if h.get_name() == "opsdeck" or _plain_std(h)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(config.get("LOG_LEVEL", "INFO"))

@@ -148,6 +148,7 @@ class Scrubber:
     def __init__(self, literals: Iterable[str] = ()) -> None:
         ordered = sorted({s for s in literals if len(s) >= 8}, key=len, reverse=True)
         self._literals = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._memo: dict[str, str] = {}
 
     def event(self, event: dict[str, Any], hint: Any = None) -> dict[str, Any]:
         """before_send / before_send_transaction. Breadcrumbs are scrubbed here, with the event
@@ -173,7 +174,21 @@ class Scrubber:
             return [self.scrub(item) for item in value]
         return value
 
+    #: Short strings come back again and again (log keys, levels, messages, actor names): their
+    #: scrubbed form is kept, up to this many, instead of running every pattern on each line.
+    MEMO_SIZE, MEMO_MAX_CHARS = 4096, 200
+
     def text(self, value: str) -> str:
+        if len(value) > self.MEMO_MAX_CHARS:
+            return self._text(value)
+        clean = self._memo.get(value)
+        if clean is None:
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            clean = self._memo[value] = self._text(value)
+        return clean
+
+    def _text(self, value: str) -> str:
         if self._literals is not None:
             value = self._literals.sub(FILTERED, value)
         lower = value.lower()

@@ -107,11 +107,11 @@ class ClaimedJob:
     writes: list[Write] = field(default_factory=list)
 
 
-#: The claim, built once (it runs for every message): bind job_id, now, lease_until, worker.
+#: The claim, built once (it runs for every message): bind job_ids, now, lease_until, worker.
 _CLAIM = (
     update(Job)
     .where(
-        Job.id == bindparam("job_id"),
+        Job.id.in_(bindparam("job_ids", expanding=True)),
         or_(
             Job.status.in_([s.value for s in CLAIMABLE]),
             and_(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < bindparam("now", type_=UTCDateTime())),
@@ -132,16 +132,27 @@ _CLAIM = (
 def claim(job_id: str, worker_id: str, lease_seconds: int) -> ClaimedJob | None:
     """Take the job for this worker, or return None when it is finished, cancelled, or
     running under a live lease elsewhere (the message is then a duplicate)."""
+    return claim_many([job_id], worker_id, lease_seconds).get(job_id)
+
+
+def claim_many(job_ids: list[str], worker_id: str, lease_seconds: int) -> dict[str, ClaimedJob]:
+    """`claim` for several jobs in one statement and one transaction (a worker's threads
+    combine theirs, see workers/middleware.py). Returns the jobs taken, by id; an id missing
+    from the answer was not claimable."""
     now = utcnow()
-    params = {"job_id": job_id, "now": now, "lease_until": now + timedelta(seconds=lease_seconds), "worker": worker_id}
+    params = {"job_ids": sorted(set(job_ids)), "now": now, "lease_until": now + timedelta(seconds=lease_seconds),
+              "worker": worker_id}  # fmt: skip
     with db.engine.begin() as conn:
-        row = conn.execute(_CLAIM, params).first()
-    if row is None:
-        return None
-    due_at = row.next_attempt_at
-    if due_at is not None and due_at.tzinfo is None:  # defensive: drivers differ on RETURNING
-        due_at = due_at.replace(tzinfo=UTC)
-    return ClaimedJob(row.id, row.type, row.tenant_id, row.payload or {}, row.attempts, row.max_attempts, due_at)
+        rows = conn.execute(_CLAIM, params).all()
+    claimed = {}
+    for row in rows:
+        due_at = row.next_attempt_at
+        if due_at is not None and due_at.tzinfo is None:  # defensive: drivers differ on RETURNING
+            due_at = due_at.replace(tzinfo=UTC)
+        claimed[row.id] = ClaimedJob(
+            row.id, row.type, row.tenant_id, row.payload or {}, row.attempts, row.max_attempts, due_at
+        )
+    return claimed
 
 
 def heartbeat(worker_id: str, job_ids: list[str], lease_seconds: int) -> int:

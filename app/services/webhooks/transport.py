@@ -142,7 +142,7 @@ class Transport:
     """Keep-alive connection pools per (scheme, address, port, name), shared by a process's
     threads, least recently used closed beyond `max_pools`."""
 
-    def __init__(self, max_pools: int = 256, per_pool: int = 8) -> None:
+    def __init__(self, max_pools: int = 256, per_pool: int = 32) -> None:
         self.max_pools, self.per_pool = max_pools, per_pool
         self._pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = OrderedDict()
         self._lock = threading.Lock()
