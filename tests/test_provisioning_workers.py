@@ -5,8 +5,11 @@ away again when the plan's time is up."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
+from app.extensions import db
 from app.models import Payment, Subscription
+from app.models.base import utcnow
 from tests.fakes.processes import wait_until
 from tests.fakes.routeros import RouterOsServer
 from tests.helpers import fresh
@@ -18,7 +21,7 @@ QUEUES = ["payments", "payments_high", "provisioning", "routers"]
 
 def test_a_paid_callback_reaches_the_router_and_expiry_takes_the_user_away(app, api, workers):
     with RouterOsServer("opsdeck", ROUTER_PASSWORD) as mikrotik:
-        router, plan = add_router(api, mikrotik), add_plan(api, duration="4", uptime_limit=None)
+        router, plan = add_router(api, mikrotik), add_plan(api, duration="1d", uptime_limit=None)
         url = api.get("/api/v1/payments/mpesa/callback-url").get_json()["url"]
         shop = {"callback_path": url.split("://", 1)[1].split("/", 1)[1]}
         payment = api.post("/api/v1/payments", {"checkout_request_id": "ws_CO_9", "plan_id": plan["id"],
@@ -36,6 +39,11 @@ def test_a_paid_callback_reaches_the_router_and_expiry_takes_the_user_away(app, 
         username = fresh(Subscription, fresh(Payment, payment["id"]).subscription_id).username
         assert [u["name"] for u in mikrotik.menus.items(USERS)] == [username]
         mikrotik.menus.add_session(username, "10.5.50.2", "AA:BB:CC:00:00:01")
+        # The plan's day is up (set here rather than waited for: a duration of seconds could run
+        # out before the session above is there to be kicked).
+        sub_id = fresh(Payment, payment["id"]).subscription_id
+        db.session.execute(update(Subscription).where(Subscription.id == sub_id).values(expires_at=utcnow()))
+        db.session.commit()
 
         wait_until(lambda: not mikrotik.menus.items(USERS), 60, 0.1, what="expiry to remove the user")
         assert mikrotik.menus.items("/ip/hotspot/active") == []
