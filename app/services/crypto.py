@@ -31,6 +31,24 @@ def decrypt(ciphertext: bytes) -> str:
     return _multifernet().decrypt(bytes(ciphertext)).decode()
 
 
+#: Decrypted secrets kept per app, by ciphertext (a new or rotated secret is a new ciphertext),
+#: so hot paths (every signed request, every webhook send) do not pay a Fernet decryption each
+#: time; at most this many.
+KEPT = 1024
+
+
+def decrypt_kept(ciphertext: bytes) -> str:
+    """`decrypt`, remembered for this process."""
+    kept: dict[bytes, str] = current_app.extensions.setdefault("opsdeck_decrypted", {})
+    key = bytes(ciphertext)
+    plaintext = kept.get(key)
+    if plaintext is None:
+        if len(kept) >= KEPT:
+            kept.clear()
+        plaintext = kept[key] = decrypt(key)
+    return plaintext
+
+
 def reencrypt(ciphertext: bytes) -> bytes:
     """Re-encrypt under the first key (after a key rotation)."""
     return _multifernet().rotate(bytes(ciphertext))

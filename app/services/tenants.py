@@ -119,4 +119,4 @@ def active_key_secret(key_id: str) -> tuple[ApiKey, str] | None:
     key = db.session.get(ApiKey, key_id)
     if key is None or not key.active:
         return None
-    return key, crypto.decrypt(key.secret_encrypted)
+    return key, crypto.decrypt_kept(key.secret_encrypted)

@@ -182,24 +182,8 @@ def rotate_secret(endpoint: WebhookEndpoint, *, actor: str) -> str:
 def signing_secrets(endpoint: Any) -> list[str]:
     """The secrets that sign a send now: the current one, and the previous during its grace.
     `endpoint` is the model or a row with the same column names."""
-    found = [_decrypted(endpoint.secret_encrypted)]
+    found = [crypto.decrypt_kept(endpoint.secret_encrypted)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret_encrypted is not None and expires is not None and expires > utcnow():
-        found.append(_decrypted(endpoint.previous_secret_encrypted))
+        found.append(crypto.decrypt_kept(endpoint.previous_secret_encrypted))
     return found
-
-
-#: Decrypted signing secrets kept per app, by ciphertext (a rotation makes a new ciphertext),
-#: so a send does not pay a Fernet decryption; at most this many.
-SECRETS_KEPT = 1024
-
-
-def _decrypted(ciphertext: bytes) -> str:
-    kept: dict[bytes, str] = current_app.extensions.setdefault("opsdeck_webhook_secrets", {})
-    key = bytes(ciphertext)
-    secret = kept.get(key)
-    if secret is None:
-        if len(kept) >= SECRETS_KEPT:
-            kept.clear()
-        secret = kept[key] = crypto.decrypt(key)
-    return secret
