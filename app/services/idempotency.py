@@ -97,6 +97,7 @@ def complete(record_id: int, status: int, body: Any, headers: dict[str, str], *,
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == record_id)
         .values(state="completed", response_status=status, response_body=body, response_headers=headers)
+        .execution_options(synchronize_session=False)  # nothing in the session to keep in step
     )
 
 
