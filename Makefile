@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test chaos lint format bench deps system-deps python-deps migrate check-migrations demo clean
+.PHONY: run test chaos chaos-ci lint format bench deps system-deps python-deps migrate check-migrations demo clean
 
 ## run: install what is missing, migrate, create a demo tenant/admin, start the dev stack (supervisord)
 run: deps
@@ -19,6 +19,11 @@ test: deps lint
 ## chaos: the fault suite (tests/chaos): kill workers, stop Redis, PostgreSQL and peers mid-run, reconcile
 chaos: deps
 	$(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos
+
+## chaos-ci: the part of the fault suite CI runs after make test (about 3 minutes): 20 SIGKILLs
+## across families, Redis down while the platform submits, Redis restarted with and without its data
+chaos-ci: deps
+	$(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos/test_worker_kills.py tests/chaos/test_redis.py
 
 ## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
 bench: deps
