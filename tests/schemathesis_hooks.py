@@ -3,20 +3,21 @@ every request signed as it goes on the wire, and valid list cursors to page with
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import itertools
 import os
 import secrets
 import threading
 import time
-from datetime import UTC
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import requests
 import schemathesis
 from hypothesis import strategies as st
 
 from app.client import signature
+from app.services import pagination
 
 
 class Signer(requests.auth.AuthBase):
@@ -56,8 +57,8 @@ class Signer(requests.auth.AuthBase):
         return request
 
 
-def _cursor(when, row_id: str) -> str:  # type: ignore[no-untyped-def]
-    return base64.urlsafe_b64encode(f"{when.isoformat()}|{row_id}".encode()).decode()
+def _cursor(when: datetime, row_id: str) -> str:
+    return pagination.encode_cursor(SimpleNamespace(created_at=when, id=row_id))
 
 
 # A cursor is opaque: the `next_cursor` of a page, as app/services/pagination.py writes it.

@@ -92,6 +92,8 @@ def test_a_worker_writes_one_json_line_per_job_transition(app, workers):
     }
     assert by_job[ok] == [("running", "info"), ("succeeded", "info")]
     assert by_job[doomed][0] == ("running", "info") and by_job[doomed][-1][1] == "error"
+    # Once each, as JSON: Dramatiq's own plain handler (which wrote every line again, unscrubbed) is gone.
+    assert sum("job succeeded" in line for line in worker.log().splitlines()) == 1
     succeeded = next(e for e in job_lines() if e["message"] == "job succeeded")
     assert (
         succeeded["actor"] == "system_echo" and succeeded["duration_ms"] >= 0 and succeeded["job_type"] == "system.echo"
