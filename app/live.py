@@ -115,13 +115,13 @@ class ThroughputCounter:
             data[outcome] = data.get(outcome, 0) + n
             data["by_type"].setdefault(job_type, {})[outcome] = n
         with self.app.app_context():
-            publish("jobs.throughput", subject="jobs", data=data)
-            try:
+            try:  # counted before it is announced: a page refreshed on the event sees it
                 from app.services import stats
 
                 stats.count({"succeeded": data.get("succeeded", 0), "failed": data.get("failed", 0)})
             except Exception as err:  # Redis down: the live feed and counters pause, jobs go on
                 log.warning("throughput not counted: %s", err)
+            publish("jobs.throughput", subject="jobs", data=data)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
