@@ -57,9 +57,13 @@ def authenticate() -> None:
     try:
         _authenticate()
     except AuthFailed as failure:
-        log.warning("api auth failed: %s", failure.reason, extra={"reason": failure.reason})
-        metrics.api_auth_failed(failure.reason)
+        _refused(failure)
         raise
+
+
+def _refused(failure: AuthFailed) -> None:
+    log.warning("api auth failed: %s", failure.reason, extra={"reason": failure.reason})
+    metrics.api_auth_failed(failure.reason)
 
 
 def _authenticate() -> None:
@@ -88,21 +92,36 @@ def _authenticate() -> None:
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now  # committed with the replay record: at most one extra write a minute
-    _reject_replay(key_id, valid)
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        db.session.commit()  # reads commit nothing else; POSTs commit with their work
     g.tenant_id = key.tenant_id
     g.api_key_id = key.id
+    digest = hashlib.sha256(f"{key_id}:{valid}".encode()).hexdigest()
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "idempotent", False):
+        # A write: its signature goes in with its work, in its one transaction (app/api/writes.py).
+        g.signature_digest = digest
+        return
+    _reject_replay(digest)
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        db.session.commit()  # reads commit nothing else
 
 
-def _reject_replay(key_id: str, signature: str) -> None:
-    """Record the signature in the request's transaction, or refuse it as a replay.
+def record_signature() -> None:
+    """For a write: record the request's signature in its transaction, or refuse a replay
+    (AuthFailed). A request that fails and rolls back forgets its signature; sending it again
+    fails the same way."""
+    digest = g.pop("signature_digest", None)
+    if digest is None:
+        return
+    try:
+        _reject_replay(digest)
+    except AuthFailed as failure:
+        _refused(failure)
+        raise
 
-    Flushed now (a second use of a signature fails here, or waits for the first request's
-    transaction and then fails) and committed with the request's first commit. A request that
-    fails and rolls back forgets its signature; sending it again fails the same way.
-    """
-    digest = hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
+
+def _reject_replay(digest: str) -> None:
+    """Insert the signature's digest, or raise AuthFailed when it is there already (a second
+    use of a signature fails here, or waits for the first request's transaction and then fails)."""
     insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
     stmt = insert(SeenSignature).values(digest=digest, seen_at=utcnow()).on_conflict_do_nothing()
     if db.session.execute(stmt.returning(SeenSignature.digest)).first() is None:

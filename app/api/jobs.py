@@ -66,7 +66,7 @@ def _dump(job: Job, status: int) -> Response:
 
 
 @bp.post("/jobs")
-@doc(status=202, body=JobSchema, response=JobSchema, problems=(400, 409, 413, 415, 422))
+@doc(status=202, body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
 @write
 def create_job() -> Response:
     """Submit a job"""

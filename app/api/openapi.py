@@ -30,8 +30,8 @@ PROBLEM_TEXT = {
 COMMON_PROBLEMS = (401, 429)
 #: A route that reads a JSON body: malformed (400), over MAX_CONTENT_LENGTH (413), not JSON (415), invalid (422).
 BODY_PROBLEMS = (400, 413, 415, 422)
-#: A route that takes an Idempotency-Key: the key still in flight (409), malformed or reused (422).
-IDEMPOTENCY_PROBLEMS = (409, 422)
+#: A route that takes an Idempotency-Key: the key malformed or reused with another request (422).
+IDEMPOTENCY_PROBLEMS = (422,)
 #: A URL with parameters can outgrow the web server's request line (gunicorn: 4094 bytes), which
 #: refuses it before the API sees it, in its own format.
 URI_TOO_LONG = "URI too long: refused by the web server in front of the API (not a problem document)"

@@ -1,5 +1,6 @@
-"""The `write` decorator every POST/PATCH/DELETE view wears: one transaction per request,
-Idempotency-Key honoured, the stored response replayed for a repeat."""
+"""The `write` decorator every POST/PATCH/DELETE view wears: one transaction per request (the
+request's signature, its work and its Idempotency-Key record commit together), the stored
+response replayed for a repeat."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from flask import Response, g, json, make_response, request
 
+from app.api import auth
 from app.api.errors import ApiProblem, validation_failed
 from app.api.validation import unstorable
 from app.extensions import db
@@ -22,55 +24,62 @@ REPLAYED_HEADERS = ("Location",)
 def write(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
+        claim = None
         key = request.headers.get("Idempotency-Key")
-        record_id = None
         if key is not None:
-            if not key or len(key) > 255:
-                raise ApiProblem(
-                    422, "Validation failed", "Idempotency-Key must be 1–255 characters.", type="validation-failed"
-                )
-            req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
-            try:
-                started = idempotency.begin(g.tenant_id, key, req_hash)
-            except idempotency.KeyInFlight:
-                raise ApiProblem(
-                    409,
-                    "Conflict",
-                    "A request with this Idempotency-Key is still in progress.",
-                    type="idempotency-in-flight",
-                ) from None
-            except idempotency.KeyReused:
-                raise ApiProblem(
-                    422,
-                    "Idempotency key reused",
-                    "This Idempotency-Key was used with a different request.",
-                    type="idempotency-key-reused",
-                ) from None
-            if isinstance(started, idempotency.Replay):
-                replay = Response(json.dumps(started.body), status=started.status, mimetype="application/json")
-                replay.headers.update(started.headers)
-                replay.headers["Idempotent-Replayed"] = "true"
-                return replay
-            record_id = started
+            found = _look_up(key)
+            if isinstance(found, idempotency.Replay):
+                auth.record_signature()  # a replayed signature is refused before any stored answer
+                db.session.commit()
+                return _replayed(found)
+            claim = found
         try:
             response = make_response(view(*args, **kwargs))
+            if response.status_code >= 500:
+                db.session.rollback()  # nothing of a failed request is kept, nor its key
+                return response
+            auth.record_signature()
+            if claim is not None:
+                headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+                stored = idempotency.store(claim, response.status_code, response.get_json(silent=True), headers,
+                                           sealed=bool(g.get("sealed_response")))  # fmt: skip
+                if not stored:  # a concurrent request with this key committed first: answer as it did
+                    db.session.rollback()
+                    again = _look_up(key)
+                    if isinstance(again, idempotency.Replay):
+                        return _replayed(again)
+                    raise RuntimeError("an Idempotency-Key record vanished while its twin request ran")
+            db.session.commit()
         except Exception:
             db.session.rollback()
-            if record_id is not None:
-                idempotency.release(record_id)
             raise
-        if record_id is not None:
-            if response.status_code >= 500:
-                idempotency.release(record_id)
-                return response
-            headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
-            idempotency.complete(record_id, response.status_code, response.get_json(silent=True), headers,
-                                 sealed=bool(g.get("sealed_response")))  # fmt: skip
-        db.session.commit()
         return response
 
     wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
     return wrapper
+
+
+def _look_up(key: str) -> idempotency.Replay | idempotency.Claim:
+    if not key or len(key) > 255:
+        raise ApiProblem(422, "Validation failed", "Idempotency-Key must be 1–255 characters.",
+                         type="validation-failed")  # fmt: skip
+    req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
+    try:
+        return idempotency.lookup(g.tenant_id, key, req_hash)
+    except idempotency.KeyReused:
+        raise ApiProblem(
+            422,
+            "Idempotency key reused",
+            "This Idempotency-Key was used with a different request.",
+            type="idempotency-key-reused",
+        ) from None
+
+
+def _replayed(replay: idempotency.Replay) -> Response:
+    response = Response(json.dumps(replay.body), status=replay.status, mimetype="application/json")
+    response.headers.update(replay.headers)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _fingerprint() -> bytes:

@@ -19,9 +19,8 @@ class IdempotencyRecord(db.Model):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    #: "in_flight" while the first request runs, "completed" once its response is stored.
-    state: Mapped[str] = mapped_column(String(20), default="in_flight")
-    response_status: Mapped[int | None] = mapped_column(Integer)
+    #: Stored with the request's own writes (app/services/idempotency.py): never in flight.
+    response_status: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[Any | None] = mapped_column(JSONType)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

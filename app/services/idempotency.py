@@ -1,9 +1,12 @@
-"""Idempotency-Key records: claim a key, store the response with the request's own writes,
-replay it for a repeat.
+"""Idempotency-Key records: the response a request produced, stored in the same transaction as
+what it created, and replayed for a repeat.
 
-The in-flight marker is committed before the request's work starts, so a concurrent repeat
-sees it (409); the completed response is written in the same transaction as what the request
-created, so a job can never exist without its key being completed.
+A request with a key looks the key up (a read), does its work, then inserts the record with
+its response and commits once: one transaction per request. Two requests racing with one key
+both do their work; the second's insert finds the first's record (on PostgreSQL it waits for
+the first to commit), so it rolls its own work back and answers with the first's response.
+Nothing is ever held "in flight": a request cut off by a crash or a database outage leaves no
+record, and the client's retry runs at once.
 """
 
 from __future__ import annotations
@@ -15,20 +18,14 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.extensions import db
 from app.models import IdempotencyRecord
 from app.models.base import utcnow
 from app.services import crypto
-
-#: An in-flight marker older than this is taken to be from a crashed request and taken over.
-STALE_IN_FLIGHT = timedelta(minutes=5)
-
-
-class KeyInFlight(Exception):
-    pass
 
 
 class KeyReused(Exception):
@@ -42,63 +39,63 @@ class Replay:
     headers: dict[str, str]
 
 
+@dataclass
+class Claim:
+    """A key no live record holds: the request runs, and `store` records its response."""
+
+    tenant_id: str
+    key: str
+    request_hash: str
+    #: An expired record still holding the key, deleted when the new one is stored.
+    expired_id: int | None = None
+
+
 def request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(f"{method.upper()} {path}\n".encode() + body).hexdigest()
 
 
-def begin(tenant_id: str, key: str, req_hash: str) -> Replay | int:
-    """Claim `key` for this request (returns the record id) or return the stored response.
-
-    Raises KeyInFlight while the first request runs and KeyReused for a different request.
-    Commits the in-flight marker.
-    """
-    now = utcnow()
-    ttl = timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"])
-    for _ in range(3):
-        record = IdempotencyRecord(
-            tenant_id=tenant_id, key=key, request_hash=req_hash, created_at=now, expires_at=now + ttl
-        )
-        db.session.add(record)
-        try:
-            db.session.commit()
-            return record.id
-        except IntegrityError:
-            db.session.rollback()
-        existing = db.session.scalar(
-            select(IdempotencyRecord).where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
-        )
-        if existing is None:
-            continue  # deleted meanwhile; try again
-        expired = existing.expires_at <= now
-        abandoned = existing.state == "in_flight" and existing.created_at <= now - STALE_IN_FLIGHT
-        if expired or abandoned:
-            db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id))
-            db.session.commit()
-            continue
-        if existing.request_hash != req_hash:
-            db.session.rollback()
-            raise KeyReused()
-        if existing.state == "in_flight":
-            db.session.rollback()
-            raise KeyInFlight()
-        replay = Replay(existing.response_status or 200, _unseal(existing.response_body),
-                        dict(existing.response_headers or {}))  # fmt: skip
-        db.session.rollback()
-        return replay
-    raise KeyInFlight()
+def lookup(tenant_id: str, key: str, req_hash: str) -> Replay | Claim:
+    """The stored response for a repeat, or a Claim for a key not in use (a read, no lock).
+    Raises KeyReused when the key answered a different request."""
+    existing = db.session.scalar(
+        select(IdempotencyRecord).where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
+    )
+    if existing is None:
+        return Claim(tenant_id, key, req_hash)
+    if existing.expires_at <= utcnow():
+        return Claim(tenant_id, key, req_hash, expired_id=existing.id)
+    if existing.request_hash != req_hash:
+        raise KeyReused()
+    return Replay(existing.response_status, _unseal(existing.response_body), dict(existing.response_headers or {}))
 
 
-def complete(record_id: int, status: int, body: Any, headers: dict[str, str], *, sealed: bool = False) -> None:
-    """Store the response in the current transaction (the caller commits it with its writes).
-    `sealed`: the body holds a secret (a signing secret shown once): stored encrypted."""
+def store(claim: Claim, status: int, body: Any, headers: dict[str, str], *, sealed: bool = False) -> bool:
+    """Insert the record in the current transaction (the caller commits it with its writes).
+    False when a concurrent request with the same key stored its record first: the caller
+    rolls back and replays that one. `sealed`: the body holds a secret (a signing secret
+    shown once): stored encrypted."""
     if sealed:
         body = {SEALED: crypto.encrypt(json.dumps(body)).decode()}
-    db.session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record_id)
-        .values(state="completed", response_status=status, response_body=body, response_headers=headers)
-        .execution_options(synchronize_session=False)  # nothing in the session to keep in step
+    if claim.expired_id is not None:
+        db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.expired_id))
+    now = utcnow()
+    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
+    stmt = (
+        insert(IdempotencyRecord)
+        .values(
+            tenant_id=claim.tenant_id,
+            key=claim.key,
+            request_hash=claim.request_hash,
+            response_status=status,
+            response_body=body,
+            response_headers=headers,
+            created_at=now,
+            expires_at=now + timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]),
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
+        .returning(IdempotencyRecord.id)
     )
+    return db.session.execute(stmt).first() is not None
 
 
 #: The key of a stored response body kept as Fernet ciphertext.
@@ -109,10 +106,3 @@ def _unseal(body: Any) -> Any:
     if isinstance(body, dict) and set(body) == {SEALED}:
         return json.loads(crypto.decrypt(body[SEALED].encode()))
     return body
-
-
-def release(record_id: int) -> None:
-    """Drop the marker after a failed request so the client can retry with the same key."""
-    db.session.rollback()
-    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
-    db.session.commit()
