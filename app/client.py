@@ -99,10 +99,7 @@ class OpsdeckClient:
                 if attempt == self.retries:
                     raise
             else:
-                retry_after = (
-                    response.status_code in RETRYABLE_STATUS or response.status_code == 409 and idempotency_key
-                )
-                if not retry_after or attempt == self.retries:
+                if response.status_code not in RETRYABLE_STATUS or attempt == self.retries:
                     return response
             time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
