@@ -8,7 +8,6 @@ import pytest
 
 from app.extensions import db
 from app.models import IdempotencyRecord, Job
-from app.services import idempotency
 
 JOB = {"type": "system.echo", "payload": {"message": "hi"}}
 
