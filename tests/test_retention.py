@@ -68,8 +68,8 @@ def test_each_kind_deletes_exactly_what_is_older_than_its_policy(app, tenant, en
     kept_jobs = [job("succeeded", 0.5, t), job("dead", 6, t), job("running", 30, t)]
     gone_jobs = [job("succeeded", 2, t), job("dead", 8, t), job("cancelled", 9)]
     db.session.add_all([
-        IdempotencyRecord(tenant_id=t, key="old", request_hash="h", state="done", created_at=old(3), expires_at=old(1)),
-        IdempotencyRecord(tenant_id=t, key="new", request_hash="h", state="done", created_at=old(1), expires_at=utcnow()),
+        IdempotencyRecord(tenant_id=t, key="old", request_hash="h", response_status=202, created_at=old(3), expires_at=old(1)),
+        IdempotencyRecord(tenant_id=t, key="new", request_hash="h", response_status=202, created_at=old(1), expires_at=utcnow()),
         AuditEntry(actor="x", action="old", created_at=old(400)), AuditEntry(actor="x", action="new", created_at=old(10)),
         Email(id=new_id(), tenant_id=t, to="a@x.org", status="sent", message_id="<1@x>", created_at=old(31)),
         Email(id=new_id(), tenant_id=t, to="a@x.org", status="queued", message_id="<2@x>", created_at=old(31)),
