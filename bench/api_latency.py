@@ -1,5 +1,6 @@
 """P1: latency and throughput of the signed, idempotent `POST /api/v1/jobs` on the production
-web command (gunicorn gthread, 1 worker, 32 threads), against GET /healthz on the same server.
+web command (supervisor/gunicorn.conf.py: gthread, WEB_CONCURRENCY processes), against GET
+/healthz on the same server.
 
     python -m bench.api_latency
 
@@ -9,13 +10,13 @@ delays no measurement (no coordinated omission); BENCH_SENDERS threads (default 
 Closed loop (BENCH_CONCURRENCY threads for
 BENCH_CLOSED_SECONDS s, default 8 for 5): the most requests per second each endpoint serves.
 
-The web command is the production one; `--no-control-socket` only keeps gunicorn from
-creating its admin socket in the home directory. (An early version of the outbox deadlocked
+(An early version of the outbox deadlocked
 15+ concurrent POSTs on the connection pool; tests/test_outbox.py keeps that from returning.)
 """
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import threading
@@ -30,7 +31,6 @@ import requests
 
 from app.client import signed_headers
 from bench.common import (
-    BIN,
     Report,
     Stack,
     create_tenant,
@@ -42,7 +42,7 @@ from bench.common import (
     percentile,
     ratio,
 )
-from tests.fakes.processes import Process, free_port, wait_until
+from tests.fakes.processes import Process, free_port, wait_until, web_command
 
 NAME = "P1 api"
 JOBS_PATH = "/api/v1/jobs"
@@ -70,13 +70,37 @@ class Signer:
         return data, headers
 
 
-def post_job(session: requests.Session, base: str, signer: Signer) -> int:
+class Connection:
+    """One keep-alive HTTP/1.1 connection (http.client). The load generator shares the machine's
+    cores with the server: `requests` plus signing cost about 3-4 ms of client CPU per call here,
+    which the server then competes for, so the senders use the lightest client there is and the
+    open loop signs its requests before the clock starts."""
+
+    def __init__(self, base: str) -> None:
+        host, _, port = base.removeprefix("http://").partition(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=REQUEST_TIMEOUT)
+
+    def send(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
+        try:
+            self.conn.request(method, path, body=body, headers=headers or {})
+            response = self.conn.getresponse()
+            response.read()
+            return response.status
+        except (http.client.HTTPException, OSError):
+            self.conn.close()  # reopened by the next request
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def post_job(conn: Connection, signer: Signer) -> int:
     data, headers = signer.job_request()
-    return session.post(base + JOBS_PATH, data=data, headers=headers, timeout=REQUEST_TIMEOUT).status_code
+    return conn.send("POST", JOBS_PATH, data, headers)
 
 
-def get_health(session: requests.Session, base: str, _signer: Signer) -> int:
-    return session.get(base + "/healthz", timeout=REQUEST_TIMEOUT).status_code
+def get_health(conn: Connection, _signer: Signer) -> int:
+    return conn.send("GET", "/healthz")
 
 
 @dataclass
@@ -89,6 +113,7 @@ class OpenLoop:
 
 def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: int) -> OpenLoop:
     total = max(1, int(rate * seconds))
+    signed = [signer.job_request() for _ in range(total)]  # timestamps stay well inside the tolerance
     start = time.perf_counter() + 0.1
     # Hard stop: a stalled server costs at most this long; what was not sent counts as errors.
     deadline = start + seconds + max(10.0, seconds / 2)
@@ -99,7 +124,7 @@ def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: i
     lock = threading.Lock()
 
     def sender() -> None:
-        session = requests.Session()
+        conn = Connection(base)
         mine: list[float] = []
         bad: Counter[str] = Counter()
         last = start
@@ -111,9 +136,10 @@ def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: i
             if time.perf_counter() > deadline:
                 bad["not sent (deadline)"] += 1
                 continue
+            data, headers = signed[i]
             try:
-                status = post_job(session, base, signer)
-            except requests.RequestException as err:
+                status = conn.send("POST", JOBS_PATH, data, headers)
+            except (http.client.HTTPException, OSError) as err:
                 status, reason = 0, type(err).__name__
             else:
                 reason = f"HTTP {status}"
@@ -122,7 +148,7 @@ def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: i
                 mine.append((last - scheduled) * 1000)
             else:
                 bad[reason] += 1
-        session.close()
+        conn.close()
         with lock:
             latencies.extend(mine)
             errors.update(bad)
@@ -145,19 +171,19 @@ def closed_loop(base: str, signer: Signer, call: Any, concurrency: int, seconds:
     deadline = 0.0
 
     def client() -> None:
-        session = requests.Session()
+        conn = Connection(base)
         ok = bad = 0
         barrier.wait()
         while time.perf_counter() < deadline:
             try:
-                status = call(session, base, signer)
-            except requests.RequestException:
+                status = call(conn, signer)
+            except (http.client.HTTPException, OSError):
                 status = 0
             if 200 <= status < 300:
                 ok += 1
             else:
                 bad += 1
-        session.close()
+        conn.close()
         with lock:
             counts.append((ok, bad))
 
@@ -195,16 +221,15 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         web = Process(
-            [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
-             "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"],
+            web_command(port),
             env, f"gunicorn-{backend}", st.tmp,
         ).start()  # fmt: skip
         try:
             _wait_ready(web, base)
-            warm = requests.Session()
+            warm = Connection(base)
             for _ in range(50):
-                post_job(warm, base, signer)
-                get_health(warm, base, signer)
+                post_job(warm, signer)
+                get_health(warm, signer)
             warm.close()
 
             print(f"\n[{NAME} / {backend}] open loop: POST {JOBS_PATH} at {rate:g} req/s for {seconds:g} s")

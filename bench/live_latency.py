@@ -19,7 +19,7 @@ import requests
 import socketio
 
 from bench.common import BIN, Report, Stack, database, env_float, migrate, percentile, stack
-from tests.fakes.processes import ROOT, Process, free_port, wait_until
+from tests.fakes.processes import ROOT, Process, free_port, wait_until, web_command
 
 NAME = "P8 live"
 GOAL_P95_MS = 50.0
@@ -75,8 +75,7 @@ def bench(st: Stack, report: Report) -> None:
                        capture_output=True, text=True, timeout=60)  # fmt: skip
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        web = Process([str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
-                       "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"], env, "gunicorn-live",
+        web = Process(web_command(port), env, "gunicorn-live",
                       st.tmp).start()  # fmt: skip
         client = socketio.Client(reconnection=False)
         latencies: list[float] = []

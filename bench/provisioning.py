@@ -46,7 +46,7 @@ from bench.common import (
 )
 from bench.scans import cpu_seconds
 from bench.throughput import _app, _wait_boot
-from tests.fakes.processes import ROOT, Process, free_port, wait_until
+from tests.fakes.processes import ROOT, Process, free_port, wait_until, web_command
 
 NAME = "P7 provisioning"
 RATE, SECONDS = 50.0, 10.0
@@ -140,8 +140,7 @@ def processes(st: Stack, env: dict[str, str], backend: str) -> Iterator[tuple[st
     port = free_port()
     started: list[Process] = []
     try:
-        web = Process([str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "16",
-                       "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"], env,
+        web = Process(web_command(port), env,
                       f"p7-web-{backend}", st.tmp).start()  # fmt: skip
         started.append(web)
         for queue in ("payments payments_high", "provisioning"):

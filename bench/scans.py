@@ -45,7 +45,7 @@ from bench.common import (
 )
 from bench.throughput import _app, _poll, _wait_boot
 from tests.fakes.clamav import ClamdServer
-from tests.fakes.processes import Process, free_port
+from tests.fakes.processes import Process, free_port, web_command
 
 NAME = "P5 scans"
 GOAL_RATIO = 0.95
@@ -181,8 +181,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             migrate(env)
             tenant = create_tenant(env)
             port = free_port()
-            web = Process([str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "8",
-                           "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"],
+            web = Process(web_command(port),
                           env, f"scans-web-{backend}", st.tmp).start()  # fmt: skip
             command = [str(BIN / "dramatiq"), "workers", "--processes", "1", "--threads", "4", "--queues", "scans"]
             workers = Process(command, env, f"scans-{backend}", st.tmp)

@@ -30,7 +30,6 @@ import urllib3
 
 from app.client import signed_headers
 from bench.common import (
-    BIN,
     Report,
     Stack,
     create_tenant,
@@ -46,7 +45,7 @@ from bench.common import (
 )
 from bench.throughput import THREADS, _app, _dramatiq, _poll, _wait_boot
 from tests.fakes.http_receiver import HttpReceiver
-from tests.fakes.processes import Process, free_port, wait_until
+from tests.fakes.processes import Process, free_port, wait_until, web_command
 
 NAME = "P4 webhooks"
 GOAL_RATE = 500.0
@@ -143,8 +142,7 @@ def latency(st: Stack, backend: str, report: Report) -> None:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             web = Process(
-                [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "32",
-                 "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"],
+                web_command(port),
                 env, f"web-{backend}", st.tmp,
             ).start()  # fmt: skip
             workers = Process(_dramatiq("workers", "webhooks", processes), env, f"webhooks-live-{backend}", st.tmp)

@@ -1,14 +1,23 @@
-"""gunicorn settings for the web programs (`gunicorn -c supervisor/gunicorn.conf.py … wsgi:app`).
+"""gunicorn settings for the web program: `gunicorn -c supervisor/gunicorn.conf.py --bind … wsgi:app`
+(supervisor/opsdeck.conf; the tests and benchmarks start the same command).
 
-Only the hook prometheus_client's multiprocess mode asks for: when a gunicorn worker exits,
-its per-process gauge files are removed (README: Metrics). Its counters stay in the directory:
-a total must not drop because one process restarted.
+- gthread workers: one process per core (`WEB_CONCURRENCY`, default 2), `WEB_THREADS` threads
+  each (default 32). Several processes need no sticky sessions: the admin page's live feed
+  connects over WebSocket only, and Socket.IO's Redis queue reaches every process.
+- child_exit: when a worker exits, prometheus_client's multiprocess mode removes its
+  per-process gauge files (README: Metrics). Its counters stay in the directory: a total must
+  not drop because one process restarted.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+threads = int(os.environ.get("WEB_THREADS") or 32)
+graceful_timeout = 30
 
 
 def child_exit(server: Any, worker: Any) -> None:

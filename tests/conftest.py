@@ -273,12 +273,10 @@ class Workers:
         """The production web command on a (free) port; returns its base URL once it answers."""
         import requests
 
-        from tests.fakes.processes import BIN, free_port, wait_until
+        from tests.fakes.processes import free_port, wait_until, web_command
 
         port = port or free_port()
-        args = [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1", "--threads", "8",
-                "--bind", f"127.0.0.1:{port}", "wsgi:app"]  # fmt: skip
-        proc = Process(args, process_env(self.app, **env), name, self.log_dir)
+        proc = Process(web_command(port), process_env(self.app, **env), name, self.log_dir)
         self.started.append(proc.start())
         url = f"http://127.0.0.1:{port}"
 

@@ -32,7 +32,8 @@
 
   var feed = document.getElementById("feed-events"), state = document.getElementById("feed-state");
   var page = document.body.dataset.page;
-  var socket = io("/admin", { transports: ["websocket", "polling"] });
+  // WebSocket only: long-polling would need sticky sessions across the web processes.
+  var socket = io("/admin", { transports: ["websocket"] });
 
   socket.on("connect", function () { state.textContent = "live"; });
   socket.on("disconnect", function () { state.textContent = "disconnected"; });

@@ -120,6 +120,13 @@ class Process:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def web_command(port: int) -> list[str]:
+    """The production web command (supervisor/opsdeck.conf) on a loopback port. `--no-control-socket`
+    only keeps gunicorn from creating its admin socket in the home directory."""
+    return [str(BIN / "gunicorn"), "-c", str(ROOT / "supervisor" / "gunicorn.conf.py"),
+            "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"]  # fmt: skip
+
+
 def worker_command(queues: Sequence[str], processes: int = 1, threads: int = 4) -> list[str]:
     return [str(BIN / "dramatiq"), "workers", "--processes", str(processes), "--threads", str(threads),
             "--queues", *queues]  # fmt: skip
