@@ -1,6 +1,9 @@
 """The `write` decorator every POST/PATCH/DELETE view wears: one transaction per request (the
 request's signature, its work and its Idempotency-Key record commit together), the stored
-response replayed for a repeat."""
+response replayed for a repeat.
+
+A view under `write` must not commit: a request that loses an Idempotency-Key race to a twin
+rolls its work back, and only what is still uncommitted goes."""
 
 from __future__ import annotations
 
