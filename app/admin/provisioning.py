@@ -243,7 +243,8 @@ def payments_page() -> Any:
         query = query.where(Payment.tenant_id == tenant)
     return render_template("admin/provisioning/payments.html", page=paged(query, Payment), status=status,
                            tenant=tenant, states=PAYMENT_STATES, tenant_names=_names(Tenant),
-                           plan_names=_names(Plan), args=list_args())  # fmt: skip
+                           plan_names=_names(Plan), args=list_args(),
+                           unmatched=payments.unmatched(tenant))  # fmt: skip
 
 
 def _payment(payment_id: str) -> Payment:

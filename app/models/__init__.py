@@ -4,7 +4,7 @@ from app.models.audit import AuditEntry
 from app.models.email import Email, EmailBatch, Suppression
 from app.models.idempotency import IdempotencyRecord, SeenSignature
 from app.models.jobs import Job, JobStatus
-from app.models.provisioning import MpesaToken, Payment, Plan, Router, Subscriber, Subscription
+from app.models.provisioning import MpesaToken, Payment, Plan, Router, Subscriber, Subscription, UnmatchedCallback
 from app.models.retention import LegalHold, RetentionPolicy, RetentionRun
 from app.models.scans import FileTombstone, Scan, SignatureVersion
 from app.models.scheduler import SchedulerTick
@@ -38,6 +38,7 @@ __all__ = [
     "SeenSignature",
     "SignatureVersion",
     "Tenant",
+    "UnmatchedCallback",
     "User",
     "Event",
     "WebhookAttempt",

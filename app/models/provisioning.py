@@ -135,6 +135,26 @@ class Payment(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class UnmatchedCallback(db.Model):
+    """A Daraja callback for a CheckoutRequestID no payment was registered for (yet): kept until
+    the platform registers it (then applied to the payment at once) or an operator reconciles it.
+    The customer may have paid: nothing Safaricom tells us is dropped."""
+
+    __tablename__ = "unmatched_callbacks"
+    __table_args__ = (UniqueConstraint("tenant_id", "checkout_request_id", name="uq_unmatched_tenant_checkout"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    checkout_request_id: Mapped[str] = mapped_column(String(100))
+    #: The first callback exactly as received; repeats are counted.
+    raw_callback: Mapped[str] = mapped_column(Text)
+    result_code: Mapped[int] = mapped_column(Integer)
+    amount_paid: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    receipt_number: Mapped[str | None] = mapped_column(String(30))
+    callbacks: Mapped[int] = mapped_column(Integer, default=1)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
 class Subscription(db.Model):
     __tablename__ = "subscriptions"
     __table_args__ = (

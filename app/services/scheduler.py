@@ -44,7 +44,7 @@ def schedules(app: Flask) -> list[Schedule]:
     """Every periodic trigger; families add theirs here."""
     from app.services import maintenance, retention, stats
     from app.services.email import batches
-    from app.services.provisioning import routers, subscriptions
+    from app.services.provisioning import payments, routers, subscriptions
     from app.services.scans import signatures
     from app.services.webhooks import delivery
 
@@ -59,6 +59,7 @@ def schedules(app: Flask) -> list[Schedule]:
         Schedule("scans.signatures", app.config["SCAN_SIGNATURE_CHECK_SECONDS"], run=signatures.check),
         Schedule("provisioning.expiry", app.config["EXPIRY_CHECK_SECONDS"], run=subscriptions.expire_due),
         Schedule("routers.check", app.config["ROUTER_CHECK_SECONDS"], run=routers.queue_checks),
+        Schedule("payments.match", 60, run=payments.match_unmatched),
     ]
 
 

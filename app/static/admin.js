@@ -54,6 +54,7 @@
     if (ev.type === "subscription.provisioned" || ev.type === "subscription.expired") summary = d.username + " (" + d.status + ")";
     if (ev.type === "provisioning.failed") summary = d.username + ": " + (d.error || "failed");
     if (ev.type === "payment.failed" || ev.type === "payment.held") summary = d.phone + ": " + (d.reason || d.status);
+    if (ev.type === "payment.unmatched") summary = d.checkout_request_id + ": result " + d.result_code + (d.amount_paid ? ", paid " + d.amount_paid : "") + ", not registered";
     if (ev.type === "payment.processed") summary = d.phone + " paid " + (d.amount_paid || d.amount_expected) + " → " + d.username;
     if (ev.type === "router.online" || ev.type === "router.offline") summary = d.name + " " + d.status + (d.error ? ": " + d.error : "");
     li.appendChild(el("span", "subject", summary));

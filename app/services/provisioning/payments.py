@@ -14,10 +14,11 @@ from sqlalchemy import case, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app import live
 from app.extensions import db
 from app.jobtypes import JobType, register
 from app.models.base import new_id, utcnow
-from app.models.provisioning import Payment, Plan, Router, Subscriber
+from app.models.provisioning import Payment, Plan, Router, Subscriber, UnmatchedCallback
 from app.services import audit, jobs
 from app.services.provisioning import mpesa, subscriptions
 from app.services.webhooks import events
@@ -44,7 +45,8 @@ class PaymentError(ValueError):
 def register_expected(tenant_id: str, *, checkout_request_id: str, plan: Plan, router: Router, phone: str,
                       mac: str | None) -> tuple[Payment, bool]:  # fmt: skip
     """Record the STK push the platform started (caller's transaction). The same
-    CheckoutRequestID again returns the first payment and False."""
+    CheckoutRequestID again returns the first payment and False. A callback that came before
+    the registration (kept as unmatched) is applied to the new payment at once."""
     existing = find(tenant_id, checkout_request_id)
     if existing is not None:
         return existing, False
@@ -53,7 +55,52 @@ def register_expected(tenant_id: str, *, checkout_request_id: str, plan: Plan, r
                   router_id=router.id, phone=phone, mac=mac, amount_expected=plan.price, status="expected",
                   callbacks=0, created_at=now, updated_at=now)  # fmt: skip
     db.session.add(row)
+    early = db.session.scalar(
+        select(UnmatchedCallback)
+        .where(UnmatchedCallback.tenant_id == tenant_id, UnmatchedCallback.checkout_request_id == checkout_request_id)
+        .with_for_update()
+    )
+    if early is not None:
+        db.session.flush()
+        _apply_unmatched(early, row.id)
+        db.session.refresh(row)
     return row, True
+
+
+def _apply_unmatched(early: UnmatchedCallback, payment_id: str) -> Handled:
+    """Apply a kept callback to the payment now registered for it, as if it had come now
+    (caller's transaction), and forget it."""
+    handled = handle_callback(early.tenant_id, early.raw_callback.encode())
+    log.info("mpesa callback received before its payment %s was registered: %s", payment_id, handled.outcome)
+    if early.callbacks > 1:  # handle_callback counted one
+        db.session.execute(
+            update(Payment).where(Payment.id == payment_id).values(callbacks=Payment.callbacks + early.callbacks - 1)
+        )
+    db.session.delete(early)
+    db.session.flush()
+    return handled
+
+
+def match_unmatched(limit: int = 500) -> dict[str, Any]:
+    """The scheduler's minute sweep: apply kept callbacks whose payment has been registered
+    since (a registration racing its callback can miss it: neither saw the other's row)."""
+    pairs = db.session.execute(
+        select(UnmatchedCallback, Payment.id)
+        .join(
+            Payment,
+            (Payment.tenant_id == UnmatchedCallback.tenant_id)
+            & (Payment.checkout_request_id == UnmatchedCallback.checkout_request_id),
+        )  # fmt: skip
+        .limit(limit)
+    ).all()
+    published: list[tuple[str, tuple[str, dict[str, Any]]]] = []
+    for early, payment_id in pairs:
+        tenant_id = early.tenant_id
+        published += [(tenant_id, item) for item in _apply_unmatched(early, payment_id).live]
+    db.session.commit()
+    for tenant_id, (event_type, data) in published:
+        live.publish(event_type, subject=data["id"], data=data, tenant_id=tenant_id)
+    return {"matched": len(pairs)}
 
 
 def find(tenant_id: str, checkout_request_id: str) -> Payment | None:
@@ -97,7 +144,7 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
         .where(Payment.tenant_id == tenant_id, Payment.checkout_request_id == callback.checkout_request_id,
                Payment.status == "expected")
         .values(status=status, job_id=case((status == "processing", job_id), else_=None),
-                callbacks=Payment.callbacks + 1, raw_callback=raw.decode("utf-8", "replace").replace("\x00", "")[:20_000],
+                callbacks=Payment.callbacks + 1, raw_callback=_raw_text(raw),
                 callback_at=now, updated_at=now, merchant_request_id=callback.merchant_request_id,
                 result_code=callback.result_code, result_desc=callback.result_desc, amount_paid=callback.amount,
                 receipt_number=callback.receipt_number, transaction_date=callback.transaction_date,
@@ -114,9 +161,15 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
             .execution_options(synchronize_session=False)
         ).scalar()
         if repeat is None:
-            log.warning("mpesa callback for unknown CheckoutRequestID %s (tenant %s)", callback.checkout_request_id,
-                        tenant_id)  # fmt: skip
-            return Handled("unknown")
+            log.warning("mpesa callback for unknown CheckoutRequestID %s (tenant %s): kept until it is registered",
+                        callback.checkout_request_id, tenant_id)  # fmt: skip
+            if not _keep_unmatched(tenant_id, callback, raw, now):
+                return Handled("unknown")  # a repeat: counted, announced once
+            data = {"id": callback.checkout_request_id, "checkout_request_id": callback.checkout_request_id,
+                    "result_code": callback.result_code, "receipt_number": callback.receipt_number,
+                    "amount_paid": None if callback.amount is None else str(callback.amount)}  # fmt: skip
+            events.emit(tenant_id, "payment.unmatched", data)
+            return Handled("unknown", live=[("payment.unmatched", data)])
         return Handled("repeat", repeat)
     if row.status == "processing":
         jobs.submit(PROCESS.name, {"payment_id": row.id}, tenant_id=tenant_id, priority="high", job_id=job_id)
@@ -128,6 +181,33 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
     data = summary(row, reason=reason)
     events.emit(tenant_id, event_type, data)
     return Handled(row.status, row.id, [(event_type, data)])
+
+
+def _keep_unmatched(tenant_id: str, callback: mpesa.Callback, raw: bytes, now: Any) -> bool:
+    """Store a callback nobody registered (its repeats counted), for registration to apply.
+    True for the first of them."""
+    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
+    stmt = insert(UnmatchedCallback).values(
+        tenant_id=tenant_id, checkout_request_id=callback.checkout_request_id, raw_callback=_raw_text(raw),
+        result_code=callback.result_code, amount_paid=callback.amount, receipt_number=callback.receipt_number,
+        callbacks=1, received_at=now,
+    )  # fmt: skip
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "checkout_request_id"], set_={"callbacks": UnmatchedCallback.callbacks + 1}
+    )
+    return db.session.execute(upsert.returning(UnmatchedCallback.callbacks)).scalar_one() == 1
+
+
+def unmatched(tenant_id: str | None = None, limit: int = 100) -> list[UnmatchedCallback]:
+    """Callbacks waiting for their payment, newest first (every tenant's when None)."""
+    query = select(UnmatchedCallback).order_by(UnmatchedCallback.received_at.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(UnmatchedCallback.tenant_id == tenant_id)
+    return list(db.session.scalars(query))
+
+
+def _raw_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").replace("\x00", "")[:20_000]
 
 
 _SUMMARY = (Payment.id, Payment.status, Payment.checkout_request_id, Payment.receipt_number, Payment.amount_expected,

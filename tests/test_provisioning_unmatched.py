@@ -1,0 +1,77 @@
+"""M-Pesa callbacks that arrive before the platform registers their payment: kept, shown to
+operators, and applied the moment the payment is registered (or by the minute sweep when the
+two raced). Nothing Safaricom reports about a customer's money is dropped."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Payment, UnmatchedCallback
+from app.models.base import new_id, utcnow
+from app.services.provisioning import payments
+from tests import test_provisioning as base
+from tests.helpers import fresh, pending_jobs
+from tests.test_provisioning import USERS, call_back, expect_payment, run_all, stk_callback
+
+# The provisioning suite's fixtures: a RouterOS test server and a tenant's router and plan.
+app_config, mikrotik, shop = base.app_config, base.mikrotik, base.shop
+
+
+def unmatched() -> list[UnmatchedCallback]:
+    db.session.rollback()
+    return list(db.session.scalars(select(UnmatchedCallback)))
+
+
+def test_a_paid_callback_before_its_registration_is_kept_then_applied_at_registration(app, api, shop, mikrotik):
+    for _ in range(2):  # Daraja retries
+        answer = call_back(app, shop, stk_callback("ws_CO_early"))
+        assert answer.status_code == 200 and answer.get_json()["ResultCode"] == 0
+    (kept,) = unmatched()
+    assert (kept.checkout_request_id, kept.result_code, kept.callbacks) == ("ws_CO_early", 0, 2)
+    assert str(kept.amount_paid) == "50.00" and kept.receipt_number == "NLJ7RT61SV"
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 0
+    assert base.event_types() == ["payment.unmatched"]  # announced once, not per retry
+
+    payment = expect_payment(api, shop, "ws_CO_early")
+    assert payment["status"] == "processing" and payment["receipt_number"] == "NLJ7RT61SV"
+    assert unmatched() == []
+    assert fresh(Payment, payment["id"]).callbacks == 2
+    run_all("payment.process")
+    run_all("subscription.provision")
+    row = fresh(Payment, payment["id"])
+    assert row.status == "processed"
+    username = api.get(f"/api/v1/subscriptions/{row.subscription_id}").get_json()["username"]
+    assert len(mikrotik.menus.items(USERS, name=username)) == 1
+
+
+def test_a_cancelled_push_reported_before_registration_fails_the_payment_at_registration(app, api, shop):
+    call_back(app, shop, stk_callback("ws_CO_gone", code=1032))
+    payment = expect_payment(api, shop, "ws_CO_gone")
+    assert payment["status"] == "failed" and payment["result_code"] == 1032
+    assert unmatched() == [] and pending_jobs("payment.process") == []
+
+
+def test_the_minute_sweep_applies_a_callback_that_raced_its_registration(app, api, shop):
+    """The registration and the callback committed at once, neither seeing the other's row:
+    the callback is kept although its payment exists. The scheduler's sweep applies it."""
+    call_back(app, shop, stk_callback("ws_CO_race"))
+    now = utcnow()
+    row = Payment(id=new_id(), tenant_id=unmatched()[0].tenant_id, checkout_request_id="ws_CO_race",
+                  plan_id=shop["plan"]["id"], router_id=shop["router"]["id"], phone="+254712345678",
+                  amount_expected=50, status="expected", callbacks=0, created_at=now, updated_at=now)  # fmt: skip
+    db.session.add(row)
+    db.session.commit()
+    assert payments.match_unmatched() == {"matched": 1}
+    assert fresh(Payment, row.id).status == "processing" and unmatched() == []
+    assert len(pending_jobs("payment.process")) == 1
+    assert payments.match_unmatched() == {"matched": 0}
+
+
+def test_operators_see_callbacks_waiting_for_their_payment(app, api, admin, shop):
+    call_back(app, shop, stk_callback("ws_CO_orphan"))
+    page = admin.get("/admin/provisioning/payments").text
+    assert 'id="unmatched-callbacks"' in page
+    assert "<code>ws_CO_orphan</code>" in page.split('id="unmatched-callbacks"')[1].split("</table>")[0]
+    expect_payment(api, shop, "ws_CO_orphan")
+    assert 'id="unmatched-callbacks"' not in admin.get("/admin/provisioning/payments").text
