@@ -147,6 +147,39 @@ def test_a_replayed_signature_gets_no_stored_response(api):
     assert again.status_code == 401 and "Idempotent-Replayed" not in again.headers
 
 
+def test_a_failed_write_cannot_be_replayed(api):
+    """A write that fails keeps nothing but its signature: the same signed request again is 401."""
+    import time
+
+    ts = int(time.time())
+    assert api.post("/api/v1/jobs", {"type": "nope"}, timestamp=ts).status_code == 422
+    assert api.post("/api/v1/jobs", {"type": "nope"}, timestamp=ts).status_code == 401
+
+
+def test_a_twin_that_loses_the_race_answers_with_the_winners_response(api, monkeypatch):
+    """Two cancels with one key: the second looked its key up before the first committed, then
+    found the job cancelled (409). It answers with the first's stored response instead."""
+    from app.services import idempotency
+
+    job_id = api.post("/api/v1/jobs", JOB).get_json()["id"]
+    first = api.post(f"/api/v1/jobs/{job_id}/cancel", headers={"Idempotency-Key": "stop"})
+    assert first.status_code == 200
+    real = idempotency.lookup
+    calls = []
+
+    def lookup_before_the_twin_committed(tenant_id, key, req_hash):
+        calls.append(key)
+        if len(calls) == 1:
+            return idempotency.Claim(tenant_id, key, req_hash)
+        return real(tenant_id, key, req_hash)
+
+    monkeypatch.setattr(idempotency, "lookup", lookup_before_the_twin_committed)
+    second = api.post(f"/api/v1/jobs/{job_id}/cancel", headers={"Idempotency-Key": "stop"})
+    assert len(calls) == 2
+    assert second.status_code == 200 and second.headers["Idempotent-Replayed"] == "true"
+    assert second.get_json() == first.get_json()
+
+
 def test_idempotency_keys_are_per_tenant(api, other_api):
     a = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "same"}).get_json()["id"]
     b = other_api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "same"}).get_json()["id"]

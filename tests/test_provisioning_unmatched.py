@@ -75,3 +75,20 @@ def test_operators_see_callbacks_waiting_for_their_payment(app, api, admin, shop
     assert "<code>ws_CO_orphan</code>" in page.split('id="unmatched-callbacks"')[1].split("</table>")[0]
     expect_payment(api, shop, "ws_CO_orphan")
     assert 'id="unmatched-callbacks"' not in admin.get("/admin/provisioning/payments").text
+
+
+def test_the_sweep_keeps_a_callback_it_cannot_read_and_applies_the_others(app, api, shop):
+    for checkout in ("ws_CO_bad", "ws_CO_good"):
+        call_back(app, shop, stk_callback(checkout))
+    bad = next(u for u in unmatched() if u.checkout_request_id == "ws_CO_bad")
+    bad.raw_callback = "{truncated"
+    now = utcnow()
+    for checkout in ("ws_CO_bad", "ws_CO_good"):
+        db.session.add(Payment(id=new_id(), tenant_id=bad.tenant_id, checkout_request_id=checkout,
+                               plan_id=shop["plan"]["id"], router_id=shop["router"]["id"], phone="+254712345678",
+                               amount_expected=50, status="expected", callbacks=0, created_at=now, updated_at=now))  # fmt: skip
+    db.session.commit()
+    assert payments.match_unmatched() == {"matched": 2}
+    assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_bad"]
+    states = dict(db.session.execute(select(Payment.checkout_request_id, Payment.status)).all())
+    assert states == {"ws_CO_bad": "expected", "ws_CO_good": "processing"}

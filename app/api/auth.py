@@ -15,8 +15,10 @@ import hmac
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app, g, request
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -98,6 +100,10 @@ def _authenticate() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     if getattr(view, "idempotent", False):
         # A write: its signature goes in with its work, in its one transaction (app/api/writes.py).
+        # A replay already recorded is refused now, before the view does anything; one racing
+        # its original is refused by the insert.
+        if db.session.scalar(select(SeenSignature.digest).where(SeenSignature.digest == digest)) is not None:
+            raise AuthFailed("replayed signature")
         g.signature_digest = digest
         return
     _reject_replay(digest)
@@ -107,9 +113,8 @@ def _authenticate() -> None:
 
 def record_signature() -> None:
     """For a write: record the request's signature in its transaction, or refuse a replay
-    (AuthFailed). A request that fails and rolls back forgets its signature; sending it again
-    fails the same way."""
-    digest = g.pop("signature_digest", None)
+    (AuthFailed)."""
+    digest = g.get("signature_digest")
     if digest is None:
         return
     try:
@@ -119,10 +124,28 @@ def record_signature() -> None:
         raise
 
 
+def record_signature_alone() -> None:
+    """For a write whose work was rolled back (an error, or a twin with its Idempotency-Key
+    committed first): record its signature in a transaction of its own, so the request cannot
+    be replayed. Best effort: when the database is what failed, nothing was done either."""
+    digest = g.get("signature_digest")
+    if digest is None:
+        return
+    try:
+        db.session.execute(_insert_signature(digest))
+        db.session.commit()
+    except Exception as err:  # the request's own error is the one to report
+        db.session.rollback()
+        log.warning("signature of a failed write not recorded: %s", err)
+
+
 def _reject_replay(digest: str) -> None:
     """Insert the signature's digest, or raise AuthFailed when it is there already (a second
     use of a signature fails here, or waits for the first request's transaction and then fails)."""
-    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
-    stmt = insert(SeenSignature).values(digest=digest, seen_at=utcnow()).on_conflict_do_nothing()
-    if db.session.execute(stmt.returning(SeenSignature.digest)).first() is None:
+    if db.session.execute(_insert_signature(digest).returning(SeenSignature.digest)).first() is None:
         raise AuthFailed("replayed signature")
+
+
+def _insert_signature(digest: str) -> Any:
+    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
+    return insert(SeenSignature).values(digest=digest, seen_at=utcnow()).on_conflict_do_nothing()

@@ -32,25 +32,34 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
         if key is not None:
             found = _look_up(key)
             if isinstance(found, idempotency.Replay):
-                auth.record_signature()  # a replayed signature is refused before any stored answer
-                db.session.commit()
                 return _replayed(found)
             claim = found
         try:
             response = make_response(view(*args, **kwargs))
-            if response.status_code >= 500:
-                db.session.rollback()  # nothing of a failed request is kept, nor its key
-                return response
+        except Exception:
+            # The view may have failed on a twin's committed work (a job it cancelled, a row it
+            # inserted): when the twin's answer is there, that is the answer.
+            db.session.rollback()
+            twin = _twin_answer(claim)
+            if twin is not None:
+                return twin
+            auth.record_signature_alone()
+            raise
+        if response.status_code >= 500:
+            db.session.rollback()  # nothing of a failed request is kept, nor its key
+            auth.record_signature_alone()
+            return response
+        try:
             auth.record_signature()
             if claim is not None:
                 headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
                 stored = idempotency.store(claim, response.status_code, response.get_json(silent=True), headers,
                                            sealed=bool(g.get("sealed_response")))  # fmt: skip
-                if not stored:  # a concurrent request with this key committed first: answer as it did
+                if not stored:  # a twin with this key committed first: answer as it did
                     db.session.rollback()
-                    again = _look_up(key)
-                    if isinstance(again, idempotency.Replay):
-                        return _replayed(again)
+                    twin = _twin_answer(claim)
+                    if twin is not None:
+                        return twin
                     raise RuntimeError("an Idempotency-Key record vanished while its twin request ran")
             db.session.commit()
         except Exception:
@@ -60,6 +69,21 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
 
     wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
     return wrapper
+
+
+def _twin_answer(claim: idempotency.Claim | None) -> Response | None:
+    """After a rollback: the stored answer of a request with the same key that committed
+    meanwhile, or None."""
+    if claim is None:
+        return None
+    try:
+        found = _look_up(claim.key)
+    except ApiProblem:  # the key answered another request meanwhile (422)
+        raise
+    except Exception:  # the database that failed the request fails this too: report the first
+        db.session.rollback()
+        return None
+    return _replayed(found) if isinstance(found, idempotency.Replay) else None
 
 
 def _look_up(key: str) -> idempotency.Replay | idempotency.Claim:
@@ -79,6 +103,13 @@ def _look_up(key: str) -> idempotency.Replay | idempotency.Claim:
 
 
 def _replayed(replay: idempotency.Replay) -> Response:
+    """The stored answer; the signature is recorded first (a replayed one is refused)."""
+    try:
+        auth.record_signature()
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
     response = Response(json.dumps(replay.body), status=replay.status, mimetype="application/json")
     response.headers.update(replay.headers)
     response.headers["Idempotent-Replayed"] = "true"

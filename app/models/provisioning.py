@@ -137,8 +137,8 @@ class Payment(db.Model):
 
 class UnmatchedCallback(db.Model):
     """A Daraja callback for a CheckoutRequestID no payment was registered for (yet): kept until
-    the platform registers it (then applied to the payment at once) or an operator reconciles it.
-    The customer may have paid: nothing Safaricom tells us is dropped."""
+    the platform registers it (then applied to the payment at once), and listed for operators
+    meanwhile. The customer may have paid: nothing Safaricom tells us is dropped."""
 
     __tablename__ = "unmatched_callbacks"
     __table_args__ = (UniqueConstraint("tenant_id", "checkout_request_id", name="uq_unmatched_tenant_checkout"),)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema, fields
-from sqlalchemy import case, literal, select, update
+from sqlalchemy import case, delete, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -72,6 +72,9 @@ def _apply_unmatched(early: UnmatchedCallback, payment_id: str) -> Handled:
     (caller's transaction), and forget it."""
     handled = handle_callback(early.tenant_id, early.raw_callback.encode())
     log.info("mpesa callback received before its payment %s was registered: %s", payment_id, handled.outcome)
+    if handled.outcome == "unreadable":  # cannot be: it was read once. Keep it for an operator.
+        log.error("kept mpesa callback %s no longer reads; left for an operator", early.id)
+        return handled
     if early.callbacks > 1:  # handle_callback counted one
         db.session.execute(
             update(Payment).where(Payment.id == payment_id).values(callbacks=Payment.callbacks + early.callbacks - 1)
@@ -92,11 +95,16 @@ def match_unmatched(limit: int = 500) -> dict[str, Any]:
             & (Payment.checkout_request_id == UnmatchedCallback.checkout_request_id),
         )  # fmt: skip
         .limit(limit)
+        .with_for_update(of=UnmatchedCallback, skip_locked=True)  # a registration applying it holds it
     ).all()
     published: list[tuple[str, tuple[str, dict[str, Any]]]] = []
     for early, payment_id in pairs:
         tenant_id = early.tenant_id
-        published += [(tenant_id, item) for item in _apply_unmatched(early, payment_id).live]
+        try:
+            with db.session.begin_nested():  # one bad row does not hold back the others
+                published += [(tenant_id, item) for item in _apply_unmatched(early, payment_id).live]
+        except Exception:
+            log.exception("kept mpesa callback %s could not be applied to payment %s", early.id, payment_id)
     db.session.commit()
     for tenant_id, (event_type, data) in published:
         live.publish(event_type, subject=data["id"], data=data, tenant_id=tenant_id)
@@ -165,6 +173,14 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
                         callback.checkout_request_id, tenant_id)  # fmt: skip
             if not _keep_unmatched(tenant_id, callback, raw, now):
                 return Handled("unknown")  # a repeat: counted, announced once
+            if find(tenant_id, callback.checkout_request_id) is not None:
+                # PostgreSQL: the registration committed while this insert waited on its lock
+                # (it applied an earlier copy of this callback). Count this one as a repeat.
+                db.session.execute(
+                    delete(UnmatchedCallback).where(UnmatchedCallback.tenant_id == tenant_id,
+                                                    UnmatchedCallback.checkout_request_id == callback.checkout_request_id)
+                )  # fmt: skip
+                return handle_callback(tenant_id, raw)
             data = {"id": callback.checkout_request_id, "checkout_request_id": callback.checkout_request_id,
                     "result_code": callback.result_code, "receipt_number": callback.receipt_number,
                     "amount_paid": None if callback.amount is None else str(callback.amount)}  # fmt: skip
