@@ -46,6 +46,8 @@ def create_app(config: Any = None) -> Flask:
     outbox.install()
 
     from app import admin, api, cli, health, live, public
+
+    live.install()
     from app.services import audit
 
     api.register(app)

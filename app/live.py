@@ -20,6 +20,8 @@ from typing import Any
 from flask import Flask, current_app, session
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, scoped_session
 
 from app.extensions import queue, socketio
 from app.models.base import utcnow
@@ -67,6 +69,39 @@ def publish(
     except Exception as err:
         log.warning("live event %s not published: %s", event_type, err)
     return payload
+
+
+_PENDING = "opsdeck_live_pending"
+
+
+def publish_after_commit(
+    session: Any, event_type: str, *, subject: str, data: dict[str, Any] | None = None, tenant_id: str | None = None
+) -> None:
+    """Publish once `session`'s transaction commits; dropped on rollback. For code inside a
+    transaction it does not commit itself (a view under `write`, a scheduler sweep)."""
+    if isinstance(session, scoped_session):
+        session = session()
+    if not session.in_transaction():
+        session.begin()  # so that a rollback ends something, and drops the event with it
+    session.info.setdefault(_PENDING, []).append((event_type, subject, data, tenant_id))
+
+
+def install(session_class: Any = Session) -> None:
+    """Hook publish_after_commit into SQLAlchemy sessions (idempotent)."""
+    if sa_event.contains(session_class, "after_commit", _after_commit):
+        return
+    sa_event.listen(session_class, "after_commit", _after_commit)
+    sa_event.listen(session_class, "after_transaction_end", _after_transaction_end)
+
+
+def _after_commit(session: Session) -> None:
+    for event_type, subject, data, tenant_id in session.info.pop(_PENDING, ()):
+        publish(event_type, subject=subject, data=data, tenant_id=tenant_id)
+
+
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the whole transaction ended without a commit (or after one)
+        session.info.pop(_PENDING, None)
 
 
 def recent(limit: int = 20) -> list[dict[str, Any]]:

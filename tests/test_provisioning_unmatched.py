@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from app import live
 from app.extensions import db
 from app.models import Payment, UnmatchedCallback
 from app.models.base import new_id, utcnow
@@ -47,9 +48,12 @@ def test_a_paid_callback_before_its_registration_is_kept_then_applied_at_registr
 
 def test_a_cancelled_push_reported_before_registration_fails_the_payment_at_registration(app, api, shop):
     call_back(app, shop, stk_callback("ws_CO_gone", code=1032))
+    assert [e["type"] for e in live.recent()] == ["payment.unmatched"]
     payment = expect_payment(api, shop, "ws_CO_gone")
     assert payment["status"] == "failed" and payment["result_code"] == 1032
     assert unmatched() == [] and pending_jobs("payment.process") == []
+    # Operators hear of it once the registration commits (published after its commit).
+    assert [(e["type"], e["subject"]) for e in live.recent()][0] == ("payment.failed", payment["id"])
 
 
 def test_the_minute_sweep_applies_a_callback_that_raced_its_registration(app, api, shop):

@@ -62,7 +62,8 @@ def register_expected(tenant_id: str, *, checkout_request_id: str, plan: Plan, r
     )
     if early is not None:
         db.session.flush()
-        _apply_unmatched(early, row.id)
+        for event_type, data in _apply_unmatched(early, row.id).live:
+            live.publish_after_commit(db.session, event_type, subject=data["id"], data=data, tenant_id=tenant_id)
         db.session.refresh(row)
     return row, True
 
@@ -97,17 +98,16 @@ def match_unmatched(limit: int = 500) -> dict[str, Any]:
         .limit(limit)
         .with_for_update(of=UnmatchedCallback, skip_locked=True)  # a registration applying it holds it
     ).all()
-    published: list[tuple[str, tuple[str, dict[str, Any]]]] = []
     for early, payment_id in pairs:
         tenant_id = early.tenant_id
         try:
             with db.session.begin_nested():  # one bad row does not hold back the others
-                published += [(tenant_id, item) for item in _apply_unmatched(early, payment_id).live]
+                for event_type, data in _apply_unmatched(early, payment_id).live:
+                    live.publish_after_commit(db.session, event_type, subject=data["id"], data=data,
+                                              tenant_id=tenant_id)  # fmt: skip
         except Exception:
             log.exception("kept mpesa callback %s could not be applied to payment %s", early.id, payment_id)
     db.session.commit()
-    for tenant_id, (event_type, data) in published:
-        live.publish(event_type, subject=data["id"], data=data, tenant_id=tenant_id)
     return {"matched": len(pairs)}
 
 
