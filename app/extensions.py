@@ -28,6 +28,17 @@ NAMING_CONVENTION = {
 #: expire_on_commit=False: a request's objects stay readable after its commit (responses are
 #: built from them) instead of each attribute access reloading the row.
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False})
+
+
+def conflict_insert(model: Any) -> Any:
+    """`INSERT` for `model` with this database's ON CONFLICT clauses (SQLite's and PostgreSQL's
+    share `on_conflict_do_nothing` / `on_conflict_do_update`)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = sqlite if db.engine.dialect.name == "sqlite" else postgresql
+    return dialect.insert(model)
+
+
 migrate = Migrate()
 socketio = SocketIO()
 login = LoginManager()

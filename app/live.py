@@ -21,9 +21,9 @@ from flask import Flask, current_app, session
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session
 
-from app.extensions import queue, socketio
+from app.extensions import db, queue, socketio
 from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,11 @@ _PENDING = "opsdeck_live_pending"
 
 
 def publish_after_commit(
-    session: Any, event_type: str, *, subject: str, data: dict[str, Any] | None = None, tenant_id: str | None = None
+    event_type: str, *, subject: str, data: dict[str, Any] | None = None, tenant_id: str | None = None
 ) -> None:
-    """Publish once `session`'s transaction commits; dropped on rollback. For code inside a
-    transaction it does not commit itself (a view under `write`, a scheduler sweep)."""
-    if isinstance(session, scoped_session):
-        session = session()
+    """Publish once the current database transaction commits; dropped on rollback. For code
+    inside a transaction its caller commits (a view under `write`, a scheduler sweep)."""
+    session = db.session()
     if not session.in_transaction():
         session.begin()  # so that a rollback ends something, and drops the event with it
     session.info.setdefault(_PENDING, []).append((event_type, subject, data, tenant_id))

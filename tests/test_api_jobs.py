@@ -134,17 +134,24 @@ def test_idempotency_key_with_another_body_is_422(api):
     assert db.session.query(Job).count() == 1
 
 
-def test_a_replayed_signature_gets_no_stored_response(api):
-    """Replay protection comes before the Idempotency-Key: a captured request sent again is
-    refused, not answered with the first response."""
+def test_a_replayed_signature_gets_no_stored_response(api, monkeypatch):
+    """Replay protection comes before the Idempotency-Key and before the view: a captured request
+    sent again is refused without being run, not answered with the first response."""
     import time
 
-    headers = {"Idempotency-Key": "captured"}
-    ts = int(time.time())
-    first = api.post("/api/v1/jobs", JOB, headers=headers, timestamp=ts)
-    assert first.status_code == 202
-    again = api.post("/api/v1/jobs", JOB, headers=headers, timestamp=ts)
-    assert again.status_code == 401 and "Idempotent-Replayed" not in again.headers
+    from app.services import jobs
+
+    submitted = []
+    real_submit = jobs.submit
+    monkeypatch.setattr(jobs, "submit", lambda *a, **k: submitted.append(a) or real_submit(*a, **k))
+    for headers in ({"Idempotency-Key": "captured"}, {}):
+        ts = int(time.time()) - 10 * len(submitted)
+        first = api.post("/api/v1/jobs", JOB, headers=headers, timestamp=ts)
+        assert first.status_code == 202
+        ran = len(submitted)
+        again = api.post("/api/v1/jobs", JOB, headers=headers, timestamp=ts)
+        assert again.status_code == 401 and "Idempotent-Replayed" not in again.headers
+        assert len(submitted) == ran  # the view did not run
 
 
 def test_a_failed_write_cannot_be_replayed(api):

@@ -142,9 +142,9 @@ def test_an_event_published_by_one_web_process_reaches_a_client_of_another(app, 
 def test_events_published_after_commit_wait_for_it_and_go_with_a_rollback(app):
     from app import live
 
-    live.publish_after_commit(db.session, "test.rolled_back", subject="a")
+    live.publish_after_commit("test.rolled_back", subject="a")
     db.session.rollback()
-    live.publish_after_commit(db.session, "test.committed", subject="b")
+    live.publish_after_commit("test.committed", subject="b")
     assert live.recent() == []  # nothing before the commit
     db.session.commit()
     assert [e["type"] for e in live.recent()] == ["test.committed"]

@@ -19,13 +19,11 @@ from typing import Any
 
 from flask import current_app, g, request
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app import metrics
 from app.api.errors import ApiProblem
 from app.client import signature as sign
-from app.extensions import db
+from app.extensions import conflict_insert, db
 from app.models import SeenSignature
 from app.models.base import utcnow
 from app.services import tenants
@@ -147,5 +145,4 @@ def _reject_replay(digest: str) -> None:
 
 
 def _insert_signature(digest: str) -> Any:
-    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
-    return insert(SeenSignature).values(digest=digest, seen_at=utcnow()).on_conflict_do_nothing()
+    return conflict_insert(SeenSignature).values(digest=digest, seen_at=utcnow()).on_conflict_do_nothing()

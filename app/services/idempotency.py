@@ -19,10 +19,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.extensions import db
+from app.extensions import conflict_insert, db
 from app.models import IdempotencyRecord
 from app.models.base import utcnow
 from app.services import crypto
@@ -79,9 +77,8 @@ def store(claim: Claim, status: int, body: Any, headers: dict[str, str], *, seal
     if claim.expired_id is not None:
         db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.expired_id))
     now = utcnow()
-    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
     stmt = (
-        insert(IdempotencyRecord)
+        conflict_insert(IdempotencyRecord)
         .values(
             tenant_id=claim.tenant_id,
             key=claim.key,

@@ -89,7 +89,7 @@ def mpesa_callback(token: str) -> Response:
     if tenant_id is None:
         raise ApiProblem(404, "Not found", "No such callback.", type="not-found")
     handled = payments.handle_callback(tenant_id, request.get_data(cache=False))
-    db.session.commit()
     for event_type, data in handled.live:
-        live.publish(event_type, subject=data["id"], data=data, tenant_id=tenant_id)
+        live.publish_after_commit(event_type, subject=data["id"], data=data, tenant_id=tenant_id)
+    db.session.commit()
     return jsonify(mpesa.ACK)

@@ -11,11 +11,9 @@ from typing import Any
 
 from marshmallow import Schema, fields
 from sqlalchemy import case, delete, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app import live
-from app.extensions import db
+from app.extensions import conflict_insert, db
 from app.jobtypes import JobType, register
 from app.models.base import new_id, utcnow
 from app.models.provisioning import Payment, Plan, Router, Subscriber, UnmatchedCallback
@@ -63,7 +61,7 @@ def register_expected(tenant_id: str, *, checkout_request_id: str, plan: Plan, r
     if early is not None:
         db.session.flush()
         for event_type, data in _apply_unmatched(early, row.id).live:
-            live.publish_after_commit(db.session, event_type, subject=data["id"], data=data, tenant_id=tenant_id)
+            live.publish_after_commit(event_type, subject=data["id"], data=data, tenant_id=tenant_id)
         db.session.refresh(row)
     return row, True
 
@@ -103,8 +101,7 @@ def match_unmatched(limit: int = 500) -> dict[str, Any]:
         try:
             with db.session.begin_nested():  # one bad row does not hold back the others
                 for event_type, data in _apply_unmatched(early, payment_id).live:
-                    live.publish_after_commit(db.session, event_type, subject=data["id"], data=data,
-                                              tenant_id=tenant_id)  # fmt: skip
+                    live.publish_after_commit(event_type, subject=data["id"], data=data, tenant_id=tenant_id)
         except Exception:
             log.exception("kept mpesa callback %s could not be applied to payment %s", early.id, payment_id)
     db.session.commit()
@@ -202,8 +199,7 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
 def _keep_unmatched(tenant_id: str, callback: mpesa.Callback, raw: bytes, now: Any) -> bool:
     """Store a callback nobody registered (its repeats counted), for registration to apply.
     True for the first of them."""
-    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
-    stmt = insert(UnmatchedCallback).values(
+    stmt = conflict_insert(UnmatchedCallback).values(
         tenant_id=tenant_id, checkout_request_id=callback.checkout_request_id, raw_callback=_raw_text(raw),
         result_code=callback.result_code, amount_paid=callback.amount, receipt_number=callback.receipt_number,
         callbacks=1, received_at=now,
@@ -263,9 +259,8 @@ def process(payment_id: str) -> dict[str, Any]:
 
 def subscriber_for(tenant_id: str, phone: str, mac: str | None) -> Subscriber:
     """The subscriber for this phone, made once even when two payments race (ON CONFLICT)."""
-    insert = sqlite_insert if db.engine.dialect.name == "sqlite" else pg_insert
     db.session.execute(
-        insert(Subscriber)
+        conflict_insert(Subscriber)
         .values(id=new_id(), tenant_id=tenant_id, phone=phone, mac=mac, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["tenant_id", "phone"])
     )
