@@ -284,6 +284,24 @@ def test_dashboard_draws_throughput_charts_without_a_library(app, admin):
     assert "3 succeeded, 1 failed" in page
 
 
+def test_minutes_not_yet_rolled_up_are_read_live_from_redis(app):
+    from datetime import UTC, datetime, timedelta
+
+    from app.extensions import queue
+    from app.services import stats
+
+    now = datetime(2026, 11, 23, 10, 30, 20, tzinfo=UTC)
+    stats.count({"succeeded": 4}, now=(now - timedelta(minutes=1)).timestamp())  # the minute that just ended
+    stats.count({"succeeded": 2, "failed": 1}, now=now.timestamp())
+    drawn = stats.with_live_minutes(stats.series("minute", 60, now=now))
+    assert [(b["succeeded"], b["failed"]) for b in drawn[-3:]] == [(0, 0), (4, 0), (2, 1)]
+    # Once rolled up, Redis losing its counters does not empty the chart.
+    stats.rollup(now=now)
+    queue.redis.flushall()
+    drawn = stats.with_live_minutes(stats.series("minute", 60, now=now))
+    assert [(b["succeeded"], b["failed"]) for b in drawn[-2:]] == [(4, 0), (2, 1)]
+
+
 def test_dashboard_live_part_is_served_alone(app, admin):
     part = admin.get("/admin/?part=live").text
     assert part.lstrip().startswith('<div id="dashboard-live">') and "<html" not in part

@@ -14,7 +14,7 @@ from app.services import stats
 def dashboard() -> Any:
     queues = [q for q in stats.queue_stats() if q.waiting or q.delayed or q.running or q.retrying or q.dead]
     charts = [
-        ("Last hour, per minute", stats.with_current_minute(stats.series("minute", 60)), "%H:%M"),
+        ("Last hour, per minute", stats.with_live_minutes(stats.series("minute", 60)), "%H:%M"),
         ("Last 24 hours, per hour", stats.series("hour", 24), "%H:00"),
         ("Last 30 days, per day", stats.series("day", 30), "%m-%d"),
     ]

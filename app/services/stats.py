@@ -177,16 +177,20 @@ def series(granularity: str, buckets: int, now: datetime | None = None) -> list[
     return out
 
 
-def with_current_minute(series_: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The minute series with its last (current) bucket read live from Redis."""
+def with_live_minutes(series_: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The minute series with every bucket Redis still holds read live (one pipeline), so a
+    minute that ended since the last rollup is not drawn empty until the next one."""
     if not series_:
         return series_
-    last = series_[-1]
     try:
-        counts = queue.redis.hgetall(_MINUTE_KEY.format(int(last["start"].timestamp())))
-    except Exception:
+        pipe = queue.redis.pipeline(transaction=False)
+        for bucket in series_:
+            pipe.hgetall(_MINUTE_KEY.format(int(bucket["start"].timestamp())))
+        live = pipe.execute()
+    except Exception:  # Redis down: the database's rolled-up figures are what there is
         return series_
-    if counts:
-        last["succeeded"] = max(last["succeeded"], int(counts.get(b"succeeded", 0)))
-        last["failed"] = max(last["failed"], int(counts.get(b"failed", 0)))
+    for bucket, counts in zip(series_, live, strict=True):
+        if counts:  # a Redis restart may have lost a minute already rolled up: keep the larger
+            bucket["succeeded"] = max(bucket["succeeded"], int(counts.get(b"succeeded", 0)))
+            bucket["failed"] = max(bucket["failed"], int(counts.get(b"failed", 0)))
     return series_
