@@ -95,7 +95,7 @@ class OpsdeckClient:
                 response = self.session.request(
                     method, self.base_url + path, data=data, headers=headers, timeout=self.timeout
                 )
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # safe: the same Idempotency-Key
                 if attempt == self.retries:
                     raise
             else:

@@ -60,7 +60,7 @@ def test_python_client_retries_connection_errors_without_doubling(app, tenant, w
     import time
 
     port = free_port()
-    client = OpsdeckClient(f"http://127.0.0.1:{port}", tenant.key_id, tenant.secret, retries=6, backoff=0.5)
+    client = OpsdeckClient(f"http://127.0.0.1:{port}", tenant.key_id, tenant.secret, retries=6, backoff=0.5, timeout=30)
     result = {}
 
     def send():

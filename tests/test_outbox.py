@@ -126,7 +126,7 @@ def small_pool(database_url):
     from app.config import _engine_options
 
     options = _engine_options(database_url)
-    options.update(pool_size=2, max_overflow=0, pool_timeout=5)
+    options.update(pool_size=2, max_overflow=0, pool_timeout=20)  # a deadlock still ends in 500s
     return options
 
 

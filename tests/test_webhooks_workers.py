@@ -36,8 +36,9 @@ def test_500_500_200_is_three_attempts_at_the_scheduled_offsets(app, api, worker
     got = receiver.on("/hook")
     assert len(got) == 3 and len({r.headers["webhook-id"] for r in got}) == 1
     gaps = [b.at - a.at for a, b in zip(got, got[1:], strict=False)]
-    # Never early (schedule 1 s then 2 s, each −20% at most); late only by scheduling overhead.
-    assert 0.8 <= gaps[0] <= 1.2 + 3 and 1.6 <= gaps[1] <= 2.4 + 3, gaps
+    # Never early (schedule 1 s then 2 s, each −20% at most); late only by scheduling overhead
+    # (delayed messages wait for idle consumer polls: up to ~2 s, more on a loaded machine).
+    assert 0.8 <= gaps[0] <= 1.2 + 8 and 1.6 <= gaps[1] <= 2.4 + 8, gaps
     row = delivery_row(row_id)
     assert row.attempts == 3 and row.status == "succeeded"
 

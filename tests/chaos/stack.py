@@ -32,7 +32,7 @@ FAMILY_QUEUES = {
 #: (a scenario measures correctness, not politeness). Retention is off: its daily run must not
 #: delete what a scenario reconciles.
 CHAOS_ENV: dict[str, Any] = {
-    "JOB_LEASE_SECONDS": 3,
+    "JOB_LEASE_SECONDS": 6,  # a live worker stalled 2-3 s on a loaded machine keeps its jobs
     "OUTBOX_RELAY_INTERVAL": 0.5,
     "OUTBOX_GRACE_SECONDS": 1,
     "OPSDECK_DISABLED_FAMILIES": "retention",

@@ -82,8 +82,9 @@ def test_redis_restarted_mid_run(app, stack, tenant_key, broker_redis, sink, hoo
     restarts = []
     for restart in range(2):
         # A backlog the workers cannot take in at once: confirmed `queued` in the ledger, waiting in Redis.
-        backlog = [shop.echo(f"backlog {restart}-{i}", sleep=0.3) for i in range(60)]
-        wait_until(lambda b=backlog: _queued(b) >= 30, 30, 0.1, what="the backlog to be queued in Redis")
+        # Each takes 1 s, so four threads drain 4/s: the backlog waits however slow the posts are.
+        backlog = [shop.echo(f"backlog {restart}-{i}", sleep=1.0) for i in range(60)]
+        wait_until(lambda b=backlog: _queued(b) >= 20, 30, 0.1, what="the backlog to be queued in Redis")
         queued = _queued(backlog)
         broker_redis.stop()
         time.sleep(1)
