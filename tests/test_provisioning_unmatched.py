@@ -96,3 +96,39 @@ def test_the_sweep_keeps_a_callback_it_cannot_read_and_applies_the_others(app, a
     assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_bad"]
     states = dict(db.session.execute(select(Payment.checkout_request_id, Payment.status)).all())
     assert states == {"ws_CO_bad": "expected", "ws_CO_good": "processing"}
+
+
+def test_an_admin_dismisses_a_settled_callback_and_the_audit_log_keeps_it(app, api, admin, shop):
+    from app.models import AuditEntry
+    from tests.helpers import post
+
+    call_back(app, shop, stk_callback("ws_CO_refunded"))
+    call_back(app, shop, stk_callback("ws_CO_waiting"))
+    target = next(u for u in unmatched() if u.checkout_request_id == "ws_CO_refunded")
+    target_id, tenant_id = target.id, target.tenant_id
+    assert f"/unmatched/{target_id}/dismiss" in admin.get("/admin/provisioning/payments").text
+    response = post(admin, f"/admin/provisioning/payments/unmatched/{target_id}/dismiss")
+    assert response.status_code == 302
+    assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_waiting"]
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "payment.unmatched_dismiss")).one()
+    assert entry.target == "ws_CO_refunded" and entry.tenant_id == tenant_id
+    assert entry.details["receipt_number"] == "NLJ7RT61SV" and entry.details["amount_paid"] == "50.00"
+    assert post(admin, f"/admin/provisioning/payments/unmatched/{target_id}/dismiss").status_code == 404
+    # A payment registered for it later is a payment like any other: expected, not applied.
+    assert expect_payment(api, shop, "ws_CO_refunded")["status"] == "expected"
+
+
+def test_retention_ages_out_callbacks_nobody_registered(app, shop):
+    from datetime import timedelta
+
+    from app.services import retention
+
+    call_back(app, shop, stk_callback("ws_CO_ancient"))
+    call_back(app, shop, stk_callback("ws_CO_recent"))
+    ancient = next(u for u in unmatched() if u.checkout_request_id == "ws_CO_ancient")
+    ancient.received_at = utcnow() - timedelta(days=91)
+    db.session.commit()
+    record = retention.run(triggered_by="test")
+    assert record.status == "completed", record.error
+    assert record.counts["unmatched_callbacks"] == 1
+    assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_recent"]

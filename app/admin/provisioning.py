@@ -292,6 +292,18 @@ def payment_decide(payment_id: str, decision: str) -> Any:
     return back
 
 
+@bp.post("/provisioning/payments/unmatched/<int:unmatched_id>/dismiss")
+@admin_required
+def unmatched_dismiss(unmatched_id: int) -> Any:
+    _checked_form()
+    row = payments.dismiss_unmatched(unmatched_id, actor=actor())
+    if row is None:
+        abort(404, "No such callback.")
+    db.session.commit()
+    flash(f"Callback {row.checkout_request_id} dismissed; the audit log keeps what it said.", "ok")
+    return redirect(url_for("admin.payments"))
+
+
 # -- vouchers -----------------------------------------------------------------------------
 @bp.get("/provisioning/vouchers", endpoint="vouchers")
 def vouchers_page() -> Any:

@@ -34,6 +34,7 @@ from app.models import (
     RetentionPolicy,
     RetentionRun,
     Scan,
+    UnmatchedCallback,
     WebhookAttempt,
     WebhookDelivery,
 )
@@ -147,6 +148,8 @@ KINDS: list[Kind] = [
          lambda: [Scan.status.in_(("clean", "rejected", "error"))], _scan_hold, cleanup.entomb),
     Kind("scans_quarantined", Scan, Scan.created_at, 30, "infected scans (with their quarantined files)",
          lambda: [Scan.status == "infected"], _scan_hold, cleanup.entomb),
+    Kind("unmatched_callbacks", UnmatchedCallback, UnmatchedCallback.received_at, 90,
+         "M-Pesa callbacks no payment was ever registered for", hold=_tenant_hold(UnmatchedCallback.tenant_id)),
     Kind("audit_log", AuditEntry, AuditEntry.created_at, 365, "audit log entries", hold=_tenant_hold(AuditEntry.tenant_id)),
 ]  # fmt: skip
 BY_NAME = {k.name: k for k in KINDS}

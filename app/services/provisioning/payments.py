@@ -218,6 +218,20 @@ def unmatched(tenant_id: str | None = None, limit: int = 100) -> list[UnmatchedC
     return list(db.session.scalars(query))
 
 
+def dismiss_unmatched(unmatched_id: int, *, actor: str) -> UnmatchedCallback | None:
+    """An operator settled a callback nobody registered (refunded, or registered elsewhere):
+    it goes from the list, and the audit log keeps what it said (caller commits)."""
+    row = db.session.get(UnmatchedCallback, unmatched_id)
+    if row is None:
+        return None
+    audit.record(actor, "payment.unmatched_dismiss", target=row.checkout_request_id, tenant_id=row.tenant_id,
+                 details={"result_code": row.result_code, "receipt_number": row.receipt_number,
+                          "amount_paid": None if row.amount_paid is None else str(row.amount_paid),
+                          "callbacks": row.callbacks, "received_at": row.received_at.isoformat()})  # fmt: skip
+    db.session.delete(row)
+    return row
+
+
 def _raw_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").replace("\x00", "")[:20_000]
 
