@@ -200,6 +200,8 @@ class Config:
         self.SENTRY_RELEASE = _env("SENTRY_RELEASE", "")
         #: Share of requests and jobs traced for performance (0: none, errors only).
         self.SENTRY_TRACES_SAMPLE_RATE = _float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
+        #: Report every failed attempt of a job, not only the one that leaves it dead.
+        self.SENTRY_REPORT_RETRIES = _bool("SENTRY_REPORT_RETRIES", False)
 
         # Metrics (Prometheus)
         #: Where every process writes its samples (prometheus_client multiprocess mode); emptied

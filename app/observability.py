@@ -17,6 +17,7 @@ from typing import Any
 import sentry_sdk
 from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 from sentry_sdk.integrations.flask import FlaskIntegration
+from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from app.config import ROOT
@@ -105,6 +106,7 @@ def init_sentry(config: Mapping[str, Any]) -> bool:
         "environment": config.get("SENTRY_ENVIRONMENT") or config.get("OPSDECK_ENV") or "production",
         "release": config.get("SENTRY_RELEASE") or git_commit(ROOT),
         "traces_sample_rate": float(config.get("SENTRY_TRACES_SAMPLE_RATE") or 0),
+        "report_retries": bool(config.get("SENTRY_REPORT_RETRIES")),
     }
     client = sentry_sdk.get_client()
     if options == _started and client.is_active():
@@ -112,13 +114,17 @@ def init_sentry(config: Mapping[str, Any]) -> bool:
     if client.is_active():
         client.close(timeout=2)
     scrubber = Scrubber(config_secrets(config))
+    # A failed job is reported by the Dramatiq integration once the Ledger has tagged what
+    # becomes of it (see job_outcome), not through Dramatiq's own log line, which comes first.
+    ignore_logger(DRAMATIQ_WORKER_LOGGER)
+    sdk_options = {k: v for k, v in options.items() if k != "report_retries"}
     sentry_sdk.init(
-        **options,
+        **sdk_options,
         integrations=[FlaskIntegration(), DramatiqIntegration()],
         # send_default_pii is left unset: that is "off" (no cookies, IPs or user data), and
         # sentry-sdk 2.x deprecates passing it; data_collection would switch EventScrubber off.
         event_scrubber=EventScrubber(denylist=DENYLIST, recursive=True),
-        before_send=scrubber.event,
+        before_send=scrubber.event if options["report_retries"] else _unless_retried(scrubber.event),
         before_send_transaction=scrubber.event,
         # No sentry-trace/baggage headers on outbound HTTP: those calls go to customers' endpoints.
         trace_propagation_targets=[],
@@ -139,6 +145,30 @@ def tag_job(job_id: str, job_type: str, tenant_id: str | None, actor_name: str) 
         scope.set_tag("tenant", tenant_id)
     else:
         scope.remove_tag("tenant")
+
+
+#: Dramatiq's worker threads log every failed attempt here ("Failed to process message …").
+DRAMATIQ_WORKER_LOGGER = "dramatiq.worker.WorkerThread"
+
+
+def job_outcome(status: str) -> None:
+    """What became of the failed job this thread ran (`retrying` or `dead`), as the tag
+    `job_outcome`. The Ledger sets it before the Dramatiq integration captures the exception:
+    Dramatiq calls middleware after-hooks last to first, and the integration's comes first."""
+    if status and sentry_sdk.get_client().get_integration(DramatiqIntegration) is not None:
+        sentry_sdk.get_isolation_scope().set_tag("job_outcome", status)
+
+
+def _unless_retried(send: Any) -> Any:
+    """before_send that drops a job's failed attempt that will be retried (SENTRY_REPORT_RETRIES
+    off): a flaky endpoint retried ten times is one event, when its job dies, not ten."""
+
+    def before_send(event: dict[str, Any], hint: Any = None) -> dict[str, Any] | None:
+        if (event.get("tags") or {}).get("job_outcome") == "retrying":
+            return None
+        return send(event, hint)
+
+    return before_send
 
 
 class Scrubber:

@@ -165,6 +165,28 @@ def test_failing_job_on_a_worker_is_reported_with_job_tags_and_no_secret(app, wo
     assert_nowhere(sentry_host, api_secret, api_secret[3:], webhook_secret, webhook_secret[6:], ENCRYPTION_KEY)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("report_retries", [False, True], ids=["dead-only", "every-attempt"])
+def test_a_job_is_reported_once_when_it_dies_unless_every_attempt_is_asked_for(app, workers, sentry_host,
+                                                                               report_retries):  # fmt: skip
+    workers.start(["default"], threads=1, SENTRY_DSN=dsn(sentry_host), SENTRY_REPORT_RETRIES=int(report_retries))
+    job_id = submit(payload={"message": "flaky", "fail": True}, max_attempts=3)
+    assert wait_for_status(job_id, "dead", logs=workers.logs).attempts == 3
+
+    def crashes() -> list[dict[str, Any]]:
+        found = [e for e in events(sentry_host)
+                 if "EchoFailure" in exception_types(e) and e.get("tags", {}).get("job_id") == job_id]  # fmt: skip
+        return found if any(e["tags"].get("job_outcome") == "dead" for e in found) else []
+
+    # One transport queue per process, sent in order: the retried attempts' events, had they been
+    # sent, arrive before the dead one.
+    reported = wait_until(crashes, 30, 0.2, what="the dead job's event at the DSN host")
+    outcomes = [e["tags"]["job_outcome"] for e in reported]
+    assert outcomes == (["retrying", "retrying", "dead"] if report_retries else ["dead"])
+    # Dramatiq's own "Failed to process message" line is not a second event for the same failure.
+    assert not [e for e in events(sentry_host) if "Failed to process message" in json.dumps(e.get("logentry", {}))]
+
+
 # -- the web app, in this process -------------------------------------------------------
 def test_failing_requests_are_reported_without_signature_cookie_token_or_secrets(sentry_app, sentry_host, monkeypatch):
     """A signed API request (signature, cookie, bearer token, CSRF header, a token in the query

@@ -337,6 +337,7 @@ class Ledger(Middleware):
         )
         if outcome.status:
             metrics.job_event("retried" if outcome.status == "retrying" else "dead", job.type, queue_name, ran)
+            observability.job_outcome(outcome.status)
         failed = {"job_type": job.type, "duration_ms": round(ran * 1000, 2), "attempt": job.attempts}
         if outcome.status == "retrying":
             log.warning("job retrying in %.1f s: %s", delay or 0, exception, extra=failed)
