@@ -132,3 +132,46 @@ def test_retention_ages_out_callbacks_nobody_registered(app, shop):
     assert record.status == "completed", record.error
     assert record.counts["unmatched_callbacks"] == 1
     assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_recent"]
+
+
+def test_a_retry_that_waited_on_the_registration_applying_its_first_copy_is_counted_once(app, api, shop):
+    """PostgreSQL: Daraja's retry arrives while the registration is applying the kept first copy.
+    The retry's insert waits on the registration's lock, finds the payment once it commits, and
+    is counted as a repeat: no second unmatched row, event or job."""
+    import threading
+
+    import pytest
+
+    from app.models import Plan, Router
+    from tests.fakes.processes import wait_until
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: a callback cannot wait inside the registration")
+    call_back(app, shop, stk_callback("ws_CO_wait"))  # the first copy, kept
+    tenant_id = unmatched()[0].tenant_id
+    payment, created = payments.register_expected(
+        tenant_id, checkout_request_id="ws_CO_wait", plan=db.session.get(Plan, shop["plan"]["id"]),
+        router=db.session.get(Router, shop["router"]["id"]), phone="+254712345678", mac=None,
+    )  # fmt: skip
+    assert created and payment.status == "processing"  # applied, not committed yet
+    answers: list[int] = []
+    retry = threading.Thread(
+        target=lambda: answers.append(call_back(app, shop, stk_callback("ws_CO_wait")).status_code)
+    )
+    retry.start()
+
+    def retry_waits_on_a_lock() -> bool:
+        with db.engine.connect() as conn:
+            return bool(conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).scalar())  # fmt: skip
+
+    wait_until(retry_waits_on_a_lock, 30, 0.05, what="the retry to wait on the registration's lock")
+    db.session.commit()
+    retry.join(30)
+    assert answers == [200]
+    row = fresh(Payment, payment.id)
+    assert row.status == "processing" and row.callbacks == 2
+    assert unmatched() == []
+    assert len(pending_jobs("payment.process")) == 1
+    assert base.event_types().count("payment.unmatched") == 1
