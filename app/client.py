@@ -75,11 +75,12 @@ class OpsdeckClient:
     def request(
         self, method: str, path: str, body: Any = None, *, idempotency_key: str | None = None
     ) -> requests.Response:
-        """Send a signed request. POSTs get an Idempotency-Key (generated unless given), so a
-        retry after a 5xx or a connection error cannot create a second job. Each try is
-        signed afresh (a signature is accepted once)."""
+        """Send a signed request. Writes (POST, PATCH, DELETE) get an Idempotency-Key (generated
+        unless given), so a retry after a 5xx, a connection error or a timeout replays the first
+        answer instead of doing the work twice. Each try is signed afresh (a signature is
+        accepted once)."""
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        if method.upper() == "POST" and idempotency_key is None:
+        if method.upper() not in ("GET", "HEAD") and idempotency_key is None:
             idempotency_key = str(uuid.uuid4())
         target = urlsplit(self.base_url + path)
         path_with_query = target.path + (f"?{target.query}" if target.query else "")

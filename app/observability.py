@@ -152,20 +152,28 @@ DRAMATIQ_WORKER_LOGGER = "dramatiq.worker.WorkerThread"
 
 
 def job_outcome(status: str) -> None:
-    """What became of the failed job this thread ran (`retrying` or `dead`), as the tag
+    """What became of the job attempt that raised (`retrying`, `dead`, `postponed`, `released`), as the tag
     `job_outcome`. The Ledger sets it before the Dramatiq integration captures the exception:
     Dramatiq calls middleware after-hooks last to first, and the integration's comes first."""
     if status and sentry_sdk.get_client().get_integration(DramatiqIntegration) is not None:
         sentry_sdk.get_isolation_scope().set_tag("job_outcome", status)
 
 
+#: Outcomes of an attempt that are not the job's end: its exception is not reported.
+NOT_THE_END = {"retrying", "postponed", "released"}
+
+
 def _unless_retried(send: Any) -> Any:
-    """before_send that drops a job's failed attempt that will be retried (SENTRY_REPORT_RETRIES
-    off): a flaky endpoint retried ten times is one event, when its job dies, not ten."""
+    """before_send that drops the exception of a job attempt that is not the job's end
+    (SENTRY_REPORT_RETRIES off): a flaky endpoint retried ten times is one event, when its job
+    dies, not ten; a postponement (rate limit) or a release at shutdown is none. Only the
+    Dramatiq integration's capture is dropped: anything else logged meanwhile still goes."""
 
     def before_send(event: dict[str, Any], hint: Any = None) -> dict[str, Any] | None:
-        if (event.get("tags") or {}).get("job_outcome") == "retrying":
-            return None
+        if (event.get("tags") or {}).get("job_outcome") in NOT_THE_END:
+            values = (event.get("exception") or {}).get("values") or [{}]
+            if (values[-1].get("mechanism") or {}).get("type") == DramatiqIntegration.identifier:
+                return None
         return send(event, hint)
 
     return before_send

@@ -114,6 +114,16 @@ def test_an_admin_dismisses_a_settled_callback_and_the_audit_log_keeps_it(app, a
     assert entry.target == "ws_CO_refunded" and entry.tenant_id == tenant_id
     assert entry.details["receipt_number"] == "NLJ7RT61SV" and entry.details["amount_paid"] == "50.00"
     assert post(admin, f"/admin/provisioning/payments/unmatched/{target_id}/dismiss").status_code == 404
+    # One whose payment is registered is refused: the minute sweep applies it.
+    waiting = unmatched()[0]
+    db.session.add(Payment(id=new_id(), tenant_id=tenant_id, checkout_request_id=waiting.checkout_request_id,
+                           plan_id=shop["plan"]["id"], router_id=shop["router"]["id"], phone="+254712345678",
+                           amount_expected=50, status="expected", callbacks=0, created_at=utcnow(),
+                           updated_at=utcnow()))  # fmt: skip
+    db.session.commit()
+    refused = post(admin, f"/admin/provisioning/payments/unmatched/{waiting.id}/dismiss")
+    assert refused.status_code == 302 and "minute sweep applies it" in admin.get("/admin/provisioning/payments").text
+    assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_waiting"]
     # A payment registered for it later is a payment like any other: expected, not applied.
     assert expect_payment(api, shop, "ws_CO_refunded")["status"] == "expected"
 
@@ -164,6 +174,7 @@ def test_a_retry_that_waited_on_the_registration_applying_its_first_copy_is_coun
         with db.engine.connect() as conn:
             return bool(conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND position('unmatched_callbacks' in query) > 0"
             ).scalar())  # fmt: skip
 
     wait_until(retry_waits_on_a_lock, 30, 0.05, what="the retry to wait on the registration's lock")

@@ -316,10 +316,12 @@ class Ledger(Middleware):
             # Not re-enqueued from here: this worker could fetch it again while it stops.
             # The relay publishes released jobs to the workers still running.
             ledger.release(job.id, self.worker_id)
+            observability.job_outcome("released")
             log.warning("job %s released at shutdown; the relay will re-queue it", job.id)
             return
         if isinstance(exception, ledger.Postpone):
             due = ledger.postpone(job.id, self.worker_id, exception.seconds)
+            observability.job_outcome("postponed")
             if due is not None and exception.seconds <= self.max_broker_delay:
                 self._republish(broker, message, job.id, exception.seconds)
             log.debug("job %s postponed %.1f s: %s", job.id, exception.seconds, exception)

@@ -296,7 +296,12 @@ def payment_decide(payment_id: str, decision: str) -> Any:
 @admin_required
 def unmatched_dismiss(unmatched_id: int) -> Any:
     _checked_form()
-    row = payments.dismiss_unmatched(unmatched_id, actor=actor())
+    try:
+        row = payments.dismiss_unmatched(unmatched_id, actor=actor())
+    except payments.PaymentError as err:
+        db.session.rollback()
+        flash(" ".join(m for messages in err.messages.values() for m in messages), "error")
+        return redirect(url_for("admin.payments"))
     if row is None:
         abort(404, "No such callback.")
     db.session.commit()

@@ -149,7 +149,7 @@ KINDS: list[Kind] = [
     Kind("scans_quarantined", Scan, Scan.created_at, 30, "infected scans (with their quarantined files)",
          lambda: [Scan.status == "infected"], _scan_hold, cleanup.entomb),
     Kind("unmatched_callbacks", UnmatchedCallback, UnmatchedCallback.received_at, 90,
-         "M-Pesa callbacks no payment was ever registered for", hold=_tenant_hold(UnmatchedCallback.tenant_id)),
+         "kept M-Pesa callbacks (their payment never registered, or one an operator must look at)", hold=_tenant_hold(UnmatchedCallback.tenant_id)),
     Kind("audit_log", AuditEntry, AuditEntry.created_at, 365, "audit log entries", hold=_tenant_hold(AuditEntry.tenant_id)),
 ]  # fmt: skip
 BY_NAME = {k.name: k for k in KINDS}

@@ -220,10 +220,14 @@ def unmatched(tenant_id: str | None = None, limit: int = 100) -> list[UnmatchedC
 
 def dismiss_unmatched(unmatched_id: int, *, actor: str) -> UnmatchedCallback | None:
     """An operator settled a callback nobody registered (refunded, or registered elsewhere):
-    it goes from the list, and the audit log keeps what it said (caller commits)."""
-    row = db.session.get(UnmatchedCallback, unmatched_id)
+    it goes from the list, and the audit log keeps what it said (caller commits). Locked like
+    registration and the sweep lock it: one that is being applied is gone (None) once they
+    commit. One whose payment is registered is refused: the sweep is about to apply it."""
+    row = db.session.get(UnmatchedCallback, unmatched_id, with_for_update=True)
     if row is None:
         return None
+    if find(row.tenant_id, row.checkout_request_id) is not None:
+        raise PaymentError({"checkout_request_id": ["Its payment is registered: the minute sweep applies it."]})
     audit.record(actor, "payment.unmatched_dismiss", target=row.checkout_request_id, tenant_id=row.tenant_id,
                  details={"result_code": row.result_code, "receipt_number": row.receipt_number,
                           "amount_paid": None if row.amount_paid is None else str(row.amount_paid),
