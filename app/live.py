@@ -110,6 +110,16 @@ def recent(limit: int = 20) -> list[dict[str, Any]]:
         return []
 
 
+def listen_now() -> None:
+    """In a web process (gunicorn's post_worker_init): subscribe to the feed's Redis channel now.
+    python-socketio does it at the first client's connect, in a background thread, so an
+    event published while that subscription was being made never reached the process."""
+    server = socketio.server
+    if server is not None and not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
+
+
 def init_publisher(app: Flask) -> None:
     """In a worker or scheduler process: emit through a write-only SocketIO on Redis."""
     app.extensions["opsdeck_live_emitter"] = SocketIO(message_queue=app.config["REDIS_URL"], write_only=True)

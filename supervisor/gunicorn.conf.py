@@ -4,6 +4,8 @@
 - gthread workers: one process per core (`WEB_CONCURRENCY`, default 2), `WEB_THREADS` threads
   each (default 32). Several processes need no sticky sessions: the admin page's live feed
   connects over WebSocket only, and Socket.IO's Redis queue reaches every process.
+- post_worker_init: each process subscribes to the live feed's Redis channel as it boots,
+  not when its first operator connects (an event published meanwhile would be lost).
 - child_exit: when a worker exits, prometheus_client's multiprocess mode removes its
   per-process gauge files (README: Metrics). Its counters stay in the directory: a total must
   not drop because one process restarted.
@@ -18,6 +20,12 @@ worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 threads = int(os.environ.get("WEB_THREADS") or 32)
 graceful_timeout = 30
+
+
+def post_worker_init(worker: Any) -> None:
+    from app import live
+
+    live.listen_now()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -139,6 +139,17 @@ def test_an_event_published_by_one_web_process_reaches_a_client_of_another(app, 
     listener.client.disconnect()
 
 
+def test_every_web_process_listens_to_the_feed_before_any_client_connects(app, workers):
+    from app.extensions import queue
+
+    def listeners() -> int:
+        return int(dict(queue.redis.pubsub_numsub("flask-socketio")).get(b"flask-socketio", 0))
+
+    assert listeners() == 0
+    workers.start_web(name="web-quiet")  # WEB_CONCURRENCY processes, default 2; nobody connects
+    wait_until(lambda: listeners() >= 2, 30, 0.1, what="both web processes to subscribe")
+
+
 def test_events_published_after_commit_wait_for_it_and_go_with_a_rollback(app):
     from app import live
 
