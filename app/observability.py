@@ -87,7 +87,7 @@ _PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str], str]] = [
     (("=",), re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}=(?![A-Za-z0-9_=-])"), FILTERED),
 ]
 
-_started: dict[str, Any] | None = None
+_started: tuple[dict[str, Any], bool] | None = None
 
 
 def init_sentry(config: Mapping[str, Any]) -> bool:
@@ -106,10 +106,10 @@ def init_sentry(config: Mapping[str, Any]) -> bool:
         "environment": config.get("SENTRY_ENVIRONMENT") or config.get("OPSDECK_ENV") or "production",
         "release": config.get("SENTRY_RELEASE") or git_commit(ROOT),
         "traces_sample_rate": float(config.get("SENTRY_TRACES_SAMPLE_RATE") or 0),
-        "report_retries": bool(config.get("SENTRY_REPORT_RETRIES")),
     }
+    report_retries = bool(config.get("SENTRY_REPORT_RETRIES"))
     client = sentry_sdk.get_client()
-    if options == _started and client.is_active():
+    if (options, report_retries) == _started and client.is_active():
         return True
     if client.is_active():
         client.close(timeout=2)
@@ -117,19 +117,18 @@ def init_sentry(config: Mapping[str, Any]) -> bool:
     # A failed job is reported by the Dramatiq integration once the Ledger has tagged what
     # becomes of it (see job_outcome), not through Dramatiq's own log line, which comes first.
     ignore_logger(DRAMATIQ_WORKER_LOGGER)
-    sdk_options = {k: v for k, v in options.items() if k != "report_retries"}
     sentry_sdk.init(
-        **sdk_options,
+        **options,
         integrations=[FlaskIntegration(), DramatiqIntegration()],
         # send_default_pii is left unset: that is "off" (no cookies, IPs or user data), and
         # sentry-sdk 2.x deprecates passing it; data_collection would switch EventScrubber off.
         event_scrubber=EventScrubber(denylist=DENYLIST, recursive=True),
-        before_send=scrubber.event if options["report_retries"] else _unless_retried(scrubber.event),
+        before_send=_unless_not_the_end(scrubber.event, report_retries),
         before_send_transaction=scrubber.event,
         # No sentry-trace/baggage headers on outbound HTTP: those calls go to customers' endpoints.
         trace_propagation_targets=[],
     )
-    _started = options
+    _started = (options, report_retries)
     log.info("Sentry on: environment %s, release %s", options["environment"], options["release"])
     return True
 
@@ -159,18 +158,21 @@ def job_outcome(status: str) -> None:
         sentry_sdk.get_isolation_scope().set_tag("job_outcome", status)
 
 
-#: Outcomes of an attempt that are not the job's end: its exception is not reported.
-NOT_THE_END = {"retrying", "postponed", "released"}
+#: Outcomes of an attempt that are not failures at all: a postponement (rate limit), a release
+#: at shutdown. Their exception is never reported.
+NOT_A_FAILURE = frozenset({"postponed", "released"})
 
 
-def _unless_retried(send: Any) -> Any:
-    """before_send that drops the exception of a job attempt that is not the job's end
-    (SENTRY_REPORT_RETRIES off): a flaky endpoint retried ten times is one event, when its job
-    dies, not ten; a postponement (rate limit) or a release at shutdown is none. Only the
-    Dramatiq integration's capture is dropped: anything else logged meanwhile still goes."""
+def _unless_not_the_end(send: Any, report_retries: bool) -> Any:
+    """before_send that drops the exception of a job attempt that is not the job's end: always
+    for a postponement or a release, and for a failure that will be retried unless
+    SENTRY_REPORT_RETRIES (a flaky endpoint retried ten times is one event, when its job dies,
+    not ten). Only the Dramatiq integration's capture is dropped: anything else logged
+    meanwhile still goes."""
+    dropped = NOT_A_FAILURE if report_retries else NOT_A_FAILURE | {"retrying"}
 
     def before_send(event: dict[str, Any], hint: Any = None) -> dict[str, Any] | None:
-        if (event.get("tags") or {}).get("job_outcome") in NOT_THE_END:
+        if (event.get("tags") or {}).get("job_outcome") in dropped:
             values = (event.get("exception") or {}).get("values") or [{}]
             if (values[-1].get("mechanism") or {}).get("type") == DramatiqIntegration.identifier:
                 return None

@@ -77,3 +77,19 @@ def test_python_client_retries_connection_errors_without_doubling(app, tenant, w
     db.session.rollback()
     assert db.session.query(Job).count() == 1
     assert result["job"]["status"] in {"pending", "queued"}
+
+
+def test_python_client_retries_a_timeout_with_the_same_idempotency_key(tenant):
+    """A server that got the request but answered too late: the retry carries the same key, so
+    the server replays its first answer instead of doing the work twice."""
+    from tests.fakes.http_receiver import HttpReceiver, Reply
+
+    receiver = HttpReceiver().start()
+    try:
+        receiver.script("/api/v1/jobs", Reply(202, delay=3), Reply(202, body=b'{"id": "j1"}'))
+        client = OpsdeckClient(receiver.url(""), tenant.key_id, tenant.secret, timeout=0.5, retries=2, backoff=0.1)
+        assert client.post("/api/v1/jobs", {"type": "system.echo"}) == {"id": "j1"}
+        tries = receiver.on("/api/v1/jobs")
+        assert len(tries) == 2 and tries[0].headers["Idempotency-Key"] == tries[1].headers["Idempotency-Key"]
+    finally:
+        receiver.close()

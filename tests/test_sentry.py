@@ -187,20 +187,22 @@ def test_a_job_is_reported_once_when_it_dies_unless_every_attempt_is_asked_for(a
     assert not [e for e in events(sentry_host) if "Failed to process message" in json.dumps(e.get("logentry", {}))]
 
 
-def test_only_the_dramatiq_capture_of_an_attempt_that_is_not_the_end_is_dropped():
+@pytest.mark.parametrize("report_retries", [False, True])
+def test_only_the_dramatiq_capture_of_an_attempt_that_is_not_the_end_is_dropped(report_retries):
     sent: list[dict[str, Any]] = []
-    keep = observability._unless_retried(lambda event, hint: sent.append(event) or event)
+    keep = observability._unless_not_the_end(lambda event, hint: sent.append(event) or event, report_retries)
 
     def captured(outcome: str, mechanism: str = "dramatiq") -> dict[str, Any]:
         return {"tags": {"job_outcome": outcome}, "exception": {"values": [{"mechanism": {"type": mechanism}}]}}
 
-    assert keep(captured("retrying")) is None and keep(captured("postponed")) is None
-    assert keep(captured("released")) is None
+    # A postponement (rate limit) or a release at shutdown is not a failure: never reported.
+    assert keep(captured("postponed")) is None and keep(captured("released")) is None
+    assert (keep(captured("retrying")) is not None) is report_retries
     assert keep(captured("dead"))
     assert keep(captured("retrying", mechanism="logging"))  # an error logged during the attempt still goes
     assert keep({"tags": {"job_outcome": "retrying"}, "logentry": {"message": "pool error"}})
     assert keep({"message": "a request failed"})
-    assert len(sent) == 4
+    assert len(sent) == 4 + report_retries
 
 
 # -- the web app, in this process -------------------------------------------------------

@@ -41,6 +41,10 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
+def _said(err: payments.PaymentError) -> str:
+    return " ".join(m for messages in err.messages.values() for m in messages)
+
+
 def _checked_form() -> None:
     if not ActionForm().validate_on_submit():
         abort(400, "Missing CSRF token.")
@@ -284,7 +288,7 @@ def payment_decide(payment_id: str, decision: str) -> Any:
         payments.release_held(row, actor=actor(), provision=decision == "provision")
     except payments.PaymentError as err:
         db.session.rollback()
-        flash(" ".join(m for messages in err.messages.values() for m in messages), "error")
+        flash(_said(err), "error")
         return back
     db.session.commit()
     flash("Payment released: its subscription is being made." if decision == "provision"
@@ -300,7 +304,7 @@ def unmatched_dismiss(unmatched_id: int) -> Any:
         row = payments.dismiss_unmatched(unmatched_id, actor=actor())
     except payments.PaymentError as err:
         db.session.rollback()
-        flash(" ".join(m for messages in err.messages.values() for m in messages), "error")
+        flash(_said(err), "error")
         return redirect(url_for("admin.payments"))
     if row is None:
         abort(404, "No such callback.")
