@@ -55,13 +55,14 @@ class Queue:
 
     def init_app(self, app: Flask) -> None:
         import redis
-        from dramatiq.brokers.redis import RedisBroker
+
+        from app.broker import Broker
 
         client = redis.Redis.from_url(
             app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
         )
         # Middleware is added by workers/broker.py in worker processes; publishing needs none.
-        self._broker = RedisBroker(client=client, middleware=[])
+        self._broker = Broker(client=client, middleware=[])
         app.extensions["opsdeck_queue"] = self
 
     @property

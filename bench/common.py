@@ -6,9 +6,11 @@ Everything listens on 127.0.0.1 and lives under one temporary directory removed 
 
 from __future__ import annotations
 
+import configparser
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -51,6 +53,36 @@ def env_float(name: str, default: float) -> float:
 
 def env_ints(name: str, default: str) -> list[int]:
     return [int(item) for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# -- the deployment supervisor ships -----------------------------------------------------
+SUPERVISOR_CONF = ROOT / "supervisor" / "opsdeck.conf"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """How supervisor/opsdeck.conf runs the workers of one queue."""
+
+    program: str
+    processes: int
+    threads: int
+
+
+def deployed(queue: str) -> Deployed:
+    """The worker program of supervisor/opsdeck.conf that consumes `queue`: a bench measures
+    the deployment Opsdeck ships, and follows it when it changes."""
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    parser.read(SUPERVISOR_CONF)
+    for section in parser.sections():
+        argv = shlex.split(parser[section].get("command", ""))
+        if "dramatiq" not in " ".join(argv[:1]) or "--queues" not in argv:
+            continue
+        queues = argv[argv.index("--queues") + 1 :]
+        queues = queues[: next((i for i, a in enumerate(queues) if a.startswith("-")), len(queues))]
+        if queue in queues:
+            return Deployed(section.removeprefix("program:"), int(argv[argv.index("--processes") + 1]),
+                            int(argv[argv.index("--threads") + 1]))  # fmt: skip
+    raise LookupError(f"no worker program in {SUPERVISOR_CONF} consumes {queue!r}")
 
 
 # -- results -------------------------------------------------------------------------

@@ -5,8 +5,8 @@ librouteros client adding the same number of users to the same router in the sam
     python -m bench.provisioning      (BENCH_PAYMENTS scales the burst, default 500)
 
 Stack: the production web command (gunicorn), `dramatiq workers` for `payments` and for
-`provisioning` (one process each, 8 threads), the scheduler (the outbox relay), and the RouterOS
-API test server in a process of its own. Three measurements:
+`provisioning` as supervisor/opsdeck.conf runs them (1 process x 8 threads, 1 x 16), the scheduler
+(the outbox relay), and the RouterOS API test server in a process of its own. Three measurements:
 1. callback answer p50/p95 at 50 callbacks/s (open loop: each send is timed from when it was
    due, so a slow answer delays the measurement, not the schedule);
 2. callback -> user on the router, p50/p95, for those same payments (the subscription's
@@ -36,6 +36,7 @@ from bench.common import (
     Stack,
     create_tenant,
     database,
+    deployed,
     env_int,
     exit_on_sigterm,
     migrate,
@@ -46,7 +47,7 @@ from bench.common import (
 )
 from bench.scans import cpu_seconds
 from bench.throughput import _app, _wait_boot
-from tests.fakes.processes import ROOT, Process, free_port, wait_until, web_command
+from tests.fakes.processes import ROOT, Process, free_port, wait_until, web_command, worker_command
 
 NAME = "P7 provisioning"
 RATE, SECONDS = 50.0, 10.0
@@ -143,13 +144,13 @@ def processes(st: Stack, env: dict[str, str], backend: str) -> Iterator[tuple[st
         web = Process(web_command(port), env,
                       f"p7-web-{backend}", st.tmp).start()  # fmt: skip
         started.append(web)
-        for queue in ("payments payments_high", "provisioning"):
-            command = [str(BIN / "dramatiq"), "workers", "--processes", "1", "--threads", str(THREADS), "--queues",
-                       *queue.split()]  # fmt: skip
+        for queues in (["payments", "payments_high"], ["provisioning"]):
+            plan = deployed(queues[0])  # as supervisor/opsdeck.conf runs it
             began = time.perf_counter()
-            proc = Process(command, env, f"p7-{queue.split()[0]}-{backend}", st.tmp).start()
+            proc = Process(worker_command(queues, plan.processes, plan.threads), env, f"p7-{queues[0]}-{backend}",
+                           st.tmp).start()  # fmt: skip
             started.append(proc)
-            _wait_boot(proc, 1, began)
+            _wait_boot(proc, plan.processes, began)
         started.append(Process([str(BIN / "python"), "-m", "workers.scheduler"], env, f"p7-sched-{backend}",
                                st.tmp).start())  # fmt: skip
         _wait_ready(web, f"http://127.0.0.1:{port}")

@@ -6,7 +6,8 @@ clamd's own.
     python -m bench.scans          (BENCH_SCAN_MB scales the set, default 200)
 
 Opsdeck's side: uploads by 4 client threads (signed multipart POSTs) to the production web
-command (gunicorn), `dramatiq workers --queues scans` (1 process, 4 threads) streaming to clamd.
+command (gunicorn), the `scans` worker as supervisor/opsdeck.conf runs it (1 process, 4 threads)
+streaming to clamd.
 Its "client CPU" is the worker processes' (they are what talks to clamd); the web process's
 CPU is printed beside it. A third line shows the bare `clamd` package (1 KiB send() chunks)
 on the same files, for reference.
@@ -31,11 +32,11 @@ import requests
 
 from bench.api_latency import _wait_ready
 from bench.common import (
-    BIN,
     Report,
     Stack,
     create_tenant,
     database,
+    deployed,
     env_int,
     exit_on_sigterm,
     migrate,
@@ -45,7 +46,7 @@ from bench.common import (
 )
 from bench.throughput import _app, _poll, _wait_boot
 from tests.fakes.clamav import ClamdServer
-from tests.fakes.processes import Process, free_port, web_command
+from tests.fakes.processes import Process, free_port, web_command, worker_command
 
 NAME = "P5 scans"
 GOAL_RATIO = 0.95
@@ -183,13 +184,13 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             port = free_port()
             web = Process(web_command(port),
                           env, f"scans-web-{backend}", st.tmp).start()  # fmt: skip
-            command = [str(BIN / "dramatiq"), "workers", "--processes", "1", "--threads", "4", "--queues", "scans"]
-            workers = Process(command, env, f"scans-{backend}", st.tmp)
+            plan = deployed("scans")  # as supervisor/opsdeck.conf runs it
+            workers = Process(worker_command(["scans"], plan.processes, plan.threads), env, f"scans-{backend}", st.tmp)
             started = time.perf_counter()
             workers.start()
             try:
                 _wait_ready(web, f"http://127.0.0.1:{port}")
-                _wait_boot(workers, 1, started)
+                _wait_boot(workers, plan.processes, started)
                 with _app(env):
 
                     def finished() -> int:

@@ -44,9 +44,11 @@ def _port_open(port: int) -> bool:
 
 
 class RedisServer:
-    """A private redis-server on a free port, no persistence."""
+    """A private redis-server on a free port, no persistence; `args` are more config directives
+    (e.g. `--rename-command BLMOVE ""`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
+        self.args = args
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="opsdeck-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -61,7 +63,7 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed (make test installs it)")
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"],
+             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning", *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_until(lambda: _port_open(self.port), 10, what="redis-server")

@@ -1,0 +1,115 @@
+"""The broker's consumers (app/broker.py): after a fetch that found nothing, a consumer waits on
+Redis for the next message instead of sleeping blind, so an idle worker takes a job as it lands."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from dramatiq import Message
+
+from app.broker import Broker, WaitingConsumer
+from tests.fakes.processes import RedisServer, wait_until
+
+
+def _broker(url: str) -> tuple[Broker, str]:
+    queue_name = f"q{uuid.uuid4().hex[:8]}"  # the session's Redis is shared: a queue of our own
+    broker = Broker(client=redis.Redis.from_url(url), middleware=[])
+    broker.declare_queue(queue_name)
+    return broker, queue_name
+
+
+@pytest.fixture
+def broker(redis_server: RedisServer) -> Iterator[tuple[Broker, str]]:
+    broker, queue_name = _broker(redis_server.url)
+    yield broker, queue_name
+    broker.client.close()
+
+
+def _message(queue_name: str) -> Message:  # type: ignore[type-arg]
+    return Message(queue_name=queue_name, actor_name="noop", args=(), kwargs={}, options={})
+
+
+def _blmove_calls(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_blmove", {}).get("calls", 0))
+
+
+def _waiting_clients(client: redis.Redis) -> int:
+    return sum(1 for c in client.client_list() if c.get("cmd") == "blmove")
+
+
+def test_an_idle_consumer_takes_a_message_as_it_lands(broker):
+    broker, queue_name = broker
+    consumer = broker.consume(queue_name, prefetch=1, timeout=30_000)
+    assert next(consumer) is None  # the queue is empty: a miss
+    message = _message(queue_name)
+    seen_waiting: list[bool] = []
+
+    def publish() -> None:
+        try:
+            wait_until(lambda: _waiting_clients(broker.client) > 0, 10, 0.01, what="a consumer waiting in Redis")
+            seen_waiting.append(True)
+        finally:
+            broker.enqueue(message)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    # Dramatiq's own consumer sleeps after a miss and comes back empty-handed (None); this one
+    # blocks in Redis until the message is there, and returns it from this same call.
+    got = next(consumer)
+    publisher.join()
+    assert seen_waiting == [True]
+    assert got is not None and got.message_id == message.message_id
+    assert broker.client.llen(f"dramatiq:{queue_name}") == 0  # taken once: the wait moved nothing
+
+
+def test_the_wait_leaves_the_queue_in_order(broker):
+    broker, queue_name = broker
+    consumer = broker.consume(queue_name, prefetch=10, timeout=30_000)
+    assert next(consumer) is None
+    sent = [_message(queue_name) for _ in range(3)]
+    for message in sent:
+        broker.enqueue(message)
+    got = [next(consumer) for _ in sent]
+    assert [m.message_id for m in got] == [m.message_id for m in sent]
+
+
+def test_a_consumer_holding_all_it_may_prefetch_does_not_wait(broker):
+    broker, queue_name = broker
+    consumer = broker.consume(queue_name, prefetch=1, timeout=30_000)
+    for _ in range(2):
+        broker.enqueue(_message(queue_name))
+    assert next(consumer) is not None  # one outstanding: its prefetch is full
+    before = _blmove_calls(broker.client)
+    assert [next(consumer) for _ in range(3)] == [None, None, None]  # no fetch, so no wait either
+    assert _blmove_calls(broker.client) == before
+    assert broker.client.llen(f"dramatiq:{queue_name}") == 1
+
+
+def test_an_idle_consumer_waits_in_redis_at_most_its_timeout(broker):
+    broker, queue_name = broker
+    consumer = broker.consume(queue_name, prefetch=1, timeout=50)
+    before = _blmove_calls(broker.client)
+    assert [next(consumer) for _ in range(3)] == [None, None, None]  # a shutdown or a heartbeat is never held up
+    assert _blmove_calls(broker.client) == before + 2  # the first call's miss, then one wait per call
+
+
+def test_without_blmove_the_consumer_polls_as_dramatiq_does(monkeypatch):
+    monkeypatch.setattr(WaitingConsumer, "supported", True)
+    server = RedisServer("--rename-command", "BLMOVE", "").start()  # as Redis before 6.2
+    try:
+        broker, queue_name = _broker(server.url)
+        consumer = broker.consume(queue_name, prefetch=1, timeout=50)
+        assert next(consumer) is None
+        assert next(consumer) is None  # the wait is refused: Dramatiq's sleep instead
+        assert WaitingConsumer.supported is False
+        message = _message(queue_name)
+        broker.enqueue(message)
+        got = wait_until(lambda: next(consumer), 5, 0, what="the message")
+        assert got.message_id == message.message_id  # type: ignore[attr-defined]
+        broker.client.close()
+    finally:
+        server.close()
