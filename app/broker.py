@@ -47,10 +47,10 @@ class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
         try:
             self.broker.client.blmove(self.key, self.key, self.timeout / 1000, "LEFT", "LEFT")
         except redis.ResponseError as err:
-            if "unknown command" not in str(err).lower():
-                raise
-            WaitingConsumer.supported = False
-            log.warning("Redis has no BLMOVE (6.2+): idle workers poll, up to the worker timeout apart")
+            if "unknown command" in str(err).lower():
+                WaitingConsumer.supported = False
+                log.warning("Redis has no BLMOVE (6.2+): idle workers poll, up to the worker timeout apart")
+            return
         except redis.RedisError:
             return
         self.misses = 0  # a fetch that still misses (another worker won the message) sleeps the least

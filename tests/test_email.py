@@ -8,9 +8,10 @@ import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Email, EmailBatch, Suppression
+from app.models import Email, EmailBatch, Job, Suppression
 from app.models.base import utcnow
 from app.services import ratelimit
 from app.services.email import batches, render
@@ -222,6 +223,36 @@ def test_the_relay_pace_is_shared_and_bounded(app):
     assert all(b - a == pytest.approx(0.1, abs=0.03) for a, b in zip(waits, waits[1:], strict=False))
     assert ratelimit.reserve("test-pace", 600, max_wait=0.2) is None  # would wait ~0.5 s: no slot taken
     assert ratelimit.reserve("test-pace", 0, max_wait=0) == 0
+
+
+def _flush_jobs() -> list[Job]:
+    db.session.rollback()
+    return list(db.session.scalars(select(Job).where(Job.type == batches.FLUSH.name)))
+
+
+def test_a_kick_that_rolled_back_does_not_hold_the_next_one_back(app, monkeypatch):
+    assert batches.submit_flush() is True
+    db.session.rollback()  # the request that kicked failed: no flush job, but its guard is in Redis
+    assert batches.submit_flush() is False  # within the grace its transaction might still commit
+    db.session.rollback()
+    monkeypatch.setattr(batches, "FLUSH_GUARD_GRACE_SECONDS", 0)
+    assert batches.submit_flush() is True  # past it, the guard names a job that never was
+    db.session.commit()
+    assert len(_flush_jobs()) == 1
+    assert batches.submit_flush() is False  # that flush is pending: no second one
+    db.session.commit()
+    assert len(_flush_jobs()) == 1
+
+
+def test_a_flush_that_ended_without_clearing_its_guard_does_not_hold_the_next_one_back(app):
+    assert batches.submit_flush() is True
+    db.session.commit()
+    (job,) = _flush_jobs()
+    job.status = "succeeded"  # it finished, and the guard's delete never reached Redis
+    db.session.commit()
+    assert batches.submit_flush() is True
+    db.session.commit()
+    assert len(_flush_jobs()) == 2
 
 
 @pytest.mark.parametrize("app_config", [{"OPSDECK_DISABLED_FAMILIES": ["email"]}])

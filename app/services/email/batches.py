@@ -27,8 +27,9 @@ from sqlalchemy import and_, bindparam, exists, or_, select, update
 from app import metrics
 from app.extensions import db, queue
 from app.jobtypes import JobType, register
-from app.models import Email, EmailBatch
+from app.models import Email, EmailBatch, Job
 from app.models.base import UTCDateTime, new_id, utcnow
+from app.models.jobs import FINISHED
 from app.services import jobs, ledger, ratelimit
 from app.services.email import compose, mails, render
 from app.services.webhooks import events
@@ -46,8 +47,13 @@ FLUSH = register(JobType("email.flush", family="email", queue="email", payload=F
 RECORD_EVERY = 20
 #: A flush stops claiming new batches after this long (the next flush goes on).
 FLUSH_BUDGET_SECONDS = 45.0
-#: Redis key held while a flush is queued or running (one at a time, kicked at most once).
+#: Redis key held while a flush is queued or running (one at a time, kicked at most once). Its
+#: value names the flush job and when the guard was set ("<job id> <unix time>").
 FLUSH_PENDING_KEY = "opsdeck:email:flush-pending"
+FLUSH_PENDING_SECONDS = 60
+#: A guard whose job is not in the database yet is trusted this long (its kick's transaction
+#: may still be open); after that the job never committed, and the guard is taken over.
+FLUSH_GUARD_GRACE_SECONDS = 5.0
 PACE = "email-relay"
 
 
@@ -61,14 +67,37 @@ def _due() -> Any:
 
 
 def submit_flush() -> bool:
-    """Queue an `email.flush` job in the caller's transaction, unless one is already pending."""
+    """Queue an `email.flush` job in the caller's transaction, unless one is already pending.
+    A guard left by a kick whose transaction rolled back, or by a flush that ended without
+    clearing it, is taken over: due mail never waits for the guard to expire."""
+    job_id = new_id()
+    guard = f"{job_id} {time.time():.3f}"
     try:
-        if not queue.redis.set(FLUSH_PENDING_KEY, "1", nx=True, ex=60):
-            return False
+        if not queue.redis.set(FLUSH_PENDING_KEY, guard, nx=True, ex=FLUSH_PENDING_SECONDS):
+            if _guarded(queue.redis.get(FLUSH_PENDING_KEY)):
+                return False
+            queue.redis.set(FLUSH_PENDING_KEY, guard, ex=FLUSH_PENDING_SECONDS)
     except Exception:  # Redis down: queue one anyway (the outbox holds it); duplicates are harmless
         log.debug("flush guard unavailable", exc_info=True)
-    jobs.submit(FLUSH.name, {}, priority="normal")
+    jobs.submit(FLUSH.name, {}, priority="normal", job_id=job_id)
     return True
+
+
+def _guarded(value: bytes | None) -> bool:
+    """Whether the flush a guard names may still run: its job is unfinished, or too new to have
+    committed. (Two kicks that both take over a stale guard queue two flushes: harmless, a row
+    claim sends each mail once.)"""
+    if value is None:
+        return False  # expired meanwhile
+    job_id, _, set_at = value.decode(errors="replace").partition(" ")
+    try:
+        age = time.time() - float(set_at)
+    except ValueError:
+        return True  # not ours to judge: it expires
+    status = db.session.scalar(select(Job.status).where(Job.id == job_id))
+    if status is None:
+        return age < FLUSH_GUARD_GRACE_SECONDS
+    return status not in {s.value for s in FINISHED}
 
 
 def kick_if_due() -> dict[str, Any] | None:
