@@ -106,9 +106,13 @@ def test_an_admin_dismisses_a_settled_callback_and_the_audit_log_keeps_it(app, a
     call_back(app, shop, stk_callback("ws_CO_waiting"))
     target = next(u for u in unmatched() if u.checkout_request_id == "ws_CO_refunded")
     target_id, tenant_id = target.id, target.tenant_id
-    assert f"/unmatched/{target_id}/dismiss" in admin.get("/admin/provisioning/payments").text
-    response = post(admin, f"/admin/provisioning/payments/unmatched/{target_id}/dismiss")
-    assert response.status_code == 302
+    filtered = admin.get(f"/admin/provisioning/payments?tenant={tenant_id}&status=expected&unmatched_id=9").text
+    assert f"/unmatched/{target_id}/dismiss?status=expected&amp;tenant={tenant_id}" in filtered
+    response = post(
+        admin, f"/admin/provisioning/payments/unmatched/{target_id}/dismiss?status=expected&tenant={tenant_id}"
+    )
+    assert response.status_code == 302  # back to the page as it was filtered
+    assert response.headers["Location"] == f"/admin/provisioning/payments?status=expected&tenant={tenant_id}"
     assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_waiting"]
     entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "payment.unmatched_dismiss")).one()
     assert entry.target == "ws_CO_refunded" and entry.tenant_id == tenant_id

@@ -71,6 +71,7 @@ def register(app: Flask) -> None:
         dashboard,
         email,
         jobs,
+        payments,
         provisioning,
         retention,
         scans,

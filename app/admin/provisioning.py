@@ -1,10 +1,10 @@
 """Provisioning: routers with their last check (check now, kick a session), plans, subscribers,
-subscriptions (extend, expire, provision again), payments (decide a held one) and vouchers
-(generate a batch, print it). Viewers read only; every change is audited by the services."""
+subscriptions (extend, expire, provision again) and vouchers (generate a batch, print it);
+payments are in app/admin/payments.py. Viewers read only; every change is audited by the
+services."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,9 +18,9 @@ from app.admin.forms import ActionForm
 from app.extensions import db
 from app.models import Tenant
 from app.models.base import utcnow
-from app.models.provisioning import PAYMENT_STATES, SUBSCRIPTION_STATES, Payment, Plan, Router, Subscriber, Subscription
+from app.models.provisioning import SUBSCRIPTION_STATES, Plan, Router, Subscriber, Subscription
 from app.services import jobs
-from app.services.provisioning import hotspot, payments, routers, subscriptions, vouchers
+from app.services.provisioning import hotspot, routers, subscriptions, vouchers
 
 SOURCES = ("payment", "voucher", "manual")
 #: Voucher prefixes: what the API accepts too.
@@ -29,11 +29,11 @@ PREFIX = re.compile(r"^[A-Za-z0-9_\-]{0,10}$")
 RECENT_MINUTES = 60
 
 
-def _names(model: Any) -> dict[str, str]:
+def names(model: Any) -> dict[str, str]:
     return dict(db.session.execute(select(model.id, model.name)).all())  # type: ignore[arg-type]
 
 
-def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
+def choice(name: str, allowed: tuple[str, ...]) -> str | None:
     value = request.args.get(name) or None
     if value not in (None, *allowed):
         flash(f"{name}: unknown value {value!r}", "error")
@@ -41,11 +41,7 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
-def _said(err: payments.PaymentError) -> str:
-    return " ".join(m for messages in err.messages.values() for m in messages)
-
-
-def _checked_form() -> None:
+def checked_form() -> None:
     if not ActionForm().validate_on_submit():
         abort(400, "Missing CSRF token.")
 
@@ -88,7 +84,7 @@ def bytes_text(size: int | None) -> str:
 def routers_page() -> Any:
     tenant = request.args.get("tenant") or None
     return render_template("admin/provisioning/routers.html", routers=routers.routers_of(tenant),
-                           tenant_names=_names(Tenant), tenant=tenant)  # fmt: skip
+                           tenant_names=names(Tenant), tenant=tenant)  # fmt: skip
 
 
 def _router(router_id: str) -> Router:
@@ -115,7 +111,7 @@ def router_detail(router_id: str) -> Any:
 @admin_required
 def router_check(router_id: str) -> Any:
     row = _router(router_id)
-    _checked_form()
+    checked_form()
     job = jobs.submit(routers.CHECK.name, {"router_id": row.id}, tenant_id=row.tenant_id)
     db.session.commit()
     flash(f"Check queued (job {job.id[:8]}); the page shows its result once a worker has run it.", "ok")
@@ -126,7 +122,7 @@ def router_check(router_id: str) -> Any:
 @admin_required
 def router_kick(router_id: str) -> Any:
     row = _router(router_id)
-    _checked_form()
+    checked_form()
     session_id = request.form.get("session", "")
     back = redirect(url_for("admin.router_detail", router_id=row.id))
     listed = {s.get(".id"): s for s in row.active_sessions or []}
@@ -149,7 +145,7 @@ def router_kick(router_id: str) -> Any:
 def plans_page() -> Any:
     tenant = request.args.get("tenant") or None
     return render_template("admin/provisioning/plans.html", plans=routers.plans_of(tenant),
-                           tenant_names=_names(Tenant), tenant=tenant)  # fmt: skip
+                           tenant_names=names(Tenant), tenant=tenant)  # fmt: skip
 
 
 @bp.get("/provisioning/subscribers", endpoint="subscribers")
@@ -166,13 +162,13 @@ def subscribers_page() -> Any:
     )
     return render_template("admin/provisioning/subscribers.html", page=page, tenant=tenant, phone=phone,
                            counts=dict(db.session.execute(counts.group_by(Subscription.subscriber_id)).all()),
-                           tenant_names=_names(Tenant), args=list_args())  # fmt: skip
+                           tenant_names=names(Tenant), args=list_args())  # fmt: skip
 
 
 # -- subscriptions ------------------------------------------------------------------------
 @bp.get("/provisioning/subscriptions", endpoint="subscriptions")
 def subscriptions_page() -> Any:
-    status, source = _choice("status", SUBSCRIPTION_STATES), _choice("source", SOURCES)
+    status, source = choice("status", SUBSCRIPTION_STATES), choice("source", SOURCES)
     tenant, router = request.args.get("tenant") or None, request.args.get("router") or None
     subscriber = request.args.get("subscriber") or None
     query = select(Subscription)
@@ -183,8 +179,8 @@ def subscriptions_page() -> Any:
             query = query.where(column == value)
     return render_template(
         "admin/provisioning/subscriptions.html", page=paged(query, Subscription), status=status, source=source,
-        tenant=tenant, router=router, states=SUBSCRIPTION_STATES, sources=SOURCES, tenant_names=_names(Tenant),
-        router_names=_names(Router), plan_names=_names(Plan), args=list_args(),
+        tenant=tenant, router=router, states=SUBSCRIPTION_STATES, sources=SOURCES, tenant_names=names(Tenant),
+        router_names=names(Router), plan_names=names(Plan), args=list_args(),
     )  # fmt: skip
 
 
@@ -214,7 +210,7 @@ def subscription_action(subscription_id: str, action: str) -> Any:
     row = _subscription(subscription_id)
     if action not in {"extend", "expire", "reprovision"}:
         abort(400, "Unknown action.")
-    _checked_form()
+    checked_form()
     back = redirect(url_for("admin.subscription_detail", subscription_id=row.id))
     try:
         if action == "extend":
@@ -236,89 +232,12 @@ def subscription_action(subscription_id: str, action: str) -> Any:
     return back
 
 
-# -- payments -----------------------------------------------------------------------------
-@bp.get("/provisioning/payments", endpoint="payments")
-def payments_page() -> Any:
-    status, tenant = _choice("status", PAYMENT_STATES), request.args.get("tenant") or None
-    query = select(Payment)
-    if status:
-        query = query.where(Payment.status == status)
-    if tenant:
-        query = query.where(Payment.tenant_id == tenant)
-    return render_template("admin/provisioning/payments.html", page=paged(query, Payment), status=status,
-                           tenant=tenant, states=PAYMENT_STATES, tenant_names=_names(Tenant),
-                           plan_names=_names(Plan), args=list_args(),
-                           unmatched=payments.unmatched(tenant))  # fmt: skip
-
-
-def _payment(payment_id: str) -> Payment:
-    row = payments.get(payment_id, None)
-    if row is None:
-        abort(404, "No such payment.")
-    return row
-
-
-def pretty(raw: str | None) -> str:
-    """The callback as indented JSON (as received when it is not JSON); the template escapes it."""
-    if not raw:
-        return ""
-    try:
-        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-    except ValueError:
-        return raw
-
-
-@bp.get("/provisioning/payments/<payment_id>")
-def payment_detail(payment_id: str) -> Any:
-    row = _payment(payment_id)
-    return render_template("admin/provisioning/payment.html", row=row, callback=pretty(row.raw_callback),
-                           tenant=db.session.get(Tenant, row.tenant_id), plan=db.session.get(Plan, row.plan_id),
-                           router=db.session.get(Router, row.router_id))  # fmt: skip
-
-
-@bp.post("/provisioning/payments/<payment_id>/<decision>")
-@admin_required
-def payment_decide(payment_id: str, decision: str) -> Any:
-    row = _payment(payment_id)
-    if decision not in {"provision", "reject"}:
-        abort(400, "Unknown decision.")
-    _checked_form()
-    back = redirect(url_for("admin.payment_detail", payment_id=row.id))
-    try:
-        payments.release_held(row, actor=actor(), provision=decision == "provision")
-    except payments.PaymentError as err:
-        db.session.rollback()
-        flash(_said(err), "error")
-        return back
-    db.session.commit()
-    flash("Payment released: its subscription is being made." if decision == "provision"
-          else "Payment rejected: marked failed, nothing provisioned.", "ok")  # fmt: skip
-    return back
-
-
-@bp.post("/provisioning/payments/unmatched/<int:unmatched_id>/dismiss")
-@admin_required
-def unmatched_dismiss(unmatched_id: int) -> Any:
-    _checked_form()
-    try:
-        row = payments.dismiss_unmatched(unmatched_id, actor=actor())
-    except payments.PaymentError as err:
-        db.session.rollback()
-        flash(_said(err), "error")
-        return redirect(url_for("admin.payments"))
-    if row is None:
-        abort(404, "No such callback.")
-    db.session.commit()
-    flash(f"Callback {row.checkout_request_id} dismissed; the audit log keeps what it said.", "ok")
-    return redirect(url_for("admin.payments"))
-
-
 # -- vouchers -----------------------------------------------------------------------------
 @bp.get("/provisioning/vouchers", endpoint="vouchers")
 def vouchers_page() -> Any:
     return render_template("admin/provisioning/vouchers.html", routers=routers.routers_of(None),
                            plans=[p for p in routers.plans_of(None) if p.active], charsets=list(vouchers.CHARSETS),
-                           tenant_names=_names(Tenant), max_batch=vouchers.MAX_BATCH,
+                           tenant_names=names(Tenant), max_batch=vouchers.MAX_BATCH,
                            minutes=RECENT_MINUTES)  # fmt: skip
 
 
@@ -335,7 +254,7 @@ def _int_field(name: str, low: int, high: int, errors: list[str]) -> int:
 @bp.post("/provisioning/vouchers")
 @admin_required
 def vouchers_generate() -> Any:
-    _checked_form()
+    checked_form()
     form, errors = request.form, []
     plan, router = db.session.get(Plan, form.get("plan", "")), routers.owned(Router, form.get("router", ""), None)
     if plan is None or router is None:
@@ -396,6 +315,6 @@ def vouchers_print() -> Any:
         query = query.where(Subscription.plan_id == plan)
     rows = db.session.scalars(query.order_by(Subscription.created_at, Subscription.id).limit(vouchers.MAX_BATCH)).all()
     plans = {p.id: p for p in db.session.scalars(select(Plan).where(Plan.id.in_({r.plan_id for r in rows})))}
-    html = render_template("admin/provisioning/print.html", rows=rows, plans=plans, router_names=_names(Router),
+    html = render_template("admin/provisioning/print.html", rows=rows, plans=plans, router_names=names(Router),
                            passwords={r.id: subscriptions.password_of(r) for r in rows})  # fmt: skip
     return _private(html)
