@@ -135,17 +135,24 @@ def test_an_admin_dismisses_a_settled_callback_and_the_audit_log_keeps_it(app, a
 def test_retention_ages_out_callbacks_nobody_registered(app, shop):
     from datetime import timedelta
 
+    from app.models import AuditEntry
     from app.services import retention
 
-    call_back(app, shop, stk_callback("ws_CO_ancient"))
+    call_back(app, shop, stk_callback("ws_CO_ancient"))  # paid
+    call_back(app, shop, stk_callback("ws_CO_cancelled", code=1032))
     call_back(app, shop, stk_callback("ws_CO_recent"))
-    ancient = next(u for u in unmatched() if u.checkout_request_id == "ws_CO_ancient")
-    ancient.received_at = utcnow() - timedelta(days=91)
+    for row in unmatched():
+        if row.checkout_request_id != "ws_CO_recent":
+            row.received_at = utcnow() - timedelta(days=91)
     db.session.commit()
     record = retention.run(triggered_by="test")
     assert record.status == "completed", record.error
-    assert record.counts["unmatched_callbacks"] == 1
+    assert record.counts["unmatched_callbacks"] == 2
     assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_recent"]
+    # The paid one leaves its receipt in the audit log; the cancelled push had nothing to keep.
+    (entry,) = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "payment.unmatched_expired")).all()
+    assert entry.target == "ws_CO_ancient" and entry.actor == "system:retention"
+    assert entry.details["receipt_number"] == "NLJ7RT61SV" and entry.details["amount_paid"] == "50.00"
 
 
 def test_a_retry_that_waited_on_the_registration_applying_its_first_copy_is_counted_once(app, api, shop):

@@ -70,7 +70,8 @@ class Kind:
     where: Callable[[], list[Any]] = lambda: []
     #: Conditions that keep held rows (None: nothing of this kind can be held).
     hold: Callable[[Held], list[Any]] | None = None
-    #: Deletes the rows that reference the batch (given as a SELECT of its ids), first.
+    #: Runs first on each batch (given as a SELECT of its ids): deletes the rows that reference
+    #: it, or records what must outlive it.
     children: Callable[[Any, Any], None] | None = None
 
 
@@ -121,6 +122,19 @@ def _event_children(conn: Any, events: Any) -> None:
     conn.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(events)))
 
 
+def _paid_callbacks_audited(conn: Any, batch: Any) -> None:
+    """A kept callback that says money was paid (ResultCode 0 with an amount) leaves what it
+    said in the audit log when retention removes it, as a dismissal does."""
+    from app.services.provisioning.payments import unmatched_details
+
+    paid = conn.execute(select(UnmatchedCallback).where(UnmatchedCallback.id.in_(batch),
+                                                        UnmatchedCallback.result_code == 0,
+                                                        UnmatchedCallback.amount_paid.is_not(None))).all()  # fmt: skip
+    for row in paid:
+        audit.record("system:retention", "payment.unmatched_expired", target=row.checkout_request_id,
+                     tenant_id=row.tenant_id, details=unmatched_details(row))  # fmt: skip
+
+
 FINISHED_MAIL = ("sent", "failed", "suppressed", "digested")
 
 #: Children before parents: attempts, deliveries, then events.
@@ -149,7 +163,9 @@ KINDS: list[Kind] = [
     Kind("scans_quarantined", Scan, Scan.created_at, 30, "infected scans (with their quarantined files)",
          lambda: [Scan.status == "infected"], _scan_hold, cleanup.entomb),
     Kind("unmatched_callbacks", UnmatchedCallback, UnmatchedCallback.received_at, 90,
-         "kept M-Pesa callbacks (their payment never registered, or one an operator must look at)", hold=_tenant_hold(UnmatchedCallback.tenant_id)),
+         "kept M-Pesa callbacks (their payment never registered, or one an operator must look at); a paid one "
+         "leaves its receipt in the audit log", hold=_tenant_hold(UnmatchedCallback.tenant_id),
+         children=_paid_callbacks_audited),
     Kind("audit_log", AuditEntry, AuditEntry.created_at, 365, "audit log entries", hold=_tenant_hold(AuditEntry.tenant_id)),
 ]  # fmt: skip
 BY_NAME = {k.name: k for k in KINDS}

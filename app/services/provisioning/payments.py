@@ -218,6 +218,13 @@ def unmatched(tenant_id: str | None = None, limit: int = 100) -> list[UnmatchedC
     return list(db.session.scalars(query))
 
 
+def unmatched_details(row: Any) -> dict[str, Any]:
+    """What the audit log keeps of a kept callback that goes (dismissed, or aged out by retention)."""
+    return {"result_code": row.result_code, "receipt_number": row.receipt_number,
+            "amount_paid": None if row.amount_paid is None else str(row.amount_paid),
+            "callbacks": row.callbacks, "received_at": row.received_at.isoformat()}  # fmt: skip
+
+
 def dismiss_unmatched(unmatched_id: int, *, actor: str) -> UnmatchedCallback | None:
     """An operator settled a callback nobody registered (refunded, or registered elsewhere):
     it goes from the list, and the audit log keeps what it said (caller commits). Locked like
@@ -229,9 +236,7 @@ def dismiss_unmatched(unmatched_id: int, *, actor: str) -> UnmatchedCallback | N
     if find(row.tenant_id, row.checkout_request_id) is not None:
         raise PaymentError({"checkout_request_id": ["Its payment is registered: the minute sweep applies it."]})
     audit.record(actor, "payment.unmatched_dismiss", target=row.checkout_request_id, tenant_id=row.tenant_id,
-                 details={"result_code": row.result_code, "receipt_number": row.receipt_number,
-                          "amount_paid": None if row.amount_paid is None else str(row.amount_paid),
-                          "callbacks": row.callbacks, "received_at": row.received_at.isoformat()})  # fmt: skip
+                 details=unmatched_details(row))  # fmt: skip
     db.session.delete(row)
     return row
 
