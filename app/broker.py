@@ -7,10 +7,14 @@ on a quiet endpoint, each step from an M-Pesa callback to a hotspot user.
 
 Here, after a fetch that found nothing, the consumer blocks on the queue's list in Redis with
 `BLMOVE q q LEFT LEFT` (the head taken and put back in one atomic command, so nothing moves)
-until a message id is pushed there or the worker timeout passes, then fetches as Dramatiq
-does. An idle worker still wakes at most once per timeout (for heartbeats, acks and shutdown),
-and a new message is fetched as soon as it lands. Redis older than 6.2 (no BLMOVE) keeps
+until a message id is pushed there or the worker timeout passes (capped a second short of the
+client's socket timeout), then fetches as Dramatiq does. An idle worker still wakes at most
+once per timeout (for shutdown, heartbeats and delayed messages), and a new message is fetched
+as soon as it lands. Redis older than 6.2 (no BLMOVE), or one whose ACL refuses it, keeps
 Dramatiq's polling.
+
+Each consumer (one per queue and delay queue of a worker process) keeps a connection busy while
+it waits: app/extensions.py sizes the client's pool for that.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +32,17 @@ log = logging.getLogger(__name__)
 class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
     #: Cleared for the process when the server has no BLMOVE.
     supported = True
+    #: A wait ends this long before the client's socket timeout would cut it off.
+    SOCKET_MARGIN_SECONDS = 1.0
 
     def __init__(self, broker: RedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self.key = f"{broker.namespace}:{queue_name}"
+        self.wait_seconds = timeout / 1000
+        socket_timeout = broker.client.connection_pool.connection_kwargs.get("socket_timeout")
+        if socket_timeout:
+            self.wait_seconds = min(self.wait_seconds, socket_timeout - self.SOCKET_MARGIN_SECONDS)
+        self._refused = False
 
     def __next__(self) -> Any:
         # Only when the last fetch missed and this fetch would run (a consumer holding all it may
@@ -40,19 +52,25 @@ class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
         return super().__next__()
 
     def wait(self) -> None:
-        """Block until the queue holds a message id or the worker timeout passes. Errors are
-        left to the fetch that follows, which reports them as Dramatiq does."""
-        if not WaitingConsumer.supported:
+        """Block until the queue holds a message id or the wait's time passes. A lost or hung
+        connection ends as Dramatiq's fetch would end it (ConnectionClosed); a refusal leaves
+        Dramatiq's polling in place."""
+        if not WaitingConsumer.supported or self._refused or self.wait_seconds <= 0:
             return
         try:
-            self.broker.client.blmove(self.key, self.key, self.timeout / 1000, "LEFT", "LEFT")
+            self.broker.client.blmove(self.key, self.key, self.wait_seconds, "LEFT", "LEFT")
         except redis.ResponseError as err:
             if "unknown command" in str(err).lower():
                 WaitingConsumer.supported = False
                 log.warning("Redis has no BLMOVE (6.2+): idle workers poll, up to the worker timeout apart")
+            else:  # e.g. an ACL without BLMOVE: this consumer polls
+                self._refused = True
+                log.warning("Redis refused BLMOVE on %s (%s): this queue's consumer polls", self.key, err)
             return
+        except (redis.ConnectionError, redis.TimeoutError) as err:
+            raise ConnectionClosed(err) from None
         except redis.RedisError:
-            return
+            return  # anything else: the fetch that follows meets it, as Dramatiq's would
         self.misses = 0  # a fetch that still misses (another worker won the message) sleeps the least
 
 

@@ -47,6 +47,10 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 
 
+#: Connections one process may open to Redis (redis-py's default is 100).
+REDIS_MAX_CONNECTIONS = 512
+
+
 class Queue:
     """Holds the Dramatiq Redis broker this app publishes to (and, in a worker, consumes from)."""
 
@@ -58,8 +62,14 @@ class Queue:
 
         from app.broker import Broker
 
+        # A worker's consumers each hold a connection while they wait for work (app/broker.py):
+        # two per queue, besides the threads' own; the limit stays well above that.
         client = redis.Redis.from_url(
-            app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+            app.config["REDIS_URL"],
+            socket_connect_timeout=2,
+            socket_timeout=10,
+            health_check_interval=30,
+            max_connections=REDIS_MAX_CONNECTIONS,
         )
         # Middleware is added by workers/broker.py in worker processes; publishing needs none.
         self._broker = Broker(client=client, middleware=[])

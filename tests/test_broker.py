@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 from dramatiq import Message
+from dramatiq.errors import ConnectionClosed
 
 from app.broker import Broker, WaitingConsumer
 from tests.fakes.processes import RedisServer, wait_until
@@ -89,12 +90,59 @@ def test_a_consumer_holding_all_it_may_prefetch_does_not_wait(broker):
     assert broker.client.llen(f"dramatiq:{queue_name}") == 1
 
 
+def _in_thread(fn, limit: float) -> list:  # type: ignore[type-arg]
+    """Run `fn` in a thread; its result, or [] when it is still blocked after `limit` seconds
+    (a liveness bound, far above what it takes)."""
+    out: list = []  # type: ignore[type-arg]
+    thread = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    thread.start()
+    thread.join(limit)
+    return out
+
+
 def test_an_idle_consumer_waits_in_redis_at_most_its_timeout(broker):
     broker, queue_name = broker
     consumer = broker.consume(queue_name, prefetch=1, timeout=50)
     before = _blmove_calls(broker.client)
-    assert [next(consumer) for _ in range(3)] == [None, None, None]  # a shutdown or a heartbeat is never held up
+    # A shutdown, a heartbeat or a due delayed message is never held up past the timeout.
+    assert _in_thread(lambda: [next(consumer) for _ in range(3)], 20) == [[None, None, None]]
     assert _blmove_calls(broker.client) == before + 2  # the first call's miss, then one wait per call
+    assert consumer.misses == 1  # each wait starts the backoff over: no blind sleep after it
+
+
+def test_a_consumer_whose_redis_goes_away_mid_wait_reports_a_closed_connection():
+    server = RedisServer().start()
+    try:
+        broker, queue_name = _broker(server.url)
+        consumer = broker.consume(queue_name, prefetch=1, timeout=30_000)
+        assert next(consumer) is None
+        watcher = redis.Redis.from_url(server.url)
+        stopper = threading.Thread(target=lambda: (wait_until(lambda: _waiting_clients(watcher) > 0, 10, 0.01),
+                                                   server.stop()))  # fmt: skip
+        stopper.start()
+        with pytest.raises(ConnectionClosed):  # as Dramatiq's fetch reports it: the worker reconnects
+            next(consumer)
+        stopper.join()
+    finally:
+        server.close()
+
+
+def test_a_redis_whose_acl_refuses_blmove_keeps_the_polling():
+    server = RedisServer().start()
+    try:
+        redis.Redis.from_url(server.url).acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-blmove"],
+                                                     keys=["*"], channels=["*"])  # fmt: skip
+        broker, queue_name = _broker(server.url)
+        consumer = broker.consume(queue_name, prefetch=1, timeout=50)
+        assert [next(consumer) for _ in range(2)] == [None, None]  # refused once, then never asked again
+        assert consumer._refused is True
+        message = _message(queue_name)
+        broker.enqueue(message)
+        got = wait_until(lambda: next(consumer), 5, 0, what="the message")
+        assert got.message_id == message.message_id  # type: ignore[attr-defined]
+        broker.client.close()
+    finally:
+        server.close()
 
 
 def test_without_blmove_the_consumer_polls_as_dramatiq_does(monkeypatch):
