@@ -190,6 +190,14 @@ def test_an_idempotent_upload_is_stored_once(app, api):
     assert len(files_in(app.config["SCAN_STORAGE_DIR"])) == 1
 
 
+def test_an_upload_reusing_its_key_with_other_bytes_is_refused(app, api):
+    # The key compares the file by the hash storage took as it wrote it, not by the envelope.
+    assert api.upload("/api/v1/scans", "a.txt", b"first", headers={"Idempotency-Key": "up-2"}).status_code == 202
+    other = api.upload("/api/v1/scans", "a.txt", b"other", headers={"Idempotency-Key": "up-2"})
+    assert other.status_code == 422 and other.get_json()["type"].endswith("idempotency-key-reused")
+    assert len(files_in(app.config["SCAN_STORAGE_DIR"])) == 1
+
+
 def test_version_replies_are_parsed():
     assert clamav.parse_version("ClamAV 1.4.6/27480/Tue Dec  1 09:24:02 2026") == clamav.Version(
         "1.4.6", 27480, "Tue Dec  1 09:24:02 2026"

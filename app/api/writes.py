@@ -124,10 +124,20 @@ def _fingerprint() -> bytes:
     # A part's name can be missing (werkzeug gives None for a malformed one): sort it as "".
     parts: list[Any] = sorted((k or "", v) for k, v in request.form.items(multi=True))
     for field, upload in sorted(request.files.items(multi=True), key=lambda item: item[0] or ""):
-        upload.stream.seek(0)
-        parts.append((field, upload.filename, hashlib.sha256(upload.stream.read()).hexdigest()))
-        upload.stream.seek(0)
+        parts.append((field, upload.filename, _sha256(upload.stream)))
     return json.dumps(parts).encode()
+
+
+def _sha256(stream: Any) -> str:
+    """A part's SHA-256: from the stream when it hashed itself as it was written (scan
+    storage's Incoming), else read once."""
+    hashed = getattr(stream, "sha256", None)
+    if callable(hashed):
+        return str(hashed())
+    stream.seek(0)
+    digest = hashlib.sha256(stream.read()).hexdigest()
+    stream.seek(0)
+    return digest
 
 
 def json_value() -> Any:

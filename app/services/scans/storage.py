@@ -87,6 +87,10 @@ class Incoming(io.FileIO):
             written += super().write(view[written:]) or 0
         return written
 
+    def sha256(self) -> str:
+        """The hex SHA-256 of what was written so far (no second pass over the bytes)."""
+        return self._digest.copy().hexdigest()
+
     def take(self) -> Stored:
         """The caller owns the file from now on (closing no longer deletes it)."""
         self._delete_on_close = False
