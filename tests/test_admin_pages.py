@@ -302,6 +302,39 @@ def test_minutes_not_yet_rolled_up_are_read_live_from_redis(app):
     assert [(b["succeeded"], b["failed"]) for b in drawn[-2:]] == [(4, 0), (2, 1)]
 
 
+def test_every_chart_shows_the_minute_before_its_rollup(app, admin):
+    from app.services import stats
+
+    stats.count({"succeeded": 3, "failed": 1})  # no rollup yet
+    page = admin.get("/admin/").text
+    assert page.count("3 succeeded, 1 failed") == 3  # this minute, this hour, today
+
+
+def test_hours_and_today_include_minutes_not_yet_rolled_up(app):
+    from datetime import UTC, datetime, timedelta
+
+    from app.services import stats
+
+    now = datetime(2026, 11, 23, 10, 30, 20, tzinfo=UTC)
+    stats.count({"succeeded": 5}, now=(now - timedelta(minutes=20)).timestamp())
+    stats.rollup(now=now - timedelta(minutes=20))  # this hour and today hold 5 in the database
+    stats.count({"succeeded": 2, "failed": 1}, now=now.timestamp())  # not rolled up yet
+    stats.count({"succeeded": 7}, now=(now - timedelta(minutes=45)).timestamp())  # 09:45, nor this
+    minutes = stats.with_live_minutes(stats.series("minute", 60, now=now))
+    hours = stats.with_live_total("hour", stats.series("hour", 24, now=now), minutes)
+    days = stats.with_live_total("day", stats.series("day", 30, now=now), hours)
+    assert [(b["succeeded"], b["failed"]) for b in hours[-3:]] == [(0, 0), (7, 0), (7, 1)]
+    assert [(b["succeeded"], b["failed"]) for b in days[-2:]] == [(0, 0), (14, 1)]
+    # A rolled-up figure larger than what Redis still holds stays (Redis lost a counter).
+    stats.rollup(now=now)
+    from app.extensions import queue
+
+    queue.redis.flushall()
+    minutes = stats.with_live_minutes(stats.series("minute", 60, now=now))
+    hours = stats.with_live_total("hour", stats.series("hour", 24, now=now), minutes)
+    assert [(b["succeeded"], b["failed"]) for b in hours[-2:]] == [(7, 0), (7, 1)]
+
+
 def test_dashboard_live_part_is_served_alone(app, admin):
     part = admin.get("/admin/?part=live").text
     assert part.lstrip().startswith('<div id="dashboard-live">') and "<html" not in part

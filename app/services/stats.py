@@ -194,3 +194,16 @@ def with_live_minutes(series_: list[dict[str, Any]]) -> list[dict[str, Any]]:
             bucket["succeeded"] = max(bucket["succeeded"], int(counts.get(b"succeeded", 0)))
             bucket["failed"] = max(bucket["failed"], int(counts.get(b"failed", 0)))
     return series_
+
+
+def with_live_total(granularity: str, coarse: list[dict[str, Any]], fine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `granularity` series (hours, days) with each bucket at least the sum of the finer
+    series' buckets inside it (already read live), so this hour, the hour that just ended and
+    today are not behind the minute chart until the next rollup. Both are lower bounds of the
+    truth, so the larger is the better one."""
+    span = SPAN[granularity]
+    for bucket in coarse:
+        inside = [b for b in fine if bucket["start"] <= b["start"] < bucket["start"] + span]
+        for outcome in ("succeeded", "failed"):
+            bucket[outcome] = max(bucket[outcome], sum(b[outcome] for b in inside))
+    return coarse
