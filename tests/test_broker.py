@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -127,20 +127,28 @@ def test_a_consumer_whose_redis_goes_away_mid_wait_reports_a_closed_connection()
         server.close()
 
 
+def _polls_and_delivers(server: RedisServer, refused: Callable[[WaitingConsumer], bool]) -> None:
+    """Against a Redis that will not wait: the consumer falls back to Dramatiq's polling and
+    still takes a message."""
+    broker, queue_name = _broker(server.url)
+    try:
+        consumer = broker.consume(queue_name, prefetch=1, timeout=50)
+        assert [next(consumer) for _ in range(2)] == [None, None]  # a miss, then the wait refused
+        assert refused(consumer)
+        message = _message(queue_name)
+        broker.enqueue(message)
+        got = wait_until(lambda: next(consumer), 5, 0, what="the message")
+        assert got.message_id == message.message_id  # type: ignore[attr-defined]
+    finally:
+        broker.client.close()
+
+
 def test_a_redis_whose_acl_refuses_blmove_keeps_the_polling():
     server = RedisServer().start()
     try:
         redis.Redis.from_url(server.url).acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-blmove"],
                                                      keys=["*"], channels=["*"])  # fmt: skip
-        broker, queue_name = _broker(server.url)
-        consumer = broker.consume(queue_name, prefetch=1, timeout=50)
-        assert [next(consumer) for _ in range(2)] == [None, None]  # refused once, then never asked again
-        assert consumer._refused is True
-        message = _message(queue_name)
-        broker.enqueue(message)
-        got = wait_until(lambda: next(consumer), 5, 0, what="the message")
-        assert got.message_id == message.message_id  # type: ignore[attr-defined]
-        broker.client.close()
+        _polls_and_delivers(server, lambda consumer: consumer._refused)  # this consumer only
     finally:
         server.close()
 
@@ -149,15 +157,6 @@ def test_without_blmove_the_consumer_polls_as_dramatiq_does(monkeypatch):
     monkeypatch.setattr(WaitingConsumer, "supported", True)
     server = RedisServer("--rename-command", "BLMOVE", "").start()  # as Redis before 6.2
     try:
-        broker, queue_name = _broker(server.url)
-        consumer = broker.consume(queue_name, prefetch=1, timeout=50)
-        assert next(consumer) is None
-        assert next(consumer) is None  # the wait is refused: Dramatiq's sleep instead
-        assert WaitingConsumer.supported is False
-        message = _message(queue_name)
-        broker.enqueue(message)
-        got = wait_until(lambda: next(consumer), 5, 0, what="the message")
-        assert got.message_id == message.message_id  # type: ignore[attr-defined]
-        broker.client.close()
+        _polls_and_delivers(server, lambda _consumer: WaitingConsumer.supported is False)  # the whole process
     finally:
         server.close()

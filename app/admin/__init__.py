@@ -6,8 +6,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, abort, redirect, request, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
+
+from app.admin.forms import ActionForm
+from app.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -61,6 +65,26 @@ def paged(query: Any, model: Any) -> Any:
 def list_args() -> dict[str, str]:
     """The request's filters, for the next page's link."""
     return {k: v for k, v in request.args.items() if k != "cursor" and v}
+
+
+def names(model: Any) -> dict[str, str]:
+    """id -> name of every row of `model` (for the pages' tenant, router and plan columns)."""
+    return dict(db.session.execute(select(model.id, model.name)).all())  # type: ignore[arg-type]
+
+
+def choice(name: str, allowed: tuple[str, ...]) -> str | None:
+    """A filter from the query string, None (with a message) when it is not one of `allowed`."""
+    value = request.args.get(name) or None
+    if value not in (None, *allowed):
+        flash(f"{name}: unknown value {value!r}", "error")
+        return None
+    return value
+
+
+def checked_form() -> None:
+    """A POST's CSRF token, or 400."""
+    if not ActionForm().validate_on_submit():
+        abort(400, "Missing CSRF token.")
 
 
 def register(app: Flask) -> None:

@@ -10,8 +10,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from app.admin import actor, admin_required, bp, list_args, paged
-from app.admin.provisioning import checked_form, choice, names
+from app.admin import actor, admin_required, bp, checked_form, choice, list_args, names, paged
 from app.extensions import db
 from app.models import Tenant
 from app.models.provisioning import PAYMENT_STATES, Payment, Plan, Router

@@ -13,8 +13,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app.admin import actor, admin_required, bp, list_args, paged
-from app.admin.forms import ActionForm
+from app.admin import actor, admin_required, bp, checked_form, choice, list_args, names, paged
 from app.extensions import db
 from app.models import Tenant
 from app.models.base import utcnow
@@ -27,23 +26,6 @@ SOURCES = ("payment", "voucher", "manual")
 PREFIX = re.compile(r"^[A-Za-z0-9_\-]{0,10}$")
 #: How far back the voucher print page looks when no batch is named.
 RECENT_MINUTES = 60
-
-
-def names(model: Any) -> dict[str, str]:
-    return dict(db.session.execute(select(model.id, model.name)).all())  # type: ignore[arg-type]
-
-
-def choice(name: str, allowed: tuple[str, ...]) -> str | None:
-    value = request.args.get(name) or None
-    if value not in (None, *allowed):
-        flash(f"{name}: unknown value {value!r}", "error")
-        return None
-    return value
-
-
-def checked_form() -> None:
-    if not ActionForm().validate_on_submit():
-        abort(400, "Missing CSRF token.")
 
 
 def _private(html: str) -> Any:

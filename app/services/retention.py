@@ -40,6 +40,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.services import audit
+from app.services.provisioning.payments import unmatched_details
 from app.services.scans import cleanup
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,6 @@ def _event_children(conn: Any, events: Any) -> None:
 def _paid_callbacks_audited(conn: Any, batch: Any) -> None:
     """A kept callback that says money was paid (ResultCode 0 with an amount) leaves what it
     said in the audit log when retention removes it, as a dismissal does."""
-    from app.services.provisioning.payments import unmatched_details
-
     paid = conn.execute(select(UnmatchedCallback).where(UnmatchedCallback.id.in_(batch),
                                                         UnmatchedCallback.result_code == 0,
                                                         UnmatchedCallback.amount_paid.is_not(None))).all()  # fmt: skip

@@ -29,7 +29,6 @@ from app.extensions import db, queue
 from app.jobtypes import JobType, register
 from app.models import Email, EmailBatch, Job
 from app.models.base import UTCDateTime, new_id, utcnow
-from app.models.jobs import FINISHED
 from app.services import jobs, ledger, ratelimit
 from app.services.email import compose, mails, render
 from app.services.webhooks import events
@@ -97,7 +96,7 @@ def _guarded(value: bytes | None) -> bool:
     status = db.session.scalar(select(Job.status).where(Job.id == job_id))
     if status is None:
         return age < FLUSH_GUARD_GRACE_SECONDS
-    return status not in {s.value for s in FINISHED}
+    return not jobs.is_finished(status)
 
 
 def kick_if_due() -> dict[str, Any] | None:
