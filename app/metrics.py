@@ -147,9 +147,9 @@ def job_event(event: str, job_type: str, queue: str, seconds: float | None = Non
             _series.job_duration.labels(job_type).observe(seconds)
 
 
-def email_outcome(outcome: str) -> None:
+def email_outcome(outcome: str, count: int = 1) -> None:
     if _series is not None:
-        _series.emails.labels(outcome).inc()
+        _series.emails.labels(outcome).inc(count)
 
 
 def email_suppressed(reason: str) -> None:

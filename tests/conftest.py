@@ -26,6 +26,7 @@ from app.services import tenants, users
 from tests.fakes.clamav import ClamdServer
 from tests.fakes.http_receiver import HttpReceiver
 from tests.fakes.processes import Process, RedisServer, worker_command
+from tests.fakes.smtp_sink import SmtpSink
 from tests.helpers import PASSWORD, login
 
 ENCRYPTION_KEY = Fernet.generate_key().decode()
@@ -330,6 +331,14 @@ def viewer(app, viewer_user):
     client = app.test_client()
     assert login(client, viewer_user.email).status_code == 302
     return client
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """The mail relay: a real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+    server = SmtpSink().start()
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -8,15 +8,7 @@ import pytest
 from app.extensions import db
 from app.models import AuditEntry, Email, Suppression
 from app.services.email import batches
-from tests.fakes.smtp_sink import SmtpSink
 from tests.helpers import post
-
-
-@pytest.fixture
-def sink():
-    server = SmtpSink().start()
-    yield server
-    server.close()
 
 
 @pytest.fixture

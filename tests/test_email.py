@@ -14,16 +14,8 @@ from app.extensions import db
 from app.models import Email, EmailBatch, Job, Suppression
 from app.models.base import utcnow
 from app.services import ratelimit
-from app.services.email import batches, render
-from tests.fakes.smtp_sink import SmtpSink
+from app.services.email import batches, outcomes, render
 from tests.helpers import fresh
-
-
-@pytest.fixture
-def sink():
-    server = SmtpSink().start()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def make_due() -> None:
     db.session.commit()
 
 
-def flush() -> list[batches.BatchResult]:
+def flush() -> list[outcomes.BatchResult]:
     db.session.rollback()
     return batches.flush("test-worker", budget=30)
 

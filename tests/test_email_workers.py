@@ -8,18 +8,10 @@ import pytest
 from app import live
 from app.extensions import db
 from app.models import Email
-from app.services.email import batches, mails
+from app.services.email import mails, outcomes
 from tests.fakes.processes import wait_until
-from tests.fakes.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def sink():
-    server = SmtpSink().start()
-    yield server
-    server.close()
 
 
 def queue_mails(tenant_id: str, count: int) -> None:
@@ -49,7 +41,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_resends_at_most_one_chunk(a
     ids = sink.message_ids()
     assert len(set(ids)) == 250  # nothing lost
     # Sent twice at most: the mails whose 250 came after the last committed chunk, and the one in flight.
-    assert len(ids) - 250 <= batches.RECORD_EVERY + 1, len(ids) - 250
+    assert len(ids) - 250 <= outcomes.RECORD_EVERY + 1, len(ids) - 250
     # The operators' feed hears of each recorded batch; the killed worker's batch never reports.
     wait_until(lambda: batch_reports(), 10, 0.1, what="the batch reports on the feed")
     assert sum(e["data"]["sent"] for e in batch_reports()) <= 250

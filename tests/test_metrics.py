@@ -60,13 +60,6 @@ CLOSED = {
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def app_config(sink: SmtpSink) -> dict[str, Any]:
     return {**LOOPBACK, "SMTP_PORT": sink.port, "EMAIL_RATE_PER_MINUTE": 0, "EMAIL_DELAY": 0,
             "PROVISION_RETRY_SCHEDULE": [1], "ROUTER_TIMEOUT": 3.0}  # fmt: skip

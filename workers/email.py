@@ -7,7 +7,7 @@ import socket
 from typing import Any
 
 from app import live
-from app.services.email import batches
+from app.services.email import batches, outcomes
 from app.services.ledger import ClaimedJob
 from workers.broker import job_actor
 
@@ -24,7 +24,7 @@ def flush(job: ClaimedJob) -> dict[str, Any]:
     return {"batches": len(results), "sent": sum(r.sent for r in results)}
 
 
-def report(result: batches.BatchResult) -> None:
+def report(result: outcomes.BatchResult) -> None:
     """Tell the operators' feed about a batch the moment it is recorded, not when the flush ends."""
     live.publish("email.batch_sent", subject=result.batch_id,
                  data={"size": result.size, "sent": result.sent, "retrying": result.retrying,

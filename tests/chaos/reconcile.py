@@ -20,7 +20,7 @@ from sqlalchemy import case, func, select
 from app.extensions import db
 from app.models import Email, Job, Scan, WebhookDelivery, WebhookEndpoint
 from app.models.provisioning import Payment, Subscription
-from app.services.email.batches import RECORD_EVERY
+from app.services.email.outcomes import RECORD_EVERY
 from tests.chaos.peers import Receiver, Sink
 from tests.fakes.routeros import RouterOsServer
 

@@ -2,8 +2,8 @@
 benchmarks, and the development stack's mail sink (`python -m tests.fakes.smtp_sink`, every
 mail written as an .eml file under --dir).
 
-Tests can script per-recipient answers (`450 …` then success, `550 …`) and slow the DATA
-answer down, and count SMTP sessions (one EHLO/HELO per connection).
+Tests can script answers to MAIL, RCPT and the end of DATA (`450 …` then success, `550 …`,
+`421 …`) and slow the DATA answer down, and count SMTP sessions (one EHLO/HELO per connection).
 """
 
 from __future__ import annotations
@@ -54,8 +54,16 @@ class _Handler:
         session.opsdeck_id = self.sink._new_session()
         return f"250 {server.hostname}"
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
+        answer = self.sink._scripted(address, "MAIL")
+        if answer is not None:
+            return answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
-        answer = self.sink._scripted(address)
+        answer = self.sink._scripted(address, "RCPT")
         if answer is not None:
             return answer
         envelope.rcpt_tos.append(address)
@@ -64,6 +72,9 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.sink.data_delay:
             await asyncio.sleep(self.sink.data_delay)
+        answer = self.sink._scripted(envelope.rcpt_tos[0], "DATA") if envelope.rcpt_tos else None
+        if answer is not None:
+            return answer
         self.sink._keep(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
                                  getattr(session, "opsdeck_id", 0), time.time()))  # fmt: skip
         return "250 Message accepted"
@@ -113,14 +124,15 @@ class SmtpSink:
                 self.logins.append(login)
         return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
-    def script(self, address: str, *answers: str) -> None:
-        """The next RCPT answers for `address` (e.g. "450 4.2.0 Mailbox busy"); then 250."""
+    def script(self, address: str, *answers: str, at: str = "RCPT") -> None:
+        """The next answers (e.g. "450 4.2.0 Mailbox busy"), then 250: to RCPT of `address`, to
+        MAIL from `address` (at="MAIL"), or at the end of DATA of a mail to it (at="DATA")."""
         with self._lock:
-            self._scripts[address.lower()].extend(answers)
+            self._scripts[f"{at} {address.lower()}"].extend(answers)
 
-    def _scripted(self, address: str) -> str | None:
+    def _scripted(self, address: str, at: str) -> str | None:
         with self._lock:
-            queue = self._scripts.get(address.lower())
+            queue = self._scripts.get(f"{at} {address.lower()}")
             return queue.popleft() if queue else None
 
     def _new_session(self) -> int:

@@ -3,35 +3,34 @@ render once, send over one SMTP connection at the shared pace, record per-recipi
 
 Sending once: a mail's Message-ID is fixed before its first attempt; a claim carries a lease.
 A flush that dies leaves its mails to be claimed again when the lease lapses, with the same
-Message-ID. Results are committed every RECORD_EVERY mails, so a crash between the relay's 250
-and that commit can send those mails again (SMTP has no dedupe); nothing can be lost.
+Message-ID. Results are committed while the sends go on (`outcomes`), at most RECORD_EVERY
+behind, so a crash between the relay's 250 and that commit can send those mails again (SMTP
+has no dedupe); nothing can be lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import smtplib
-import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from marshmallow import Schema
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 
-from app import metrics
 from app.extensions import db, queue
 from app.jobtypes import JobType, register
 from app.models import Email, EmailBatch, Job
-from app.models.base import UTCDateTime, new_id, utcnow
-from app.services import jobs, ledger, ratelimit
-from app.services.email import compose, mails, render
-from app.services.webhooks import events
+from app.models.base import new_id, utcnow
+from app.services import jobs, ratelimit
+from app.services.email import compose, mails, outcomes, relay, render
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,6 @@ class FlushPayload(Schema):
 
 FLUSH = register(JobType("email.flush", family="email", queue="email", payload=FlushPayload, max_attempts=3))
 
-#: Results are committed after this many mails (the most a crash can send twice).
-RECORD_EVERY = 20
 #: A flush stops claiming new batches after this long (the next flush goes on).
 FLUSH_BUDGET_SECONDS = 45.0
 #: Redis key held while a flush is queued or running (one at a time, kicked at most once). Its
@@ -54,6 +51,8 @@ FLUSH_PENDING_SECONDS = 60
 #: may still be open); after that the job never committed, and the guard is taken over.
 FLUSH_GUARD_GRACE_SECONDS = 5.0
 PACE = "email-relay"
+#: How many mails the render thread may be ahead of the sends.
+COMPOSE_AHEAD = 2
 
 
 # -- kicking a flush ------------------------------------------------------------------
@@ -118,22 +117,9 @@ def flush_done() -> None:
 
 
 # -- one flush --------------------------------------------------------------------------
-@dataclass
-class BatchResult:
-    batch_id: str
-    size: int = 0
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    deferred: int = 0
-    error: str | None = None
-    duration_ms: int = 0
-    failures: list[dict[str, Any]] = field(default_factory=list)
-
-
 def flush(
-    worker: str, budget: float = FLUSH_BUDGET_SECONDS, on_batch: Callable[[BatchResult], None] | None = None
-) -> list[BatchResult]:
+    worker: str, budget: float = FLUSH_BUDGET_SECONDS, on_batch: Callable[[outcomes.BatchResult], None] | None = None
+) -> list[outcomes.BatchResult]:
     """Send batches until nothing is due or the budget is spent, EMAIL_DELAY apart; `on_batch`
     hears of each batch as soon as its rows are recorded."""
     config = current_app.config
@@ -168,7 +154,8 @@ def claim(batch_id: str, limit: int) -> list[Email]:
     if not ids:
         db.session.commit()
         return []
-    rows = list(db.session.scalars(select(Email).where(Email.id.in_(ids)).execution_options(populate_existing=True)))
+    oldest_first = select(Email).where(Email.id.in_(ids)).order_by(Email.next_attempt_at, Email.created_at)
+    rows = list(db.session.scalars(oldest_first.execution_options(populate_existing=True)))
     rows = _fold_digests(rows, batch_id, lease, now)
     db.session.add(EmailBatch(id=batch_id, size=len(rows), created_at=now))
     db.session.commit()
@@ -213,101 +200,28 @@ def _fold_digests(rows: list[Email], batch_id: str, lease: Any, now: Any) -> lis
     return [r for r in rows if r not in folded]
 
 
-def _connect() -> smtplib.SMTP:
-    config = current_app.config
-    security, timeout = config["SMTP_SECURITY"], config["SMTP_TIMEOUT"]
-    host, port = config["SMTP_HOST"], config["SMTP_PORT"]
-    smtp: smtplib.SMTP
-    # Certificates are verified (smtplib's own default context does not), against SMTP_CA_FILE
-    # when set, else the system's CAs.
-    context = ssl.create_default_context(cafile=config["SMTP_CA_FILE"] or None) if security != "none" else None
-    if security == "ssl":
-        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout)
-        if security == "starttls":
-            smtp.starttls(context=context)
-    if config["SMTP_USERNAME"]:
-        smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
-    return smtp
-
-
-_NOW = UTCDateTime()
-_RECORD = (
-    update(Email)
-    .where(Email.id == bindparam("e_id"), Email.batch_id == bindparam("b_id"), Email.status == "sending")
-    .values(status=bindparam("new_status"), next_attempt_at=bindparam("due", type_=_NOW), last_error=bindparam("err"),
-            sent_at=bindparam("sent", type_=_NOW), attempts=Email.attempts - bindparam("undo"),
-            lease_expires_at=None, updated_at=bindparam("now", type_=_NOW))
-)  # fmt: skip
-
-
-class _Recorder:
-    """Per-mail results of one batch, committed every RECORD_EVERY mails."""
-
-    def __init__(self, result: BatchResult) -> None:
-        config = current_app.config
-        self.result = result
-        self.schedule = {"retry_schedule": config["EMAIL_RETRY_SCHEDULE"]}
-        self.max_attempts = len(config["EMAIL_RETRY_SCHEDULE"]) + 1
-        self.pending: list[dict[str, Any]] = []
-        self.done: set[str] = set()
-
-    def __call__(self, row: Email, status: str, error: str | None = None, code: int | None = None) -> None:
-        now, due, undo = utcnow(), row.next_attempt_at, 0
-        if status == "retrying" and row.attempts >= self.max_attempts:
-            status = "failed"
-        if status == "retrying":
-            due = now + timedelta(seconds=ledger.retry_delay(row.attempts, self.schedule))
-        if status == "queued":  # given back unsent: not an attempt
-            due, undo = now + timedelta(seconds=current_app.config["EMAIL_DELAY"]), 1
-        hard_bounce = status == "failed" and code is not None and 500 <= code < 600
-        if hard_bounce and mails.suppress(row.tenant_id, row.to, f"hard bounce: {error}", actor="system:email"):
-            metrics.email_suppressed("hard_bounce")
-        if status in ("failed", "retrying"):
-            self.result.failures.append({"id": row.id, "to": row.to, "status": status, "error": error})
-        if status == "failed":  # the tenant's webhook endpoints hear of it (same transaction)
-            events.emit(row.tenant_id, "email.failed", {"id": row.id, "to": row.to, "error": error,
-                                                        "message_id": row.message_id})  # fmt: skip
-        counter = {"sent": "sent", "retrying": "retrying", "failed": "failed", "queued": "deferred"}[status]
-        setattr(self.result, counter, getattr(self.result, counter) + 1)
-        metrics.email_outcome(counter)
-        self.done.add(row.id)
-        self.pending.append({"e_id": row.id, "b_id": self.result.batch_id, "new_status": status, "due": due,
-                             "err": (error or "")[:2000] or None, "sent": now if status == "sent" else None,
-                             "undo": undo, "now": now})  # fmt: skip
-        if len(self.pending) >= RECORD_EVERY or status == "failed":  # a failure's suppression/event rows now
-            self.commit()
-
-    def commit(self) -> None:
-        if self.pending:
-            db.session.connection().execute(_RECORD, list(self.pending))  # Core executemany
-            db.session.commit()
-            self.pending.clear()
-
-
-def send_batch(worker: str, limit: int) -> BatchResult | None:
+def send_batch(worker: str, limit: int) -> outcomes.BatchResult | None:
     """Claim, render and send one batch over one connection; None when nothing was due."""
     batch_id = new_id()
     rows = claim(batch_id, limit)
     if not rows:
         return None
     config = current_app.config
-    result = BatchResult(batch_id, size=len(rows))
-    record = _Recorder(result)
+    result = outcomes.BatchResult(batch_id, size=len(rows))
+    record = outcomes.Recorder(result)
     began = time.monotonic()
     messages = _composing(rows)
     smtp = None
     renewed = time.monotonic()
     try:
-        smtp = _connect()
+        smtp, sender = relay.connect(), compose.envelope_from()
         for index, row in enumerate(rows):
-            message = next(messages)
+            message, wired = next(messages)
             if isinstance(message, Exception):  # a template that cannot render: this mail only
                 record(row, "failed", f"render: {type(message).__name__}: {message}")
                 continue
             if time.monotonic() - renewed > config["EMAIL_LEASE_SECONDS"] / 3:
-                record.commit()
+                record.drain()
                 _renew_lease(batch_id)
                 renewed = time.monotonic()
             wait = ratelimit.reserve(PACE, config["EMAIL_RATE_PER_MINUTE"], max_wait=config["EMAIL_LEASE_SECONDS"] / 2)
@@ -318,19 +232,20 @@ def send_batch(worker: str, limit: int) -> BatchResult | None:
             if wait:
                 time.sleep(wait)
             try:
-                smtp.sendmail(compose.envelope_from(), [row.to], message.data)
-                record(row, "sent")
+                relay.transmit(smtp, sender, row.to, message.data, wired)
             except smtplib.SMTPRecipientsRefused as err:
                 code, text = next(iter(err.recipients.values()), (0, b""))
-                _refused(record, row, code, text)
+                _refused(record, row, code, text, recipient=True)
             except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as err:
-                _refused(record, row, err.smtp_code, err.smtp_error)
+                _refused(record, row, err.smtp_code, err.smtp_error, recipient=False)
             except (smtplib.SMTPServerDisconnected, OSError):
                 raise  # the connection: handled below for the rest of the batch
             except Exception as err:  # this mail cannot be sent (e.g. an address SMTP cannot carry)
                 record(row, "failed", f"{type(err).__name__}: {err}")
                 with contextlib.suppress(smtplib.SMTPException, OSError):
                     smtp.rset()
+            else:
+                record(row, "sent")
     except (smtplib.SMTPException, OSError) as err:  # the connection: the rest of the batch retries
         result.error = f"{type(err).__name__}: {err}"[:2000]
         for row in rows:
@@ -343,28 +258,42 @@ def send_batch(worker: str, limit: int) -> BatchResult | None:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
-        record.commit()
+        try:
+            record.drain()
+        finally:
+            record.close()
     result.duration_ms = int((time.monotonic() - began) * 1000)
     _finish(result, worker)
     return result
 
 
-def _composing(rows: list[Email]) -> Generator[compose.Composed | Exception, None, None]:
-    """Each mail's bytes, in order, rendered by a helper thread ahead of the sends (which wait on
-    the network most of the time). A mail that cannot render yields its exception."""
+def _composing(rows: list[Email]) -> Generator[tuple[compose.Composed, bytes] | tuple[Exception, None], None, None]:
+    """Each mail's bytes, in order, rendered by a helper thread while the sends wait on the
+    network. The helper stays at most COMPOSE_AHEAD mails ahead: rendering the whole batch at
+    once would hold the GIL for a long stretch, and every SMTP reply would then wait up to the
+    interpreter's switch interval (5 ms) for it. Yields each mail with its DATA as sent; a mail
+    that cannot render yields its exception."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def one(row: Email) -> compose.Composed | Exception:
+    def one(row: Email) -> tuple[compose.Composed, bytes] | tuple[Exception, None]:
         with app.app_context():
             try:
-                return compose.compose(row)
+                composed = compose.compose(row)
             except Exception as err:
                 log.warning("mail %s cannot be rendered", row.id, exc_info=True)
-                return err
+                return err, None
+            return composed, relay.wire(composed.data)
 
     executor = ThreadPoolExecutor(1, thread_name_prefix="opsdeck-compose")
+    upcoming = iter(rows)
+    ahead = deque(executor.submit(one, row) for row in itertools.islice(upcoming, COMPOSE_AHEAD))
     try:
-        yield from executor.map(one, rows)
+        while ahead:
+            composed = ahead.popleft().result()
+            row = next(upcoming, None)
+            if row is not None:
+                ahead.append(executor.submit(one, row))
+            yield composed
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
 
@@ -379,12 +308,14 @@ def _renew_lease(batch_id: str) -> None:
     db.session.commit()
 
 
-def _refused(outcome: Any, row: Email, code: int, text: Any) -> None:
+def _refused(record: outcomes.Recorder, row: Email, code: int, text: Any, *, recipient: bool) -> None:
+    """A 4xx is retried, a 5xx fails the mail; only a 5xx to the recipient itself (RCPT) puts
+    the address on the suppression list, not one to the sender or the message (size, content)."""
     error = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
-    outcome(row, "failed" if 500 <= code < 600 else "retrying", error, code)
+    record(row, "failed" if 500 <= code < 600 else "retrying", error, rcpt_code=code if recipient else None)
 
 
-def _finish(result: BatchResult, worker: str) -> None:
+def _finish(result: outcomes.BatchResult, worker: str) -> None:
     db.session.execute(
         update(EmailBatch)
         .where(EmailBatch.id == result.batch_id)

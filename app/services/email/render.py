@@ -29,6 +29,7 @@ def _env() -> Environment:
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
             keep_trailing_newline=False,
             trim_blocks=False,
+            auto_reload=current_app.debug,  # no stat() of the template files per mail in production
         )
         current_app.extensions["opsdeck_email_templates"] = env
     return env
