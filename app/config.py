@@ -159,6 +159,8 @@ class Config:
         self.CLAMD_URL = _env("CLAMD_URL", f"unix://{var / 'clamav' / 'clamd.sock'}")
         #: Seconds for connecting to clamd and for each read or write of a scan.
         self.CLAMD_TIMEOUT = _float("CLAMD_TIMEOUT", 60.0)
+        #: On a unix socket, hand clamd the open file (FILDES) instead of streaming it (INSTREAM).
+        self.CLAMD_FDPASS = _bool("CLAMD_FDPASS", True)
         #: Largest upload (413 above). Keep it at or below clamd's StreamMaxLength.
         self.SCAN_MAX_BYTES = _int("SCAN_MAX_BYTES", 25 * 1024 * 1024)
         #: Extensions accepted (each must match the content libmagic detects; see README).

@@ -132,7 +132,7 @@ def test_with_clamd_stopped_a_scan_retries_then_ends_in_error_never_clean(app, a
     assert api.get(f"/api/v1/scans/{created['id']}/file").status_code == 409
 
 
-@pytest.mark.parametrize("app_config", [{"SCAN_RETRY_SCHEDULE": [1]}])
+@pytest.mark.parametrize("app_config", [{"SCAN_RETRY_SCHEDULE": [1], "CLAMD_FDPASS": False}])
 def test_clamd_size_limit_reply_is_an_error_not_a_verdict(app, api):
     small = ClamdServer(stream_max_bytes=1024 * 1024).start()
     try:

@@ -89,10 +89,10 @@ def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
         else "quarantine"
     )
     try:
-        client = clamav.client(config["CLAMD_URL"], config["CLAMD_TIMEOUT"])
+        client = clamav.client(config["CLAMD_URL"], config["CLAMD_TIMEOUT"], config["CLAMD_FDPASS"])
         version = client.version()
         with storage.open_file(where, key) as file:
-            verdict = client.instream_file(file, os.fstat(file.fileno()).st_size)
+            verdict = client.scan_file(file, os.fstat(file.fileno()).st_size)
     except clamav.ClamdError as err:
         return _no_verdict(scan_id, job, f"{err.kind}: {err}", rescan)
     except (FileNotFoundError, ValueError) as err:
