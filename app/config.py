@@ -161,7 +161,8 @@ class Config:
         self.CLAMD_TIMEOUT = _float("CLAMD_TIMEOUT", 60.0)
         #: On a unix socket, hand clamd the open file (FILDES) instead of streaming it (INSTREAM).
         self.CLAMD_FDPASS = _bool("CLAMD_FDPASS", True)
-        #: Largest upload (413 above). Keep it at or below clamd's StreamMaxLength.
+        #: Largest upload (413 above). Keep it at or below clamd's MaxFileSize and MaxScanSize (and
+        #: StreamMaxLength when streaming), with AlertExceedsMax yes (README: Scanning).
         self.SCAN_MAX_BYTES = _int("SCAN_MAX_BYTES", 25 * 1024 * 1024)
         #: Extensions accepted (each must match the content libmagic detects; see README).
         self.SCAN_ALLOWED_EXTENSIONS = [

@@ -75,7 +75,8 @@ def test_a_4xx_at_the_end_of_data_is_retried(app, tenant, sink):
 
 @pytest.mark.parametrize(("answer", "status"), [("452 4.3.1 Out of storage", "retrying"),
                                                 ("552 5.3.4 Message too big", "failed")])  # fmt: skip
-def test_a_refused_sender_is_retried_or_failed_and_the_recipient_is_not_suppressed(app, tenant, sink, answer, status):
+def test_a_mail_refused_at_mail_from_is_retried_or_failed_alone_and_nothing_suppressed(app, tenant, sink, answer,
+                                                                                       status):  # fmt: skip
     sink.script(SENDER, answer, at="MAIL")
     first, second = queue(tenant.tenant_id, "ana@example.com", "ben@example.com")
     flush()
@@ -84,13 +85,23 @@ def test_a_refused_sender_is_retried_or_failed_and_the_recipient_is_not_suppress
     assert db.session.query(Suppression).count() == 0
 
 
+def test_a_sender_the_relay_refuses_outright_retries_the_whole_batch(app, tenant, sink):
+    """A 5xx to our own sender (authentication, policy) would refuse every mail: no mail is
+    failed for it, none is suppressed, the batch is retried like a connection error."""
+    sink.script(SENDER, "550 5.7.1 Sender not allowed", at="MAIL")
+    ids = queue(tenant.tenant_id, "ana@example.com", "ben@example.com")
+    (result,) = flush()
+    assert [fresh(Email, i).status for i in ids] == ["retrying", "retrying"] and "550" in result.error
+    assert sink.received == [] and db.session.query(Suppression).count() == 0
+
+
 def test_a_421_closes_the_session_and_the_rest_of_the_batch_is_retried(app, tenant, sink):
     sink.script("b@example.com", "421 4.3.2 Shutting down")
     ids = queue(tenant.tenant_id, "a@example.com", "b@example.com", "c@example.com")
     (result,) = flush()
     statuses = {i: fresh(Email, i).status for i in ids}
     sent = [r.rcpt_tos[0] for r in sink.received]
-    assert "b@example.com" not in sent and statuses[ids[1]] == "retrying" and result.error
+    assert "b@example.com" not in sent and statuses[ids[1]] == "retrying" and "421" in result.error
     assert all(statuses[i] == ("sent" if to in sent else "retrying")
                for i, to in zip(ids, ["a@example.com", "b@example.com", "c@example.com"], strict=True))  # fmt: skip
     assert db.session.query(Suppression).count() == 0

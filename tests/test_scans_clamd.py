@@ -33,9 +33,10 @@ def test_each_way_on_a_unix_socket_finds_eicar_and_passes_a_clean_file(app, api,
         assert client.scan_file(file, clean.stat().st_size) == clamav.Verdict(False)
 
 
-def test_a_file_passed_by_descriptor_is_scanned_whole_and_never_streamed(app, api, small_clamd):
-    """Over StreamMaxLength (which only limits streams) and over MaxFileSize: with FILDES clamd
-    reads the file in place, and its AlertExceedsMax makes the limit a finding, not a pass."""
+def test_a_file_passed_by_descriptor_over_max_file_size_is_flagged_not_passed(app, api, small_clamd):
+    """Over StreamMaxLength too, which limits only streams (streamed, this upload would be a
+    size-limit error): clamd reads the file in place, and AlertExceedsMax makes MaxFileSize a
+    finding, not a pass."""
     app.config["CLAMD_URL"] = small_clamd.url
     scan = scanned(api, "big.txt", b"x" * (3 * 1024 * 1024))
     assert scan["status"] == "infected" and scan["signature"].startswith("Heuristics.Limits.Exceeded")
@@ -43,7 +44,7 @@ def test_a_file_passed_by_descriptor_is_scanned_whole_and_never_streamed(app, ap
     assert small["status"] == "clean"
 
 
-def test_over_tcp_the_file_is_streamed(app, api):
+def test_scans_go_through_clamd_over_tcp(app, api):
     port = free_port()
     server = ClamdServer(extra_config=f"TCPSocket {port}\nTCPAddr 127.0.0.1\n").start()
     try:

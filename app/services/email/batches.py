@@ -236,7 +236,11 @@ def send_batch(worker: str, limit: int) -> outcomes.BatchResult | None:
             except smtplib.SMTPRecipientsRefused as err:
                 code, text = next(iter(err.recipients.values()), (0, b""))
                 _refused(record, row, code, text, recipient=True)
-            except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as err:
+            except smtplib.SMTPSenderRefused as err:
+                if 500 <= err.smtp_code < 600 and err.smtp_code != 552:
+                    raise  # our sender refused (auth, policy): every mail would be; the batch retries
+                _refused(record, row, err.smtp_code, err.smtp_error, recipient=False)  # 4xx, or too big
+            except smtplib.SMTPDataError as err:
                 _refused(record, row, err.smtp_code, err.smtp_error, recipient=False)
             except (smtplib.SMTPServerDisconnected, OSError):
                 raise  # the connection: handled below for the rest of the batch
@@ -246,6 +250,8 @@ def send_batch(worker: str, limit: int) -> outcomes.BatchResult | None:
                     smtp.rset()
             else:
                 record(row, "sent")
+            if smtp.sock is None:  # the relay closed the session (421): no use trying the rest
+                raise smtplib.SMTPServerDisconnected(f"the relay closed the session: {record.last_error}")
     except (smtplib.SMTPException, OSError) as err:  # the connection: the rest of the batch retries
         result.error = f"{type(err).__name__}: {err}"[:2000]
         for row in rows:
@@ -295,7 +301,7 @@ def _composing(rows: list[Email]) -> Generator[tuple[compose.Composed, bytes] | 
                 ahead.append(executor.submit(one, row))
             yield composed
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=True, cancel_futures=True)  # at most the render under way
 
 
 def _renew_lease(batch_id: str) -> None:

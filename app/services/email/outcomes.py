@@ -59,9 +59,13 @@ class _Chunk:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
+class RecordError(Exception):
+    """Writing results failed (the database): never mistaken for an SMTP connection error."""
+
+
 class Recorder:
-    """`recorder(row, status, error, code)` for each mail of one batch, from the sending thread;
-    `drain()` when everything so far must be in the database; `close()` at the end."""
+    """`recorder(row, status, error, rcpt_code=…)` for each mail of one batch, from the sending
+    thread; `drain()` when everything so far must be in the database; `close()` at the end."""
 
     def __init__(self, result: BatchResult) -> None:
         config = current_app.config
@@ -71,6 +75,7 @@ class Recorder:
         self.max_attempts = len(config["EMAIL_RETRY_SCHEDULE"]) + 1
         self.chunk = _Chunk()
         self.done: set[str] = set()
+        self.last_error: str | None = None
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="opsdeck-record")
         self.writing: Future[None] | None = None
 
@@ -83,6 +88,8 @@ class Recorder:
             due = now + timedelta(seconds=ledger.retry_delay(row.attempts, self.schedule))
         if status == "queued":  # given back unsent: not an attempt
             due, undo = now + timedelta(seconds=current_app.config["EMAIL_DELAY"]), 1
+        if error is not None:
+            self.last_error = error
         if status in ("failed", "retrying"):
             self.result.failures.append({"id": row.id, "to": row.to, "status": status, "error": error})
         if status == "failed":
@@ -120,15 +127,21 @@ class Recorder:
         self.writer.shutdown(wait=True)
 
     def _write(self, chunk: _Chunk) -> None:
-        with self.app.app_context():  # its own session, committed and removed at the end
-            for failed in chunk.failed:  # the tenant hears of it in the same transaction
-                if failed["hard_bounce"] and mails.suppress(failed["tenant_id"], failed["to"],
-                                                            f"hard bounce: {failed['error']}", actor="system:email"):  # fmt: skip
-                    metrics.email_suppressed("hard_bounce")
-                events.emit(failed["tenant_id"], "email.failed", {"id": failed["id"], "to": failed["to"],
-                                                                  "error": failed["error"],
-                                                                  "message_id": failed["message_id"]})  # fmt: skip
-            db.session.connection().execute(_RECORD, chunk.updates)  # Core executemany
-            db.session.commit()
+        suppressed = 0
+        try:
+            with self.app.app_context():  # its own session, committed and removed at the end
+                for failed in chunk.failed:  # the tenant hears of it in the same transaction
+                    if failed["hard_bounce"] and mails.suppress(failed["tenant_id"], failed["to"],
+                                                                f"hard bounce: {failed['error']}", actor="system:email"):  # fmt: skip
+                        suppressed += 1
+                    events.emit(failed["tenant_id"], "email.failed", {"id": failed["id"], "to": failed["to"],
+                                                                      "error": failed["error"],
+                                                                      "message_id": failed["message_id"]})  # fmt: skip
+                db.session.connection().execute(_RECORD, chunk.updates)  # Core executemany
+                db.session.commit()
+        except Exception as err:
+            raise RecordError(f"recording results: {type(err).__name__}: {err}") from err
         for outcome, count in chunk.outcomes.items():
             metrics.email_outcome(outcome, count)
+        for _ in range(suppressed):
+            metrics.email_suppressed("hard_bounce")

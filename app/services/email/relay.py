@@ -2,9 +2,9 @@
 verified) and one mail transaction per mail on it.
 
 `transmit` is `smtplib.SMTP.sendmail` for one recipient without the per-mail work a batch can
-do ahead: the envelope addresses were validated at submit and are sent as given, and the body
-is dot-stuffed by `wire` in the render thread. It raises what `sendmail` raises, so callers
-handle refusals the same way; addresses that are not ASCII go through `sendmail` itself.
+do ahead: the envelope addresses were validated (ASCII, one line) at submit and are sent as
+given, and the body is dot-stuffed by `wire` in the render thread. It raises what `sendmail`
+raises, so callers handle refusals the same way.
 """
 
 from __future__ import annotations
@@ -31,11 +31,15 @@ def connect() -> smtplib.SMTP:
         smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
     else:
         smtp = smtplib.SMTP(host, port, timeout=timeout)
+    try:
         if security == "starttls":
             smtp.starttls(context=context)
-    if config["SMTP_USERNAME"]:
-        smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
-    smtp.ehlo_or_helo_if_needed()
+        if config["SMTP_USERNAME"]:
+            smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
+        smtp.ehlo_or_helo_if_needed()
+    except BaseException:
+        smtp.close()
+        raise
     return smtp
 
 
@@ -48,9 +52,6 @@ def wire(data: bytes) -> bytes:
 
 def transmit(smtp: smtplib.SMTP, sender: str, to: str, data: bytes, wired: bytes) -> None:
     """Send one mail; returns when the relay accepted it (250), raises as `sendmail` does."""
-    if not (sender.isascii() and to.isascii()):
-        smtp.sendmail(sender, [to], data)
-        return
     size = f" SIZE={len(data)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
     code, reply = smtp.docmd("MAIL", f"FROM:<{sender}>{size}")
     if code != 250:

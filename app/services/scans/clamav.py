@@ -30,8 +30,8 @@ import clamd
 #: Bytes per INSTREAM chunk (must stay below clamd's StreamMaxLength).
 CHUNK_BYTES = 1024 * 1024
 _END = struct.pack("!L", 0)
-_CLEAN = re.compile(r"^(?:stream|fd\[\d+\]): OK$")
-_FOUND = re.compile(r"^(?:stream|fd\[\d+\]): (?P<name>.+) FOUND$")
+_CLEAN = re.compile(r"(?:stream|fd\[[0-9]+\]): OK")
+_FOUND = re.compile(r"(?:stream|fd\[[0-9]+\]): (?P<name>.+) FOUND")
 _VERSION = re.compile(r"^ClamAV (?P<engine>[^/]+)(?:/(?P<db>\d+)/(?P<date>.+))?$")
 
 
@@ -71,9 +71,9 @@ def parse_version(reply: str) -> Version:
 
 
 def parse_reply(reply: str) -> Verdict:
-    if _CLEAN.match(reply):
+    if _CLEAN.fullmatch(reply):
         return Verdict(False)
-    found = _FOUND.match(reply)
+    found = _FOUND.fullmatch(reply)
     if found is not None:
         return Verdict(True, found.group("name"))
     if "size limit exceeded" in reply:
