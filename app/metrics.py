@@ -152,9 +152,9 @@ def email_outcome(outcome: str, count: int = 1) -> None:
         _series.emails.labels(outcome).inc(count)
 
 
-def email_suppressed(reason: str) -> None:
+def email_suppressed(reason: str, count: int = 1) -> None:
     if _series is not None:
-        _series.email_suppressions.labels(reason).inc()
+        _series.email_suppressions.labels(reason).inc(count)
 
 
 def webhook_attempt(outcome: str) -> None:

@@ -21,7 +21,7 @@ def small_clamd():
 
 
 @pytest.mark.parametrize("fdpass", [True, False], ids=["fildes", "instream"])
-def test_each_way_on_a_unix_socket_finds_eicar_and_passes_a_clean_file(app, api, fdpass, tmp_path):
+def test_each_way_on_a_unix_socket_finds_eicar_and_passes_a_clean_file(app, fdpass, tmp_path):
     infected, clean = tmp_path / "eicar.txt", tmp_path / "clean.txt"
     infected.write_bytes(EICAR)
     clean.write_bytes(b"hello\n" * 1000)

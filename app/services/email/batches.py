@@ -251,7 +251,7 @@ def send_batch(worker: str, limit: int) -> outcomes.BatchResult | None:
             else:
                 record(row, "sent")
             if smtp.sock is None:  # the relay closed the session (421): no use trying the rest
-                raise smtplib.SMTPServerDisconnected(f"the relay closed the session: {record.last_error}")
+                raise smtplib.SMTPServerDisconnected(f"the relay closed the session: {result.failures[-1]['error']}")
     except (smtplib.SMTPException, OSError) as err:  # the connection: the rest of the batch retries
         result.error = f"{type(err).__name__}: {err}"[:2000]
         for row in rows:

@@ -27,6 +27,8 @@ from app.services.webhooks import events
 
 #: The most sent mails whose results are not yet committed (what a crash can send twice).
 RECORD_EVERY = 20
+#: Results per hand-over to the writer: one chunk being written and one filling stay within RECORD_EVERY.
+_CHUNK = RECORD_EVERY // 2
 
 _NOW = UTCDateTime()
 _RECORD = (
@@ -75,7 +77,6 @@ class Recorder:
         self.max_attempts = len(config["EMAIL_RETRY_SCHEDULE"]) + 1
         self.chunk = _Chunk()
         self.done: set[str] = set()
-        self.last_error: str | None = None
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="opsdeck-record")
         self.writing: Future[None] | None = None
 
@@ -88,8 +89,6 @@ class Recorder:
             due = now + timedelta(seconds=ledger.retry_delay(row.attempts, self.schedule))
         if status == "queued":  # given back unsent: not an attempt
             due, undo = now + timedelta(seconds=current_app.config["EMAIL_DELAY"]), 1
-        if error is not None:
-            self.last_error = error
         if status in ("failed", "retrying"):
             self.result.failures.append({"id": row.id, "to": row.to, "status": status, "error": error})
         if status == "failed":
@@ -103,7 +102,7 @@ class Recorder:
         self.chunk.updates.append({"e_id": row.id, "b_id": self.result.batch_id, "new_status": status, "due": due,
                                    "err": (error or "")[:2000] or None, "sent": now if status == "sent" else None,
                                    "undo": undo, "now": now})  # fmt: skip
-        if len(self.chunk.updates) >= RECORD_EVERY // 2 or status == "failed":  # a failure's rows go at once
+        if len(self.chunk.updates) >= _CHUNK or status == "failed":  # a failure's rows go at once
             self.hand_over()
 
     def hand_over(self) -> None:
@@ -143,5 +142,5 @@ class Recorder:
             raise RecordError(f"recording results: {type(err).__name__}: {err}") from err
         for outcome, count in chunk.outcomes.items():
             metrics.email_outcome(outcome, count)
-        for _ in range(suppressed):
-            metrics.email_suppressed("hard_bounce")
+        if suppressed:
+            metrics.email_suppressed("hard_bounce", suppressed)
