@@ -29,6 +29,20 @@ def test_a_running_job_with_a_live_lease_cannot_be_claimed_again(app):
     assert job_row(job_id).attempts == 1
 
 
+def test_a_lost_attempt_is_recorded_before_the_job_runs_again(app):
+    """A message for a job whose worker died (its lease expired) does not take the job over:
+    only recovery moves it on, so the lost attempt is logged and max_attempts still holds."""
+    job_id = submit(max_attempts=1)
+    ledger.claim(job_id, "w1", 30)
+    db.session.get(Job, job_id).lease_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert ledger.claim(job_id, "w2", 30) is None
+    assert job_row(job_id).attempts == 1
+    assert ledger.recover_expired() == (0, 1)
+    job = job_row(job_id)
+    assert job.status == "dead" and "w1 lost" in job.error and len(job.attempt_log) == 1
+
+
 @pytest.mark.parametrize("final", ["succeeded", "dead", "cancelled"])
 def test_finished_jobs_are_never_claimed(app, final):
     job_id = submit()

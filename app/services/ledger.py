@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, select, update
 
 from app.extensions import db
 from app.models import Job, JobStatus
@@ -108,15 +108,11 @@ class ClaimedJob:
 
 
 #: The claim, built once (it runs for every message): bind job_ids, now, lease_until, worker.
+#: A running job is never claimed, even past its lease: `recover_expired` records the lost
+#: attempt and decides between a retry and dead first.
 _CLAIM = (
     update(Job)
-    .where(
-        Job.id.in_(bindparam("job_ids", expanding=True)),
-        or_(
-            Job.status.in_([s.value for s in CLAIMABLE]),
-            and_(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < bindparam("now", type_=UTCDateTime())),
-        ),
-    )
+    .where(Job.id.in_(bindparam("job_ids", expanding=True)), Job.status.in_([s.value for s in CLAIMABLE]))
     .values(
         status=JobStatus.RUNNING.value,
         attempts=Job.attempts + 1,
@@ -131,7 +127,8 @@ _CLAIM = (
 
 def claim(job_id: str, worker_id: str, lease_seconds: int) -> ClaimedJob | None:
     """Take the job for this worker, or return None when it is finished, cancelled, or
-    running under a live lease elsewhere (the message is then a duplicate)."""
+    running (the message is then a duplicate; a running job whose worker died comes back
+    through `recover_expired`)."""
     return claim_many([job_id], worker_id, lease_seconds).get(job_id)
 
 
