@@ -15,6 +15,13 @@ Dramatiq's polling.
 
 Each consumer (one per queue and delay queue of a worker process) keeps a connection busy while
 it waits: app/extensions.py sizes the client's pool for that.
+
+Acks are combined (app/combining.py). Dramatiq acks each message with its own script call, a
+round trip made by the worker thread that ran it; here the thread whose turn it is acks its
+message and every message the consumer's other threads finished meanwhile in one script call
+(`ACK_MANY`: the same heartbeat, SREM and HDEL as Dramatiq's ack, for each id). Measured
+under load, Dramatiq's acks were a quarter of a worker's Python time. An ack still returns
+only once Redis has it, so nothing about at-least-once changes.
 """
 
 from __future__ import annotations
@@ -24,9 +31,23 @@ from typing import Any
 
 import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import current_millis
 from dramatiq.errors import ConnectionClosed
 
+from app.combining import Combiner
+
 log = logging.getLogger(__name__)
+
+#: Dramatiq's `ack` (its dispatch.lua) for many message ids at once. KEYS: the consumer's ack
+#: set, the queue's message hash, the heartbeats; ARGV: now (ms), the broker id, message ids.
+ACK_MANY = """
+redis.call("zadd", KEYS[3], ARGV[1], ARGV[2])
+for i = 3, #ARGV do
+    if redis.call("srem", KEYS[1], ARGV[i]) > 0 then
+        redis.call("hdel", KEYS[2], ARGV[i])
+    end
+end
+"""
 
 
 class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
@@ -43,6 +64,23 @@ class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
         if socket_timeout:
             self.wait_seconds = min(self.wait_seconds, socket_timeout - self.SOCKET_MARGIN_SECONDS)
         self._refused = False
+        ns = broker.namespace
+        self._ack_keys = [f"{ns}:__acks__.{broker.broker_id}.{queue_name}", f"{self.key}.msgs", f"{ns}:__heartbeats__"]
+        self._acks: Combiner[str, None] = Combiner(self._ack_many)
+
+    def ack(self, message: Any) -> None:
+        try:
+            # The consumer's queue, not the message's: a delayed message is acked on the delay queue.
+            self._acks(message.options["redis_message_id"])
+        finally:
+            self.queued_message_ids.discard(message.message_id)
+
+    def _ack_many(self, message_ids: list[str]) -> list[None]:
+        try:
+            self.broker.ack_many(keys=self._ack_keys, args=[current_millis(), self.broker.broker_id, *message_ids])
+        except redis.ConnectionError as err:
+            raise ConnectionClosed(err) from None
+        return [None] * len(message_ids)
 
     def __next__(self) -> Any:
         # Only when the last fetch missed and this fetch would run (a consumer holding all it may
@@ -75,6 +113,10 @@ class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
 
 
 class Broker(RedisBroker):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ack_many = self.client.register_script(ACK_MANY)
+
     @property
     def consumer_class(self) -> type[WaitingConsumer]:
         return WaitingConsumer

@@ -90,6 +90,43 @@ def test_a_consumer_holding_all_it_may_prefetch_does_not_wait(broker):
     assert broker.client.llen(f"dramatiq:{queue_name}") == 1
 
 
+def test_acks_from_many_threads_leave_nothing_behind_in_redis(broker):
+    """Acks are combined into one script call per turn; each must still do what Dramatiq's
+    ack does: the id out of the consumer's ack set and the message out of the queue's hash."""
+    broker, queue_name = broker
+    consumer = broker.consume(queue_name, prefetch=20, timeout=30_000)
+    for _ in range(20):
+        broker.enqueue(_message(queue_name))
+    got = [next(consumer) for _ in range(20)]
+    acks = f"dramatiq:__acks__.{broker.broker_id}.{queue_name}"
+    assert broker.client.scard(acks) == 20 and consumer.outstanding_message_count == 20
+    threads = [threading.Thread(target=consumer.ack, args=(m,)) for m in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert broker.client.scard(acks) == 0 and broker.client.hlen(f"dramatiq:{queue_name}.msgs") == 0
+    assert consumer.outstanding_message_count == 0
+    assert broker.client.zscore("dramatiq:__heartbeats__", broker.broker_id) is not None
+    consumer.ack(got[0])  # a second ack of the same message changes nothing
+    assert broker.client.hlen(f"dramatiq:{queue_name}.msgs") == 0
+
+
+def test_an_ack_on_a_lost_connection_reports_a_closed_connection():
+    server = RedisServer().start()
+    try:
+        broker, queue_name = _broker(server.url)
+        consumer = broker.consume(queue_name, prefetch=1, timeout=30_000)
+        broker.enqueue(_message(queue_name))
+        message = next(consumer)
+        server.stop()
+        with pytest.raises(ConnectionClosed):  # Dramatiq's worker retries an ack that raised this
+            consumer.ack(message)
+        assert consumer.outstanding_message_count == 0
+    finally:
+        server.close()
+
+
 def _in_thread(fn, limit: float) -> list:  # type: ignore[type-arg]
     """Run `fn` in a thread; its result, or [] when it is still blocked after `limit` seconds
     (a liveness bound, far above what it takes)."""

@@ -20,6 +20,7 @@ from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
 from app import live, logs, metrics, observability
+from app.combining import Combiner
 from app.models.base import utcnow
 from app.services import ledger, redelivery, stats
 
@@ -60,58 +61,26 @@ class AppContext(Middleware):
         self._pop()
 
 
-class _Claim:
-    __slots__ = ("job_id", "done", "job", "error")
-
-    def __init__(self, job_id: str) -> None:
-        self.job_id, self.done = job_id, False
-        self.job: ledger.ClaimedJob | None = None
-        self.error: BaseException | None = None
-
-
 class Claims:
-    """Claims of a worker process's threads combined: a thread takes the turn, and claims its
-    job together with every job the other threads asked for meanwhile, in one statement and
-    one transaction; the others find theirs done when their turn comes. Under load that is one
-    write transaction for several messages (on SQLite, one turn of its single write lock);
-    alone, a thread claims on its own at once, as before."""
+    """Claims of a worker process's threads combined (app/combining.py): the thread whose turn
+    it is claims its job together with every job the other threads asked for meanwhile, in one
+    statement and one transaction. Under load that is one write transaction for several
+    messages (on SQLite, one turn of its single write lock); alone, a thread claims at once."""
 
     def __init__(self, worker_id: Callable[[], str], lease_seconds: int) -> None:
         self.worker_id, self.lease_seconds = worker_id, lease_seconds
-        self._waiting: list[_Claim] = []
-        self._lock = threading.Lock()
-        self._turn = threading.Lock()
+        self.claim: Combiner[str, ledger.ClaimedJob | None] = Combiner(self._run)
 
-    def claim(self, job_id: str) -> ledger.ClaimedJob | None:
-        mine = _Claim(job_id)
-        with self._lock:
-            self._waiting.append(mine)
-        with self._turn:
-            if not mine.done:
-                with self._lock:
-                    batch, self._waiting = self._waiting, []
-                self._run(batch)
-        if mine.error is not None:
-            raise mine.error
-        return mine.job
-
-    def _run(self, batch: list[_Claim]) -> None:
-        error: BaseException | None = None
-        try:
-            claimed = ledger.claim_many([c.job_id for c in batch], self.worker_id(), self.lease_seconds)
-        except Exception as err:  # every thread of the batch re-enqueues its message
-            claimed, error = {}, err
-        except BaseException:  # interrupted (time limit, shutdown): this thread only
-            for c in batch:
-                c.error, c.done = RuntimeError("the combined claim was interrupted"), True
-            raise
+    def _run(self, job_ids: list[str]) -> list[ledger.ClaimedJob | None]:
+        claimed = ledger.claim_many(job_ids, self.worker_id(), self.lease_seconds)
         taken: set[str] = set()
-        for c in batch:  # a duplicate message in the same batch must not run twice
-            if c.job_id not in taken:
-                c.job = claimed.get(c.job_id)
-                if c.job is not None:
-                    taken.add(c.job_id)
-            c.error, c.done = error, True
+        jobs: list[ledger.ClaimedJob | None] = []
+        for job_id in job_ids:  # a duplicate message in the same batch must not run twice
+            job = None if job_id in taken else claimed.get(job_id)
+            if job is not None:
+                taken.add(job_id)
+            jobs.append(job)
+        return jobs
 
 
 class SuccessBuffer:
