@@ -181,6 +181,10 @@ def _unless_not_the_end(send: Any, report_retries: bool) -> Any:
     return before_send
 
 
+#: Values that carry no text to scrub (bool is an int; exact types, so a str subclass is scrubbed).
+_PLAIN = (int, float, bool)
+
+
 class Scrubber:
     """Removes secrets from an event: values under sensitive keys, then secret-shaped text and
     the configured secrets themselves in every string (keys included)."""
@@ -189,6 +193,7 @@ class Scrubber:
         ordered = sorted({s for s in literals if len(s) >= 8}, key=len, reverse=True)
         self._literals = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         self._memo: dict[str, str] = {}
+        self._keys: dict[str, tuple[str, bool]] = {}
 
     def event(self, event: dict[str, Any], hint: Any = None) -> dict[str, Any]:
         """before_send / before_send_transaction. Breadcrumbs are scrubbed here, with the event
@@ -205,14 +210,31 @@ class Scrubber:
             for key, item in value.items():
                 if not isinstance(key, str):
                     clean[key] = self.scrub(item)
-                elif SENSITIVE_KEY.search(key) and item not in (None, ""):
-                    clean[self.text(key)] = FILTERED
+                    continue
+                name, sensitive = self._key(key)
+                if sensitive and item not in (None, ""):
+                    clean[name] = FILTERED
+                elif type(item) is str:
+                    clean[name] = self.text(item)
+                elif item is None or type(item) in _PLAIN:
+                    clean[name] = item
                 else:
-                    clean[self.text(key)] = self.scrub(item)
+                    clean[name] = self.scrub(item)
             return clean
         if isinstance(value, list | tuple):
             return [self.scrub(item) for item in value]
         return value
+
+    def _key(self, key: str) -> tuple[str, bool]:
+        """A key's scrubbed text and whether its value is withheld, kept like short texts."""
+        known = self._keys.get(key)
+        if known is None:
+            if len(key) > self.MEMO_MAX_CHARS:
+                return self.text(key), bool(SENSITIVE_KEY.search(key))
+            if len(self._keys) >= self.MEMO_SIZE:
+                self._keys.clear()
+            known = self._keys[key] = (self.text(key), bool(SENSITIVE_KEY.search(key)))
+        return known
 
     #: Short strings come back again and again (log keys, levels, messages, actor names): their
     #: scrubbed form is kept, up to this many, instead of running every pattern on each line.
