@@ -112,6 +112,38 @@ def test_acks_from_many_threads_leave_nothing_behind_in_redis(broker):
     assert broker.client.hlen(f"dramatiq:{queue_name}.msgs") == 0
 
 
+def test_acks_that_arrive_while_one_is_sent_go_together_in_one_script_call(broker):
+    """While one thread's ack is on its way to Redis, the acks of the other threads wait and
+    then go in a single call (Dramatiq would make one round trip each)."""
+    broker, queue_name = broker
+    consumer = broker.consume(queue_name, prefetch=10, timeout=30_000)
+    for _ in range(10):
+        broker.enqueue(_message(queue_name))
+    got = [next(consumer) for _ in range(10)]
+    sent, calls, entered, release = broker.ack_many, [], threading.Event(), threading.Event()
+
+    def gated(*, keys, args):  # type: ignore[no-untyped-def]
+        calls.append(args[2:])
+        if len(calls) == 1:
+            entered.set()
+            release.wait(10)
+        return sent(keys=keys, args=args)
+
+    broker.ack_many = gated
+    first = threading.Thread(target=consumer.ack, args=(got[0],))
+    first.start()
+    assert entered.wait(10)
+    rest = [threading.Thread(target=consumer.ack, args=(m,)) for m in got[1:]]
+    for t in rest:
+        t.start()
+    wait_until(lambda: len(consumer._acks._waiting) == 9, 10, 0.01, what="nine acks queued behind the first")
+    release.set()
+    for t in [first, *rest]:
+        t.join(10)
+    assert len(calls) == 2 and sorted(calls[1]) == sorted(m.options["redis_message_id"] for m in got[1:])
+    assert broker.client.hlen(f"dramatiq:{queue_name}.msgs") == 0
+
+
 def test_an_ack_on_a_lost_connection_reports_a_closed_connection():
     server = RedisServer().start()
     try:
