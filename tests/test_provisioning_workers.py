@@ -45,7 +45,8 @@ def test_a_paid_callback_reaches_the_router_and_expiry_takes_the_user_away(app, 
         db.session.execute(update(Subscription).where(Subscription.id == sub_id).values(expires_at=utcnow()))
         db.session.commit()
 
-        wait_until(lambda: not mikrotik.menus.items(USERS), 60, 0.1, what="expiry to remove the user")
-        assert mikrotik.menus.items("/ip/hotspot/active") == []
+        # The user goes first, then its sessions (so it cannot log back in between): wait for both.
+        wait_until(lambda: not mikrotik.menus.items(USERS) and not mikrotik.menus.items("/ip/hotspot/active"), 60, 0.1,
+                   what="expiry to remove the user and kick its session")  # fmt: skip
         sub = fresh(Subscription, fresh(Payment, payment["id"]).subscription_id)
         wait_until(lambda: fresh(Subscription, sub.id).status == "expired", 30, 0.1, what="the subscription to expire")
