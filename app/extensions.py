@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask_limiter import Limiter
@@ -37,6 +38,37 @@ def conflict_insert(model: Any) -> Any:
 
     dialect = sqlite if db.engine.dialect.name == "sqlite" else postgresql
     return dialect.insert(model)
+
+
+class Prepared:
+    """A Core statement built once (per SQL dialect: their ON CONFLICT clauses differ) and run
+    with parameters. Building a statement and its cache key on every call cost as much as
+    running it; a prepared one is compiled once per process."""
+
+    def __init__(self, build: Callable[[Any], Any]) -> None:
+        """`build(insert)` returns the statement; `insert` is the dialect's `insert()`."""
+        self._build = build
+        self._built: dict[str, Any] = {}
+
+    def on(self, dialect: Any) -> Any:
+        stmt = self._built.get(dialect.name)
+        if stmt is None:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
+            stmt = self._built[dialect.name] = self._build(insert)
+        return stmt
+
+
+def core_execute(stmt: Any, params: Any = None) -> Any:
+    """Run a Core statement in the session's transaction without the ORM's execution layer
+    (no autoflush, no ORM compile step): on the paths every signed request takes, that layer
+    cost as much as the statement. Only for statements whose results need no ORM objects and
+    that need not see the session's unflushed changes."""
+    connection = db.session.connection()
+    if isinstance(stmt, Prepared):
+        stmt = stmt.on(connection.dialect)
+    return connection.execute(stmt, params)
 
 
 migrate = Migrate()

@@ -15,15 +15,14 @@ import hmac
 import logging
 import time
 from datetime import timedelta
-from typing import Any
 
 from flask import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app import metrics
 from app.api.errors import ApiProblem
 from app.client import signature as sign
-from app.extensions import conflict_insert, db
+from app.extensions import Prepared, core_execute, db
 from app.models import SeenSignature
 from app.models.base import utcnow
 from app.services import tenants
@@ -91,7 +90,7 @@ def _authenticate() -> None:
         raise AuthFailed("bad signature")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        key.last_used_at = now  # committed with the replay record: at most one extra write a minute
+        tenants.mark_key_used(key.id, now)  # committed with the replay record: at most one write a minute
     g.tenant_id = key.tenant_id
     g.api_key_id = key.id
     digest = hashlib.sha256(f"{key_id}:{valid}".encode()).hexdigest()
@@ -100,7 +99,7 @@ def _authenticate() -> None:
         # A write: its signature goes in with its work, in its one transaction (app/api/writes.py).
         # A replay already recorded is refused now, before the view does anything; one racing
         # its original is refused by the insert.
-        if db.session.scalar(select(SeenSignature.digest).where(SeenSignature.digest == digest)) is not None:
+        if core_execute(_SEEN, {"seen_digest": digest}).first() is not None:
             raise AuthFailed("replayed signature")
         g.signature_digest = digest
         return
@@ -130,7 +129,7 @@ def record_signature_alone() -> None:
     if digest is None:
         return
     try:
-        db.session.execute(_insert_signature(digest))
+        core_execute(_RECORD_SIGNATURE, {"digest": digest, "seen_at": utcnow()})
         db.session.commit()
     except Exception as err:  # the request's own error is the one to report
         db.session.rollback()
@@ -140,9 +139,12 @@ def record_signature_alone() -> None:
 def _reject_replay(digest: str) -> None:
     """Insert the signature's digest, or raise AuthFailed when it is there already (a second
     use of a signature fails here, or waits for the first request's transaction and then fails)."""
-    if db.session.execute(_insert_signature(digest).returning(SeenSignature.digest)).first() is None:
+    if core_execute(_RECORD_SIGNATURE, {"digest": digest, "seen_at": utcnow()}).first() is None:
         raise AuthFailed("replayed signature")
 
 
-def _insert_signature(digest: str) -> Any:
-    return conflict_insert(SeenSignature).values(digest=digest, seen_at=utcnow()).on_conflict_do_nothing()
+_SEEN = select(SeenSignature.digest).where(SeenSignature.digest == bindparam("seen_digest"))
+#: Returns the digest when it was new, nothing when it was seen before.
+_RECORD_SIGNATURE = Prepared(
+    lambda insert: insert(SeenSignature).on_conflict_do_nothing().returning(SeenSignature.digest)
+)

@@ -18,9 +18,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
-from app.extensions import conflict_insert, db
+from app.extensions import Prepared, core_execute
 from app.models import IdempotencyRecord
 from app.models.base import utcnow
 from app.services import crypto
@@ -52,12 +52,29 @@ def request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(f"{method.upper()} {path}\n".encode() + body).hexdigest()
 
 
+_RECORD = select(
+    IdempotencyRecord.id,
+    IdempotencyRecord.expires_at,
+    IdempotencyRecord.request_hash,
+    IdempotencyRecord.response_status,
+    IdempotencyRecord.response_body,
+    IdempotencyRecord.response_headers,
+).where(IdempotencyRecord.tenant_id == bindparam("tenant"), IdempotencyRecord.key == bindparam("idem_key"))
+_DELETE = delete(IdempotencyRecord).where(IdempotencyRecord.id == bindparam("record_id"))
+#: Returns the new record's id, or nothing when the key holds a record already.
+_STORE = Prepared(
+    lambda insert: (
+        insert(IdempotencyRecord)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
+        .returning(IdempotencyRecord.id)
+    )
+)
+
+
 def lookup(tenant_id: str, key: str, req_hash: str) -> Replay | Claim:
     """The stored response for a repeat, or a Claim for a key not in use (a read, no lock).
     Raises KeyReused when the key answered a different request."""
-    existing = db.session.scalar(
-        select(IdempotencyRecord).where(IdempotencyRecord.tenant_id == tenant_id, IdempotencyRecord.key == key)
-    )
+    existing = core_execute(_RECORD, {"tenant": tenant_id, "idem_key": key}).first()
     if existing is None:
         return Claim(tenant_id, key, req_hash)
     if existing.expires_at <= utcnow():
@@ -75,24 +92,19 @@ def store(claim: Claim, status: int, body: Any, headers: dict[str, str], *, seal
     if sealed:
         body = {SEALED: crypto.encrypt(json.dumps(body)).decode()}
     if claim.expired_id is not None:
-        db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.expired_id))
+        core_execute(_DELETE, {"record_id": claim.expired_id})
     now = utcnow()
-    stmt = (
-        conflict_insert(IdempotencyRecord)
-        .values(
-            tenant_id=claim.tenant_id,
-            key=claim.key,
-            request_hash=claim.request_hash,
-            response_status=status,
-            response_body=body,
-            response_headers=headers,
-            created_at=now,
-            expires_at=now + timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]),
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
-        .returning(IdempotencyRecord.id)
-    )
-    return db.session.execute(stmt).first() is not None
+    row = {
+        "tenant_id": claim.tenant_id,
+        "key": claim.key,
+        "request_hash": claim.request_hash,
+        "response_status": status,
+        "response_body": body,
+        "response_headers": headers,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]),
+    }
+    return core_execute(_STORE, row).first() is not None
 
 
 #: The key of a stored response body kept as Fernet ciphertext.

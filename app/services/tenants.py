@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
-from app.extensions import db
+from app.extensions import core_execute, db
 from app.models import ApiKey, Tenant
 from app.models.base import utcnow
 from app.services import audit, crypto
@@ -114,9 +114,31 @@ def revoke_key(key_id: str, *, actor: str = "cli") -> ApiKey:
     return key
 
 
-def active_key_secret(key_id: str) -> tuple[ApiKey, str] | None:
-    """The active key and its decrypted secret, or None for an unknown or revoked key."""
-    key = db.session.get(ApiKey, key_id)
-    if key is None or not key.active:
+@dataclass(frozen=True)
+class SigningKey:
+    """What request signing needs of an active key (read without the ORM: every signed
+    request reads one)."""
+
+    id: str
+    tenant_id: str
+    last_used_at: datetime | None
+
+
+_SIGNING_KEY = select(
+    ApiKey.id, ApiKey.tenant_id, ApiKey.secret_encrypted, ApiKey.revoked_at, ApiKey.expires_at, ApiKey.last_used_at
+).where(ApiKey.id == bindparam("key_id"))
+_MARK_USED = update(ApiKey).where(ApiKey.id == bindparam("key_id"))
+
+
+def active_key_secret(key_id: str) -> tuple[SigningKey, str] | None:
+    """The active key and its decrypted secret, or None for an unknown or revoked key (read
+    in the session's transaction)."""
+    row = core_execute(_SIGNING_KEY, {"key_id": key_id}).first()
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= utcnow()):
         return None
-    return key, crypto.decrypt_kept(key.secret_encrypted)
+    return SigningKey(row.id, row.tenant_id, row.last_used_at), crypto.decrypt_kept(row.secret_encrypted)
+
+
+def mark_key_used(key_id: str, when: datetime) -> None:
+    """Record the key's last use in the session's transaction."""
+    core_execute(_MARK_USED, {"key_id": key_id, "last_used_at": when})
