@@ -16,6 +16,9 @@ Dramatiq's polling.
 Each consumer (one per queue and delay queue of a worker process) keeps a connection busy while
 it waits: app/extensions.py sizes the client's pool for that.
 
+Publishing many messages is one script call (`Broker.enqueue_many`, what the outbox uses):
+Dramatiq's `enqueue` is a round trip per message, and the outbox's marker for each another.
+
 Acks are combined (app/combining.py). Dramatiq acks each message with its own script call, a
 round trip made by the worker thread that ran it; here the thread whose turn it is acks its
 message and every message the consumer's other threads finished meanwhile in one script call
@@ -27,11 +30,14 @@ only once Redis has it, so nothing about at-least-once changes.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+from uuid import uuid4
 
 import redis
+from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import current_millis
+from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 
 from app.combining import Combiner
@@ -48,6 +54,30 @@ for i = 3, #ARGV do
     end
 end
 """
+
+
+#: Dramatiq's `enqueue` (its dispatch.lua: HSET the message, RPUSH its id) for many messages,
+#: each with an optional marker key SET in the same atomic step. KEYS: the namespace; ARGV: the
+#: markers' expiry (s), then per message: queue name, Redis message id, encoded message, marker
+#: key ("" for none), marker value.
+ENQUEUE_MANY = """
+for i = 2, #ARGV, 5 do
+    local queue = KEYS[1] .. ":" .. ARGV[i]
+    redis.call("hset", queue .. ".msgs", ARGV[i + 1], ARGV[i + 2])
+    redis.call("rpush", queue, ARGV[i + 1])
+    if ARGV[i + 3] ~= "" then
+        redis.call("set", ARGV[i + 3], ARGV[i + 4], "EX", ARGV[1])
+    end
+end
+"""
+
+
+class Publication(NamedTuple):
+    """A message to enqueue, after `delay` ms (None: now); `marker`, a (key, value) set with it."""
+
+    message: Message
+    delay: int | None = None
+    marker: tuple[str, str] | None = None
 
 
 class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
@@ -116,6 +146,31 @@ class Broker(RedisBroker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ack_many = self.client.register_script(ACK_MANY)
+        self._enqueue_many = self.client.register_script(ENQUEUE_MANY)
+
+    def enqueue_many(self, publications: Sequence[Publication], *, marker_ttl: int = 86400) -> list[Message]:
+        """Enqueue every message, as `enqueue` would, in one script call: all of them or none
+        (a Redis error raises). Markers expire after `marker_ttl` seconds."""
+        if not publications:
+            return []
+        args: list[Any] = [marker_ttl]
+        sent = []
+        for publication in publications:
+            # As Dramatiq's enqueue: a fresh Redis id per enqueue (a job is published again on
+            # a retry), a delayed message on the delay queue with its eta.
+            message = publication.message.copy(options={"redis_message_id": str(uuid4())})
+            queue_name = message.queue_name
+            if publication.delay is not None:
+                queue_name = dq_name(queue_name)
+                message = message.copy(queue_name=queue_name, options={"eta": current_millis() + publication.delay})
+            self.emit_before("enqueue", message, publication.delay)
+            key, value = publication.marker or ("", "")
+            args += [queue_name, message.options["redis_message_id"], message.encode(), key, value]
+            sent.append((message, publication.delay))
+        self._enqueue_many(keys=[self.namespace], args=args)
+        for message, delay in sent:
+            self.emit_after("enqueue", message, delay)
+        return [message for message, _ in sent]
 
     @property
     def consumer_class(self) -> type[WaitingConsumer]:

@@ -12,7 +12,7 @@ import redis
 from dramatiq import Message
 from dramatiq.errors import ConnectionClosed
 
-from app.broker import Broker, WaitingConsumer
+from app.broker import Broker, Publication, WaitingConsumer
 from tests.fakes.processes import RedisServer, wait_until
 
 
@@ -142,6 +142,52 @@ def test_acks_that_arrive_while_one_is_sent_go_together_in_one_script_call(broke
         t.join(10)
     assert len(calls) == 2 and sorted(calls[1]) == sorted(m.options["redis_message_id"] for m in got[1:])
     assert broker.client.hlen(f"dramatiq:{queue_name}.msgs") == 0
+
+
+def test_messages_enqueued_together_are_consumed_as_dramatiq_enqueued_them(broker):
+    """One script call for many messages: each lands where Dramatiq's enqueue puts it (a
+    delayed one on the delay queue with its eta), is fetched and acked as usual, and its
+    marker is set with it."""
+    broker, queue_name = broker
+    now, later, marked = _message(queue_name), _message(queue_name), _message(queue_name)
+    broker.enqueue_many([Publication(_message(f"{queue_name}-warm"))])  # Redis learns the script
+    calls = _script_calls(broker.client)
+    sent = broker.enqueue_many(
+        [Publication(now), Publication(later, delay=60_000), Publication(marked, marker=("m:" + queue_name, "v"))],
+        marker_ttl=100,
+    )
+    assert _script_calls(broker.client) == calls + 1
+    assert [m.message_id for m in sent] == [now.message_id, later.message_id, marked.message_id]
+    assert sent[1].queue_name == f"{queue_name}.DQ" and sent[1].options["eta"] > sent[0].options.get("eta", 0)
+    assert len({m.options["redis_message_id"] for m in sent}) == 3
+    assert broker.client.get("m:" + queue_name) == b"v" and 0 < broker.client.ttl("m:" + queue_name) <= 100
+    consumer = broker.consume(queue_name, prefetch=5, timeout=100)
+    got = [next(consumer) for _ in range(2)]
+    assert [m.message_id for m in got] == [now.message_id, marked.message_id]
+    for m in got:
+        consumer.ack(m)
+    assert broker.client.hlen(f"dramatiq:{queue_name}.msgs") == 0
+    delayed = broker.consume(f"{queue_name}.DQ", prefetch=5, timeout=100)
+    message = next(delayed)
+    assert message.message_id == later.message_id and message.options["eta"] == sent[1].options["eta"]
+
+
+def test_messages_enqueued_together_go_in_all_or_none():
+    """A Redis that is gone publishes none of them (and sets no marker): the outbox leaves
+    them all to the relay."""
+    server = RedisServer().start()
+    try:
+        broker, queue_name = _broker(server.url)
+        server.stop()
+        with pytest.raises(redis.ConnectionError):
+            broker.enqueue_many([Publication(_message(queue_name), marker=("m", "v")) for _ in range(3)])
+    finally:
+        server.close()
+
+
+def _script_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
 
 
 def test_an_ack_on_a_lost_connection_reports_a_closed_connection():

@@ -18,6 +18,7 @@ from sqlalchemy import case, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import jobtypes, metrics
+from app.broker import Publication
 from app.extensions import db, queue
 from app.models import Job, JobStatus
 from app.models.base import utcnow
@@ -89,8 +90,8 @@ def _after_transaction_end(session: Session, transaction: Any) -> None:
 
 
 def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
-    """Enqueue each item to Redis. Returns the ids published. Stops at the first broker error:
-    what is left stays pending for the relay.
+    """Enqueue the items to Redis, all in one script call. Returns the ids published: none
+    on a broker error (what is left stays pending for the relay).
 
     Request paths leave the row `pending` and drop a marker in Redis instead of writing the
     database again: the relay turns marked rows into `queued` in bulk, and re-publishes
@@ -101,32 +102,31 @@ def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
     """
     if not items:
         return []
-    broker = queue.broker
     max_delay = current_app.config["OUTBOX_MAX_BROKER_DELAY"]
     now = utcnow().timestamp()
+    publications: list[Publication] = []
     published: list[Outgoing] = []
+    for item in items:
+        delay_ms = int((item.eta_epoch - now) * 1000) if item.eta_epoch else 0
+        if delay_ms > max_delay * 1000:
+            continue  # too far ahead to hold in a worker's memory; the relay sends it when due
+        message = Message(
+            queue_name=item.queue_name,
+            actor_name=item.actor_name,
+            args=(item.job_id,),
+            kwargs={},
+            options={},
+            message_id=item.job_id,
+        )
+        marker = None if confirm_in_db else (_MARKER.format(item.job_id), _marker_value(item.eta_epoch))
+        publications.append(Publication(message, delay_ms if delay_ms > 0 else None, marker))
+        published.append(item)
     try:
-        for item in items:
-            delay_ms = int((item.eta_epoch - now) * 1000) if item.eta_epoch else 0
-            if delay_ms > max_delay * 1000:
-                continue  # too far ahead to hold in a worker's memory; the relay sends it when due
-            message = Message(
-                queue_name=item.queue_name,
-                actor_name=item.actor_name,
-                args=(item.job_id,),
-                kwargs={},
-                options={},
-                message_id=item.job_id,
-            )
-            broker.enqueue(message, delay=delay_ms if delay_ms > 0 else None)
-            published.append(item)
-        if published and not confirm_in_db:
-            pipe = queue.redis.pipeline(transaction=False)
-            for item in published:
-                pipe.set(_MARKER.format(item.job_id), _marker_value(item.eta_epoch), ex=_MARKER_TTL)
-            pipe.execute()
+        # One script call: the messages and their markers go in together, or none of them.
+        queue.broker.enqueue_many(publications, marker_ttl=_MARKER_TTL)
     except Exception as err:  # redis.ConnectionError, timeouts…: the relay will re-publish
-        log.warning("outbox: broker unavailable (%s); %d job(s) left for the relay", err, len(items) - len(published))
+        log.warning("outbox: broker unavailable (%s); %d job(s) left for the relay", err, len(items))
+        published = []
     metrics.jobs_enqueued(published)
     ids = [item.job_id for item in published]
     if ids and confirm_in_db:
