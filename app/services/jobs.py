@@ -82,10 +82,9 @@ def submit(
         "created_at": now,
         "updated_at": now,
     }
-    # The row goes in with one prepared INSERT (the ORM's unit of work cost three times as
-    # much), after whatever the session holds that it may refer to (its tenant).
-    if db.session.new:
-        db.session.flush()
+    # The row goes in at once with one prepared INSERT (the ORM's unit of work cost three times
+    # as much). Its tenant is in the database already (tenants.create flushes); what the caller
+    # added to the session is flushed later, in one batch, as before.
     core_execute(_INSERT, row)
     # The caller gets the ORM object, persistent in the session like one it had loaded: every
     # column set, so none reloads on access; a change to it is flushed as an UPDATE.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from app.extensions import queue
 
@@ -18,6 +20,30 @@ class Decision:
     retry_after: int
 
 
+#: Count a hit in a window: KEYS[1] the window's counter; ARGV[1] its expiry (s), set by the
+#: window's first hit. One command (a MULTI of INCR and EXPIRE was four).
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+
+_scripts: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _script(client: Any, text: str) -> Any:
+    """A script registered once per Redis client (redis-py sends EVALSHA, loading it when the
+    server does not know it)."""
+    registered = _scripts.setdefault(client, {})
+    script = registered.get(text)
+    if script is None:
+        script = registered[text] = client.register_script(text)
+    return script
+
+
 def hit(name: str, limit: int, window_seconds: int = 60) -> Decision:
     """Count one hit on `name` in the current window. Fails open when Redis is unreachable
     (the API must keep accepting work into the outbox while Redis is down)."""
@@ -27,10 +53,7 @@ def hit(name: str, limit: int, window_seconds: int = 60) -> Decision:
     window = int(now // window_seconds)
     key = f"opsdeck:rl:{name}:{window}"
     try:
-        pipe = queue.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window_seconds + 1)
-        count = int(pipe.execute()[0])
+        count = int(_script(queue.redis, _HIT)(keys=[key], args=[window_seconds + 1]))
     except Exception as err:
         log.debug("rate limit check skipped, redis unavailable: %s", err)
         return Decision(True, limit, 0)
@@ -62,7 +85,8 @@ def reserve(name: str, per_minute: int, max_wait: float) -> float | None:
         return 0.0
     interval_ms = 60_000 / per_minute
     try:
-        waited = int(queue.redis.eval(_RESERVE, 1, f"opsdeck:pace:{name}", int(interval_ms), int(max_wait * 1000)))
+        reserve_slot = _script(queue.redis, _RESERVE)
+        waited = int(reserve_slot(keys=[f"opsdeck:pace:{name}"], args=[int(interval_ms), int(max_wait * 1000)]))
     except Exception as err:
         log.debug("pacing skipped, redis unavailable: %s", err)
         return 0.0
