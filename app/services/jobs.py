@@ -63,7 +63,7 @@ def submit(
     if max_attempts is not None and not 1 <= max_attempts <= limit:
         raise JobInputError({"max_attempts": [f"Must be between 1 and {limit}."]})
     try:
-        clean = jt.payload().load(payload or {})
+        clean = jt.payload_schema.load(payload or {})
     except ValidationError as err:
         raise JobInputError({"payload": err.messages}) from err
     now = utcnow()
