@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema, fields
-from sqlalchemy import case, delete, literal, select, update
+from sqlalchemy import bindparam, case, delete, literal, select, update
 
 from app import live
-from app.extensions import conflict_insert, db
+from app.extensions import Prepared, conflict_insert, core_execute, db
 from app.jobtypes import JobType, register
 from app.models.base import new_id, utcnow
 from app.models.provisioning import Payment, Plan, Router, Subscriber, UnmatchedCallback
@@ -280,14 +280,19 @@ def process(payment_id: str) -> dict[str, Any]:
     return {"subscription_id": sub.id, "username": sub.username, "live": data}
 
 
+_NEW_SUBSCRIBER = Prepared(
+    lambda insert: insert(Subscriber).on_conflict_do_nothing(index_elements=["tenant_id", "phone"])
+)
+_SUBSCRIBER = select(Subscriber).where(
+    Subscriber.tenant_id == bindparam("tenant"), Subscriber.phone == bindparam("phone_number")
+)
+
+
 def subscriber_for(tenant_id: str, phone: str, mac: str | None) -> Subscriber:
     """The subscriber for this phone, made once even when two payments race (ON CONFLICT)."""
-    db.session.execute(
-        conflict_insert(Subscriber)
-        .values(id=new_id(), tenant_id=tenant_id, phone=phone, mac=mac, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["tenant_id", "phone"])
-    )
-    found = db.session.scalar(select(Subscriber).where(Subscriber.tenant_id == tenant_id, Subscriber.phone == phone))
+    core_execute(_NEW_SUBSCRIBER, {"id": new_id(), "tenant_id": tenant_id, "phone": phone, "mac": mac,
+                                   "created_at": utcnow()})  # fmt: skip
+    found = db.session.scalar(_SUBSCRIBER, {"tenant": tenant_id, "phone_number": phone})
     assert found is not None
     if mac and found.mac != mac:
         found.mac = mac

@@ -190,7 +190,10 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
         name=row.username, password=password_of(row), profile=plan.profile, server=router.hotspot_server,
         comment=f"opsdeck:{row.id}", limit_uptime=plan.uptime_limit, limit_bytes_total=plan.data_limit_bytes,
     )  # fmt: skip
-    db.session.rollback()  # nothing held open while the router answers
+    # Nothing held open while the router answers. The read ends with a commit (nothing was
+    # written): a rollback would expire plan and router, which the router call then reloaded
+    # one by one.
+    db.session.commit()
 
     def work(api: Any) -> str:
         hotspot.ensure_profile(api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users,
@@ -204,7 +207,7 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
             how = hotspot.call(router, work)
         except hotspot.RouterError as err:
             return _failed(subscription_id, job, str(err))
-    row = db.session.get(Subscription, subscription_id)
+    row = db.session.get(Subscription, subscription_id, populate_existing=True)
     now = utcnow()
     row.status, row.provisioned_at, row.updated_at, row.last_error = "active", now, now, None
     row.attempts += 1
@@ -241,7 +244,7 @@ def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
     if row.status in ("expired", "cancelled"):
         return Outcome({"skipped": f"subscription is {row.status}"})
     router = db.session.get(Router, row.router_id)
-    db.session.rollback()
+    db.session.commit()  # a read: nothing held open while the router answers (see provision)
     username = row.username
     with _user_lock(row, job.id) as held:
         if not held:
@@ -250,7 +253,7 @@ def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
             removed = hotspot.call(router, lambda api: hotspot.remove_user(api, username))
         except hotspot.RouterError as err:
             return _retry_removal(job, str(err))
-    row = db.session.get(Subscription, subscription_id)
+    row = db.session.get(Subscription, subscription_id, populate_existing=True)
     now = utcnow()
     row.status, row.expired_at, row.updated_at, row.last_error = "expired", now, now, None
     data = summary(row, removed=removed)

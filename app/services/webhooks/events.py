@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -74,14 +74,19 @@ def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None 
     return event, True
 
 
+_SUBSCRIBERS = select(WebhookEndpoint).where(
+    WebhookEndpoint.tenant_id == bindparam("tenant"),
+    WebhookEndpoint.enabled.is_(True),
+    WebhookEndpoint.deleted_at.is_(None),
+)
+
+
 def subscribers(tenant_id: str, event_type: str) -> list[WebhookEndpoint]:
-    rows = db.session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.tenant_id == tenant_id,
-            WebhookEndpoint.enabled.is_(True),
-            WebhookEndpoint.deleted_at.is_(None),
-        )
-    )
+    # No autoflush: the pending event (and whatever the caller added) is flushed at commit in
+    # one batch with its deliveries, not on its own here: every event of every family comes
+    # through this query.
+    with db.session.no_autoflush:
+        rows = db.session.scalars(_SUBSCRIBERS, {"tenant": tenant_id}).all()
     return [endpoint for endpoint in rows if endpoint.wants(event_type)]
 
 
