@@ -138,33 +138,17 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
         log.warning("mpesa callback for tenant %s unreadable: %s", tenant_id, err)
         return Handled("unreadable")
     now, job_id = utcnow(), new_id()
-    if callback.result_code != 0:
-        status: Any = literal("failed")
-    elif callback.amount is None:
-        status = literal("held")
-    else:  # the expected amount decides, in the same statement
-        status = case((Payment.amount_expected == callback.amount, "processing"), else_="held")
-    row = db.session.execute(  # only the first callback moves an expected payment (Daraja retries)
-        update(Payment)
-        .where(Payment.tenant_id == tenant_id, Payment.checkout_request_id == callback.checkout_request_id,
-               Payment.status == "expected")
-        .values(status=status, job_id=case((status == "processing", job_id), else_=None),
-                callbacks=Payment.callbacks + 1, raw_callback=_raw_text(raw),
-                callback_at=now, updated_at=now, merchant_request_id=callback.merchant_request_id,
-                result_code=callback.result_code, result_desc=callback.result_desc, amount_paid=callback.amount,
-                receipt_number=callback.receipt_number, transaction_date=callback.transaction_date,
-                paid_phone=callback.phone)
-        .returning(*_SUMMARY)
-        .execution_options(synchronize_session=False)
-    ).first()  # fmt: skip
+    # The expected amount decides, in the same statement; only the first callback moves an
+    # expected payment (Daraja retries).
+    kind = "failed" if callback.result_code != 0 else "held" if callback.amount is None else "paid"
+    row = core_execute(_APPLY[kind], {
+        "cb_tenant": tenant_id, "cb_checkout": callback.checkout_request_id, "cb_job": job_id,
+        "cb_raw": _raw_text(raw), "cb_now": now, "cb_merchant": callback.merchant_request_id,
+        "cb_code": callback.result_code, "cb_desc": callback.result_desc, "cb_amount": callback.amount,
+        "cb_receipt": callback.receipt_number, "cb_date": callback.transaction_date, "cb_phone": callback.phone,
+    }).first()  # fmt: skip
     if row is None:
-        repeat = db.session.execute(
-            update(Payment)
-            .where(Payment.tenant_id == tenant_id, Payment.checkout_request_id == callback.checkout_request_id)
-            .values(callbacks=Payment.callbacks + 1)
-            .returning(Payment.id)
-            .execution_options(synchronize_session=False)
-        ).scalar()
+        repeat = core_execute(_REPEAT, {"cb_tenant": tenant_id, "cb_checkout": callback.checkout_request_id}).scalar()
         if repeat is None:
             log.warning("mpesa callback for unknown CheckoutRequestID %s (tenant %s): kept until it is registered",
                         callback.checkout_request_id, tenant_id)  # fmt: skip
@@ -194,6 +178,43 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
     data = summary(row, reason=reason)
     events.emit(tenant_id, event_type, data)
     return Handled(row.status, row.id, [(event_type, data)])
+
+
+_SUMMARY = (Payment.id, Payment.status, Payment.checkout_request_id, Payment.receipt_number, Payment.amount_expected,
+            Payment.amount_paid, Payment.phone, Payment.plan_id, Payment.router_id, Payment.subscription_id,
+            Payment.result_code)  # fmt: skip
+
+
+def _apply_statement(status: Any) -> Any:
+    """The UPDATE a callback makes to its expected payment, for a status expression."""
+    return (
+        update(Payment)
+        .where(Payment.tenant_id == bindparam("cb_tenant"), Payment.checkout_request_id == bindparam("cb_checkout"),
+               Payment.status == "expected")
+        .values(status=status, job_id=case((status == "processing", bindparam("cb_job")), else_=None),
+                callbacks=Payment.callbacks + 1, raw_callback=bindparam("cb_raw"), callback_at=bindparam("cb_now"),
+                updated_at=bindparam("cb_now"), merchant_request_id=bindparam("cb_merchant"),
+                result_code=bindparam("cb_code"), result_desc=bindparam("cb_desc"),
+                amount_paid=bindparam("cb_amount"), receipt_number=bindparam("cb_receipt"),
+                transaction_date=bindparam("cb_date"), paid_phone=bindparam("cb_phone"))
+        .returning(*_SUMMARY)
+    )  # fmt: skip
+
+
+#: Every callback runs one of these, built once (by its outcome: failed, paid without an
+#: amount, paid: the amount compared in the statement).
+_APPLY = {
+    "failed": _apply_statement(literal("failed")),
+    "held": _apply_statement(literal("held")),
+    "paid": _apply_statement(case((Payment.amount_expected == bindparam("cb_amount"), "processing"), else_="held")),
+}
+#: A repeat of a callback already applied: counted.
+_REPEAT = (
+    update(Payment)
+    .where(Payment.tenant_id == bindparam("cb_tenant"), Payment.checkout_request_id == bindparam("cb_checkout"))
+    .values(callbacks=Payment.callbacks + 1)
+    .returning(Payment.id)
+)
 
 
 def _keep_unmatched(tenant_id: str, callback: mpesa.Callback, raw: bytes, now: Any) -> bool:
@@ -243,11 +264,6 @@ def dismiss_unmatched(unmatched_id: int, *, actor: str) -> UnmatchedCallback | N
 
 def _raw_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").replace("\x00", "")[:20_000]
-
-
-_SUMMARY = (Payment.id, Payment.status, Payment.checkout_request_id, Payment.receipt_number, Payment.amount_expected,
-            Payment.amount_paid, Payment.phone, Payment.plan_id, Payment.router_id, Payment.subscription_id,
-            Payment.result_code)  # fmt: skip
 
 
 def summary(row: Any, **extra: Any) -> dict[str, Any]:
