@@ -145,8 +145,17 @@ class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
 class Broker(RedisBroker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.ack_many = self.client.register_script(ACK_MANY)
-        self._enqueue_many = self.client.register_script(ENQUEUE_MANY)
+        self._scripts: dict[str, Any] = {}
+        self.ack_many = self.script(ACK_MANY)
+        self._enqueue_many = self.script(ENQUEUE_MANY)
+
+    def script(self, text: str) -> Any:
+        """The Lua script `text` on this broker's client, registered once (redis-py sends
+        EVALSHA, and loads the script when the server does not know it)."""
+        script = self._scripts.get(text)
+        if script is None:
+            script = self._scripts[text] = self.client.register_script(text)
+        return script
 
     def enqueue_many(self, publications: Sequence[Publication], *, marker_ttl: int = 86400) -> list[Message]:
         """Enqueue every message, as `enqueue` would, in one script call: all of them or none

@@ -31,13 +31,17 @@ NAMING_CONVENTION = {
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False})
 
 
-def conflict_insert(model: Any) -> Any:
-    """`INSERT` for `model` with this database's ON CONFLICT clauses (SQLite's and PostgreSQL's
-    share `on_conflict_do_nothing` / `on_conflict_do_update`)."""
+def dialect_insert(dialect_name: str) -> Callable[[Any], Any]:
+    """The `insert()` with ON CONFLICT clauses of a dialect (SQLite's and PostgreSQL's share
+    `on_conflict_do_nothing` / `on_conflict_do_update`)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    dialect = sqlite if db.engine.dialect.name == "sqlite" else postgresql
-    return dialect.insert(model)
+    return sqlite.insert if dialect_name == "sqlite" else postgresql.insert
+
+
+def conflict_insert(model: Any) -> Any:
+    """`INSERT` for `model` with this database's ON CONFLICT clauses."""
+    return dialect_insert(db.engine.dialect.name)(model)
 
 
 class Prepared:
@@ -53,10 +57,7 @@ class Prepared:
     def on(self, dialect: Any) -> Any:
         stmt = self._built.get(dialect.name)
         if stmt is None:
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
-            stmt = self._built[dialect.name] = self._build(insert)
+            stmt = self._built[dialect.name] = self._build(dialect_insert(dialect.name))
         return stmt
 
 

@@ -154,3 +154,22 @@ def test_retry_schedule_option_is_followed_and_its_last_step_repeats():
     assert 4 <= ledger.retry_delay(1, options) <= 6
     assert 240 <= ledger.retry_delay(2, options) <= 360
     assert 1440 <= ledger.retry_delay(7, options) <= 2160
+
+
+def test_a_submitted_job_is_one_row_and_a_loaded_object(app):
+    """jobs.submit inserts the row at once and hands back an object the session holds as if it
+    had loaded it: nothing pending, nothing to reload, columns it leaves empty NULL in SQL (a
+    JSON None stored as JSON null would not match `IS NULL`)."""
+    from sqlalchemy import inspect, select
+
+    job = jobs.submit("system.echo", {"message": "x"})
+    state = inspect(job)
+    assert state.persistent and not state.expired_attributes and job not in db.session.new
+    assert db.session.scalar(select(Job.status).where(Job.id == job.id)) == "pending"  # no flush needed
+    db.session.commit()
+    empty = [Job.result, Job.attempt_log, Job.error, Job.started_at, Job.worker_id]
+    assert db.session.scalar(select(Job.id).where(Job.id == job.id, *(c.is_(None) for c in empty))) == job.id
+    job.priority = "high"  # a change to it is an UPDATE of the row
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Job, job.id).priority == "high" and db.session.get(Job, job.id).result is None

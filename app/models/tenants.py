@@ -22,6 +22,11 @@ class Tenant(db.Model):
     keys: Mapped[list[ApiKey]] = relationship(back_populates="tenant", order_by="ApiKey.created_at")
 
 
+def key_active(revoked_at: datetime | None, expires_at: datetime | None) -> bool:
+    """A key works until it is revoked or, after a rotation, until its grace ends."""
+    return revoked_at is None and (expires_at is None or expires_at > utcnow())
+
+
 class ApiKey(db.Model):
     """An API key: a public id and a secret kept only as Fernet ciphertext."""
 
@@ -39,7 +44,7 @@ class ApiKey(db.Model):
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > utcnow())
+        return key_active(self.revoked_at, self.expires_at)
 
     def __repr__(self) -> str:  # never the secret
         return f"<ApiKey {self.id} tenant={self.tenant_id} active={self.active}>"

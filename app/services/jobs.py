@@ -68,7 +68,6 @@ def submit(
         raise JobInputError({"payload": err.messages}) from err
     now = utcnow()
     row = {
-        **_UNSET,
         "id": job_id or new_id(),
         "tenant_id": tenant_id,
         "type": jt.name,
@@ -87,20 +86,18 @@ def submit(
     # added to the session is flushed later, in one batch, as before.
     core_execute(_INSERT, row)
     # The caller gets the ORM object, persistent in the session like one it had loaded: every
-    # column set, so none reloads on access; a change to it is flushed as an UPDATE.
-    job = Job(**row, **_NULL_JSON)
+    # column set (those the INSERT left out are NULL), so none reloads on access; a change to it
+    # is flushed as an UPDATE.
+    job = Job(**{**_EMPTY, **row})
     make_transient_to_detached(job)
     db.session.add(job)
     outbox.publish_after_commit(db.session, job)
     return job
 
 
-#: The columns a new job leaves empty (every column is given, so the ORM object has them all);
-#: its JSON ones are left out of the INSERT, which would store None as JSON null, not NULL.
-_UNSET = dict.fromkeys(
-    ("error", "traceback", "published_at", "lease_expires_at", "worker_id", "started_at", "finished_at")
-)
-_NULL_JSON = dict.fromkeys(("result", "attempt_log"))
+#: Every column, empty. The INSERT leaves out what a new job does not set (NULL; a JSON None
+#: would be stored as JSON null).
+_EMPTY = dict.fromkeys(column.key for column in Job.__table__.columns)
 _INSERT = insert(Job)
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from dataclasses import dataclass
-from typing import Any
 
 from app.extensions import queue
 
@@ -31,19 +29,6 @@ return count
 """
 
 
-_scripts: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def _script(client: Any, text: str) -> Any:
-    """A script registered once per Redis client (redis-py sends EVALSHA, loading it when the
-    server does not know it)."""
-    registered = _scripts.setdefault(client, {})
-    script = registered.get(text)
-    if script is None:
-        script = registered[text] = client.register_script(text)
-    return script
-
-
 def hit(name: str, limit: int, window_seconds: int = 60) -> Decision:
     """Count one hit on `name` in the current window. Fails open when Redis is unreachable
     (the API must keep accepting work into the outbox while Redis is down)."""
@@ -53,7 +38,7 @@ def hit(name: str, limit: int, window_seconds: int = 60) -> Decision:
     window = int(now // window_seconds)
     key = f"opsdeck:rl:{name}:{window}"
     try:
-        count = int(_script(queue.redis, _HIT)(keys=[key], args=[window_seconds + 1]))
+        count = int(queue.broker.script(_HIT)(keys=[key], args=[window_seconds + 1]))
     except Exception as err:
         log.debug("rate limit check skipped, redis unavailable: %s", err)
         return Decision(True, limit, 0)
@@ -85,7 +70,7 @@ def reserve(name: str, per_minute: int, max_wait: float) -> float | None:
         return 0.0
     interval_ms = 60_000 / per_minute
     try:
-        reserve_slot = _script(queue.redis, _RESERVE)
+        reserve_slot = queue.broker.script(_RESERVE)
         waited = int(reserve_slot(keys=[f"opsdeck:pace:{name}"], args=[int(interval_ms), int(max_wait * 1000)]))
     except Exception as err:
         log.debug("pacing skipped, redis unavailable: %s", err)

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select, update
 from app.extensions import core_execute, db
 from app.models import ApiKey, Tenant
 from app.models.base import utcnow
+from app.models.tenants import key_active
 from app.services import audit, crypto
 
 
@@ -134,7 +135,7 @@ def active_key_secret(key_id: str) -> tuple[SigningKey, str] | None:
     """The active key and its decrypted secret, or None for an unknown or revoked key (read
     in the session's transaction)."""
     row = core_execute(_SIGNING_KEY, {"key_id": key_id}).first()
-    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= utcnow()):
+    if row is None or not key_active(row.revoked_at, row.expires_at):
         return None
     return SigningKey(row.id, row.tenant_id, row.last_used_at), crypto.decrypt_kept(row.secret_encrypted)
 
