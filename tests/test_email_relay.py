@@ -1,8 +1,13 @@
 """One mail transaction at a time against a real SMTP server (aiosmtpd): the DATA Opsdeck
 writes itself (dot-stuffed ahead of the send), the relay's refusals at MAIL, RCPT and the end of
-DATA, a relay that closes with 421, and a database that fails while results are recorded."""
+DATA, a relay that closes with 421, and a database that fails while results are recorded. Each
+runs against a relay that offers PIPELINING (envelope commands in one write) and one that does
+not (a command at a time)."""
 
 from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -10,9 +15,17 @@ from sqlalchemy import text
 from app.extensions import db
 from app.models import Email, Suppression
 from app.services.email import batches, mails, outcomes, relay
+from tests.fakes.smtp_sink import SmtpSink
 from tests.helpers import fresh
 
 SENDER = "opsdeck@localhost"  # the envelope sender of the default EMAIL_FROM
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def sink(request) -> Iterator[SmtpSink]:
+    server = SmtpSink(pipelining=request.param).start()
+    yield server
+    server.close()
 
 
 @pytest.fixture
@@ -46,6 +59,50 @@ def test_lines_starting_with_a_dot_arrive_as_written(app, sink, ending):
     first, second = sink.received
     assert first.data == data if ending else first.data == data + b"\r\n"  # the line end DATA needs
     assert second.rcpt_tos == ["ben@example.com"] and second.data == b"Subject: next\r\n\r\nstill in step\r\n"
+
+
+def test_envelope_commands_share_one_write_only_when_the_relay_offers_pipelining(app, sink, capsys):
+    smtp = relay.connect()
+    try:
+        smtp.set_debuglevel(1)  # smtplib prints each write ("send: ...") to stderr
+        relay.transmit(smtp, SENDER, "ana@example.com", b"Subject: hi\r\n\r\nhello\r\n",
+                       relay.wire(b"Subject: hi\r\n\r\nhello\r\n"))  # fmt: skip
+        smtp.set_debuglevel(0)
+    finally:
+        smtp.quit()
+    writes = [line for line in capsys.readouterr().err.splitlines() if "send: " in line]
+    envelope = [w for w in writes if "MAIL FROM" in w or "RCPT TO" in w or "DATA" in w]
+    if sink.pipelining:
+        assert len(envelope) == 1 and all(cmd in envelope[0] for cmd in ("MAIL FROM", "RCPT TO", "DATA"))
+    else:
+        assert len(envelope) == 3
+    assert sink.received[0].rcpt_tos == ["ana@example.com"]
+
+
+def test_an_envelope_address_with_a_line_break_is_refused_before_anything_is_sent(app, sink):
+    smtp = relay.connect()
+    try:
+        with pytest.raises(ValueError, match="line break|newline"):
+            relay.transmit(smtp, SENDER, "ana@example.com\r\nRCPT TO:<eve@example.com>", b"x\r\n", b"x\r\n.\r\n")
+        relay.transmit(smtp, SENDER, "ben@example.com", b"Subject: ok\r\n\r\nok\r\n",
+                       relay.wire(b"Subject: ok\r\n\r\nok\r\n"))  # fmt: skip
+    finally:
+        smtp.quit()
+    assert [r.rcpt_tos for r in sink.received] == [["ben@example.com"]]
+
+
+@pytest.mark.parametrize("at", ["MAIL", "RCPT"])
+def test_a_refusal_before_data_sends_no_content_and_the_session_goes_on(app, sink, at):
+    sink.script(SENDER if at == "MAIL" else "ana@example.com", "450 4.2.0 Busy", at=at)
+    smtp = relay.connect()
+    try:
+        refused = smtplib.SMTPSenderRefused if at == "MAIL" else smtplib.SMTPRecipientsRefused
+        with pytest.raises(refused):
+            relay.transmit(smtp, SENDER, "ana@example.com", b"Subject: a\r\n\r\na\r\n", b"Subject: a\r\n\r\na\r\n.\r\n")
+        relay.transmit(smtp, SENDER, "ben@example.com", b"Subject: b\r\n\r\nb\r\n", b"Subject: b\r\n\r\nb\r\n.\r\n")
+    finally:
+        smtp.quit()
+    assert [(r.rcpt_tos, r.data) for r in sink.received] == [(["ben@example.com"], b"Subject: b\r\n\r\nb\r\n")]
 
 
 def test_a_mail_body_with_dot_lines_goes_through_a_batch_intact(app, tenant, sink):

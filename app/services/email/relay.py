@@ -3,8 +3,9 @@ verified) and one mail transaction per mail on it.
 
 `transmit` is `smtplib.SMTP.sendmail` for one recipient without the per-mail work a batch can
 do ahead: the envelope addresses were validated (ASCII, one line) at submit and are sent as
-given, and the body is dot-stuffed by `wire` in the render thread. It raises what `sendmail`
-raises, so callers handle refusals the same way.
+given, and the body is dot-stuffed by `wire` in the render thread. Where the relay offers
+PIPELINING, a mail's envelope commands share one write. It raises what `sendmail` raises, so
+callers handle refusals the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import ssl
 from flask import current_app
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+#: The replies that let a mail transaction go on: MAIL, RCPT, DATA.
+_EXPECTED = ((250,), (250, 251), (354,))
 
 
 def connect() -> smtplib.SMTP:
@@ -51,25 +54,59 @@ def wire(data: bytes) -> bytes:
 
 
 def transmit(smtp: smtplib.SMTP, sender: str, to: str, data: bytes, wired: bytes) -> None:
-    """Send one mail; returns when the relay accepted it (250), raises as `sendmail` does."""
+    """Send one mail; returns when the relay accepted it (250), raises as `sendmail` does.
+
+    When the relay offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go in one write and their
+    replies are read together: two round trips a mail instead of four. The content still waits
+    for DATA's 354."""
+    if any(brk in sender or brk in to for brk in "\r\n"):  # what putcmd refuses, before anything is sent
+        raise ValueError(f"an envelope address contains a line break: {sender!r} -> {to!r}")
     size = f" SIZE={len(data)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
-    code, reply = smtp.docmd("MAIL", f"FROM:<{sender}>{size}")
-    if code != 250:
-        _abort(smtp, code)
-        raise smtplib.SMTPSenderRefused(code, reply, sender)
-    code, reply = smtp.docmd("RCPT", f"TO:<{to}>")
-    if code not in (250, 251):
-        _abort(smtp, code)
-        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
-    code, reply = smtp.docmd("DATA")
-    if code != 354:
-        _abort(smtp, code)
-        raise smtplib.SMTPDataError(code, reply)
+    commands = (("MAIL", f"FROM:<{sender}>{size}"), ("RCPT", f"TO:<{to}>"), ("DATA", ""))
+    if smtp.does_esmtp and smtp.has_extn("pipelining"):
+        smtp.send("".join(f"{command} {args}".rstrip() + "\r\n" for command, args in commands))
+        replies = _replies(smtp, len(commands))
+    else:
+        replies = []
+        for (command, args), expected in zip(commands, _EXPECTED, strict=True):
+            replies.append(smtp.docmd(command, args))
+            if replies[-1][0] not in expected:
+                break
+    _check(smtp, sender, to, replies)
     smtp.send(wired)
     code, reply = smtp.getreply()
     if code != 250:
         _abort(smtp, code)
         raise smtplib.SMTPDataError(code, reply)
+
+
+def _replies(smtp: smtplib.SMTP, count: int) -> list[tuple[int, bytes]]:
+    """Up to `count` pipelined replies, in order; none read after a 421 (the relay is closing)."""
+    replies: list[tuple[int, bytes]] = []
+    while len(replies) < count:
+        replies.append(smtp.getreply())
+        if replies[-1][0] == 421:
+            break
+    return replies
+
+
+def _check(smtp: smtplib.SMTP, sender: str, to: str, replies: list[tuple[int, bytes]]) -> None:
+    """Raise for the first refusal among the MAIL, RCPT and DATA replies (as `sendmail` would),
+    leaving the session ready for the next mail."""
+    failed = next((i for i, (code, _) in enumerate(replies) if code not in _EXPECTED[i]), None)
+    if failed is None:  # (replies stop short only after a refusal)
+        return
+    code, reply = replies[failed]
+    if len(replies) == len(_EXPECTED) and replies[-1][0] == 354:
+        # DATA accepted after a refusal (RFC 2920 says a relay must not): end the empty message.
+        smtp.send(b".\r\n")
+        smtp.getreply()
+    _abort(smtp, code)
+    if failed == 0:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    if failed == 1:
+        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+    raise smtplib.SMTPDataError(code, reply)
 
 
 def _abort(smtp: smtplib.SMTP, code: int) -> None:
