@@ -27,10 +27,11 @@ def create_app(config: Any = None) -> Flask:
 
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     db.init_app(app)
-    from app import sqlite
+    from app import postgres, sqlite
 
     with app.app_context():
         sqlite.install(db.engine)
+        postgres.install(db.engine, app.config["DATABASE_PING_AFTER_SECONDS"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     queue.init_app(app)
     # Every web process accepts connections; events from any process arrive through Redis.

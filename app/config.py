@@ -60,6 +60,8 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = _normalise_db_url(_env("DATABASE_URL", f"sqlite:///{var / 'opsdeck.db'}"))
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = _engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+        #: PostgreSQL: a pooled connection idle longer than this is pinged before use (0: always).
+        self.DATABASE_PING_AFTER_SECONDS = _float("DATABASE_PING_AFTER_SECONDS", 1.0)
         #: Redis for the Dramatiq broker, rate limits and the live feed.
         self.REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
         #: Flask session signing key. Empty means: refuse to start outside debug/testing.
@@ -269,4 +271,6 @@ def _engine_options(url: str) -> dict[str, Any]:
         # Connections are cheap but set up with PRAGMAs: keep one per thread instead of
         # opening and closing overflow connections under load.
         return {"connect_args": {"timeout": 30, "check_same_thread": False}, "pool_size": 32, "max_overflow": 32}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    # No pool_pre_ping: app/postgres.py pings only connections idle past DATABASE_PING_AFTER_SECONDS.
+    # LIFO keeps the busy connections warm (and their prepared statements); the idle tail ages.
+    return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True}

@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import Job, JobStatus
 from app.models.base import UTCDateTime, utcnow
 from app.models.jobs import CLAIMABLE
+from app.postgres import single_statement
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def claim_many(job_ids: list[str], worker_id: str, lease_seconds: int) -> dict[s
     now = utcnow()
     params = {"job_ids": sorted(set(job_ids)), "now": now, "lease_until": now + timedelta(seconds=lease_seconds),
               "worker": worker_id}  # fmt: skip
-    with db.engine.begin() as conn:
+    with single_statement(db.engine) as conn:
         rows = conn.execute(_CLAIM, params).all()
     claimed = {}
     for row in rows:
@@ -157,7 +158,7 @@ def heartbeat(worker_id: str, job_ids: list[str], lease_seconds: int) -> int:
     if not job_ids:
         return 0
     now = utcnow()
-    with db.engine.begin() as conn:
+    with single_statement(db.engine) as conn:
         result = conn.execute(
             update(Job)
             .where(Job.id.in_(job_ids), Job.status == JobStatus.RUNNING.value, Job.worker_id == worker_id)
@@ -277,7 +278,7 @@ def _logged(
 def release(job_id: str, worker_id: str) -> bool:
     """Give a job back without counting the attempt (worker shutting down mid-job)."""
     now = utcnow()
-    with db.engine.begin() as conn:
+    with single_statement(db.engine) as conn:
         done = conn.execute(
             update(Job)
             .where(_owned(job_id, worker_id))
@@ -298,7 +299,7 @@ def postpone(job_id: str, worker_id: str, seconds: float) -> datetime | None:
     None when this worker no longer held it."""
     now = utcnow()
     when = now + timedelta(seconds=seconds)
-    with db.engine.begin() as conn:
+    with single_statement(db.engine) as conn:
         done = conn.execute(
             update(Job)
             .where(_owned(job_id, worker_id))
@@ -315,7 +316,7 @@ def postpone(job_id: str, worker_id: str, seconds: float) -> datetime | None:
 
 
 def mark_published(job_id: str) -> None:
-    with db.engine.begin() as conn:
+    with single_statement(db.engine) as conn:
         conn.execute(
             update(Job).where(Job.id == job_id, Job.status == JobStatus.RETRYING.value).values(published_at=utcnow())
         )

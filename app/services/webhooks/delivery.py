@@ -23,6 +23,7 @@ from app.extensions import db
 from app.jobtypes import JobType, register
 from app.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.base import UTCDateTime, utcnow
+from app.postgres import single_statement
 from app.services import audit, jobs, ledger, ratelimit
 from app.services.webhooks import endpoints, transport
 
@@ -123,7 +124,7 @@ SUCCESS_STAMP_SECONDS = 30
 
 def attempt(delivery_id: str, job: ledger.ClaimedJob) -> Outcome:
     """Send the delivery once (the current attempt of `job`) and record what happened."""
-    with db.engine.connect() as conn:  # read, then no transaction (or SQLite lock) across the send
+    with single_statement(db.engine) as conn:  # read, then no transaction (or SQLite lock) across the send
         row = conn.execute(_LOAD, {"delivery_id": delivery_id}).first()
     if row is None or row.job_id != job.id:
         return Outcome({"skipped": "superseded by a newer send of this delivery"})
@@ -132,7 +133,7 @@ def attempt(delivery_id: str, job: ledger.ClaimedJob) -> Outcome:
     ids = {"delivery_id": row.id, "tenant_id": row.tenant_id, "endpoint_id": row.endpoint_id,
            "event_id": row.event_id, "url": row.url}  # fmt: skip
     if not row.enabled or row.deleted_at is not None:
-        with db.engine.begin() as conn:
+        with single_statement(db.engine) as conn:
             conn.execute(
                 update(_D).where(_D.id == row.id, _D.job_id == job.id)
                 .values(status="cancelled", last_error=f"endpoint {row.disabled_reason}", updated_at=utcnow())
