@@ -30,6 +30,7 @@ import redis
 import requests
 
 from app.client import signed_headers
+from bench import load
 from bench.common import (
     Report,
     Stack,
@@ -70,36 +71,12 @@ class Signer:
         return data, headers
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection (http.client). The load generator shares the machine's
-    cores with the server: `requests` plus signing cost about 3-4 ms of client CPU per call here,
-    which the server then competes for, so the senders use the lightest client there is and the
-    open loop signs its requests before the clock starts."""
-
-    def __init__(self, base: str) -> None:
-        host, _, port = base.removeprefix("http://").partition(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=REQUEST_TIMEOUT)
-
-    def send(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> int:
-        try:
-            self.conn.request(method, path, body=body, headers=headers or {})
-            response = self.conn.getresponse()
-            response.read()
-            return response.status
-        except (http.client.HTTPException, OSError):
-            self.conn.close()  # reopened by the next request
-            raise
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def post_job(conn: Connection, signer: Signer) -> int:
+def post_job(conn: load.Connection, signer: Signer) -> int:
     data, headers = signer.job_request()
     return conn.send("POST", JOBS_PATH, data, headers)
 
 
-def get_health(conn: Connection, _signer: Signer) -> int:
+def get_health(conn: load.Connection, _signer: Signer) -> int:
     return conn.send("GET", "/healthz")
 
 
@@ -113,54 +90,13 @@ class OpenLoop:
 
 def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: int) -> OpenLoop:
     total = max(1, int(rate * seconds))
-    signed = [signer.job_request() for _ in range(total)]  # timestamps stay well inside the tolerance
-    start = time.perf_counter() + 0.1
+    signed = [("POST", JOBS_PATH, *signer.job_request()) for _ in range(total)]  # well inside the tolerance
     # Hard stop: a stalled server costs at most this long; what was not sent counts as errors.
-    deadline = start + seconds + max(10.0, seconds / 2)
-    index = itertools.count()
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
-    finished: list[float] = []
-    lock = threading.Lock()
-
-    def sender() -> None:
-        conn = Connection(base)
-        mine: list[float] = []
-        bad: Counter[str] = Counter()
-        last = start
-        while (i := next(index)) < total:
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            if time.perf_counter() > deadline:
-                bad["not sent (deadline)"] += 1
-                continue
-            data, headers = signed[i]
-            try:
-                status = conn.send("POST", JOBS_PATH, data, headers)
-            except (http.client.HTTPException, OSError) as err:
-                status, reason = 0, type(err).__name__
-            else:
-                reason = f"HTTP {status}"
-            last = time.perf_counter()
-            if status == 202:
-                mine.append((last - scheduled) * 1000)
-            else:
-                bad[reason] += 1
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            errors.update(bad)
-            finished.append(last)
-
-    threads = [threading.Thread(target=sender, name=f"sender-{n}", daemon=True) for n in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = max(finished) - start
-    return OpenLoop(sorted(latencies), total, errors, total / elapsed if elapsed > 0 else 0.0)
+    answers = load.open_loop(base, signed, rate, senders, give_up_after=max(10.0, seconds / 2))
+    latencies = sorted(a.latency_ms for a in answers if a.status == 202)
+    errors = Counter(a.error or f"HTTP {a.status}" for a in answers if a.status != 202)
+    elapsed = max(a.answered for a in answers) - min(a.scheduled for a in answers)
+    return OpenLoop(latencies, total, errors, total / elapsed if elapsed > 0 else 0.0)
 
 
 def closed_loop(base: str, signer: Signer, call: Any, concurrency: int, seconds: float) -> tuple[float, int]:
@@ -171,7 +107,7 @@ def closed_loop(base: str, signer: Signer, call: Any, concurrency: int, seconds:
     deadline = 0.0
 
     def client() -> None:
-        conn = Connection(base)
+        conn = load.Connection(base, REQUEST_TIMEOUT)
         ok = bad = 0
         barrier.wait()
         while time.perf_counter() < deadline:
@@ -226,7 +162,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
         ).start()  # fmt: skip
         try:
             _wait_ready(web, base)
-            warm = Connection(base)
+            warm = load.Connection(base, REQUEST_TIMEOUT)
             for _ in range(50):
                 post_job(warm, signer)
                 get_health(warm, signer)

@@ -18,7 +18,6 @@ Stack: the production web command (gunicorn), `dramatiq workers` for `payments` 
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -26,9 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import librouteros
-import requests
 from librouteros.login import plain
 
+from bench import load
 from bench.api_latency import _wait_ready
 from bench.common import (
     BIN,
@@ -64,43 +63,17 @@ def callback_body(checkout: str) -> bytes:
                                                 "CallbackMetadata": {"Item": items}}}}).encode()  # fmt: skip
 
 
-def send_callbacks(url: str, checkouts: list[str], rate: float | None) -> tuple[list[float], dict[str, float], int]:
-    """Post one callback per checkout: at `rate` per second (open loop) or as fast as THREADS
-    allow. Returns answer latencies (ms), the send time of each checkout, and the errors."""
-    index, lock = itertools.count(), threading.Lock()
-    start = time.perf_counter() + 0.1
-    latencies: list[float] = []
-    sent_at: dict[str, float] = {}
-    errors = [0]
-
-    def sender() -> None:
-        session = requests.Session()
-        while (i := next(index)) < len(checkouts):
-            due = start + i / rate if rate else time.perf_counter()
-            if (delay := due - time.perf_counter()) > 0:
-                time.sleep(delay)
-            wall = time.time()
-            try:
-                answer = session.post(url, data=callback_body(checkouts[i]), timeout=10,
-                                      headers={"Content-Type": "application/json"})  # fmt: skip
-                ok = answer.status_code == 200
-            except requests.RequestException:
-                ok = False
-            took = (time.perf_counter() - due) * 1000
-            with lock:
-                sent_at[checkouts[i]] = wall
-                if ok:
-                    latencies.append(took)
-                else:
-                    errors[0] += 1
-        session.close()
-
-    threads = [threading.Thread(target=sender, daemon=True) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sorted(latencies), sent_at, errors[0]
+def send_callbacks(
+    base: str, path: str, checkouts: list[str], rate: float | None
+) -> tuple[list[float], dict[str, float], int]:
+    """Post one callback per checkout (bench/load.py, bodies built before the clock): at `rate`
+    per second (open loop) or as fast as THREADS allow. Returns answer latencies (ms), the
+    send time of each checkout, and the errors."""
+    headers = {"Content-Type": "application/json"}
+    answers = load.open_loop(base, [("POST", path, callback_body(c), headers) for c in checkouts], rate, THREADS)
+    latencies = sorted(a.latency_ms for a in answers if a.status == 200)
+    sent_at = {checkouts[a.index]: a.sent_wall for a in answers}
+    return latencies, sent_at, sum(1 for a in answers if a.status != 200)
 
 
 def bare_adds(port: int, n: int) -> float:
@@ -205,15 +178,15 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
                     return {c: at.timestamp() for c, at in rows}
 
                 with processes(st, env, backend) as (base, procs):
-                    callback = f"{base}/api/v1/payments/mpesa/callback/{token}"
-                    answers, sent, errors = send_callbacks(callback, steady, RATE)
+                    callback = f"/api/v1/payments/mpesa/callback/{token}"
+                    answers, sent, errors = send_callbacks(base, callback, steady, RATE)
                     wait_until(lambda: len(provisioned("steady-")) >= len(steady), 120, 0.2, what="steady users")
                     done = provisioned("steady-")
                     to_router = sorted(done[c] - sent[c] for c in done)
                     everyone = [*procs, router]
                     cpu_before = {proc.name: cpu_seconds(proc.proc.pid) for proc in everyone}  # type: ignore[union-attr]
                     began = time.time()
-                    _, burst_sent, burst_errors = send_callbacks(callback, burst, None)
+                    _, burst_sent, burst_errors = send_callbacks(base, callback, burst, None)
                     wait_until(lambda: len(provisioned("burst-")) >= n, 300, 0.5, what="burst users")
                     cpu = {p.name.split("-")[1]: cpu_seconds(p.proc.pid) - cpu_before[p.name] for p in everyone}  # type: ignore[union-attr]
                     burst_done = provisioned("burst-")

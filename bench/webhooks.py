@@ -20,9 +20,7 @@ request at the receiver (same clock). Anchor: Convoy p95 124 ms at 200 events/s.
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +29,7 @@ import requests
 import urllib3
 
 from app.client import signed_headers
+from bench import load
 from bench.common import (
     Report,
     Stack,
@@ -55,6 +54,8 @@ GOAL_RATE = 500.0
 GOAL_P95_MS = 100.0
 LOOPBACK = "127.0.0.0/8"
 QUEUE = "webhooks"
+EVENTS_PATH = "/api/v1/events"
+SENDERS = 16
 
 
 def _workers(processes: int) -> list[str]:
@@ -198,32 +199,17 @@ def _up(base: str) -> bool:
 
 
 def _send(base: str, tenant: dict[str, str], rate: float, seconds: float) -> dict[str, float]:
-    """Open loop: event i is sent at start + i/rate; returns event id -> time its 202 arrived."""
-    total, run = int(rate * seconds), uuid.uuid4().hex[:8]
-    start = time.perf_counter() + 0.2
-    index, accepted, lock = itertools.count(), {}, threading.Lock()
-
-    def sender() -> None:
-        session = requests.Session()
-        while (i := next(index)) < total:
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            data = json.dumps({"type": "bench.live", "payload": {"run": run, "n": i}}).encode()
-            headers = signed_headers(tenant["key_id"], tenant["secret"], "POST", "/api/v1/events", data)
-            headers["Content-Type"] = "application/json"
-            response = session.post(base + "/api/v1/events", data=data, headers=headers, timeout=10)
-            if response.status_code == 202:
-                with lock:
-                    accepted[response.json()["id"]] = time.time()
-        session.close()
-
-    threads = [threading.Thread(target=sender, daemon=True) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return accepted
+    """Open loop (bench/load.py), events signed before the clock starts: event i is sent at
+    start + i/rate; returns event id -> time its 202 arrived."""
+    run = uuid.uuid4().hex[:8]
+    requests_: list[load.Request] = []
+    for i in range(int(rate * seconds)):
+        data = json.dumps({"type": "bench.live", "payload": {"run": run, "n": i}}).encode()
+        headers = signed_headers(tenant["key_id"], tenant["secret"], "POST", EVENTS_PATH, data)
+        headers["Content-Type"] = "application/json"
+        requests_.append(("POST", EVENTS_PATH, data, headers))
+    answers = load.open_loop(base, requests_, rate, SENDERS)
+    return {json.loads(a.body)["id"]: a.answered_wall for a in answers if a.status == 202}
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:
