@@ -75,6 +75,31 @@ def test_a_client_event_id_seen_before_returns_the_first_event_without_a_second_
     assert api.get("/api/v1/events/order-42-paid").get_json()["id"] == first.get_json()["id"]
 
 
+def test_an_event_and_its_fan_out_are_rows_of_the_callers_transaction(app, api, tenant, receiver):
+    """events.create inserts the event, one delivery per subscribed endpoint and their jobs at
+    once, in the caller's transaction; the event it hands back is held by the session like a
+    loaded row (nothing pending, nothing to reload); a rollback leaves none of them."""
+    from sqlalchemy import func, inspect, select
+
+    from app.services.webhooks import events
+
+    a, b = make_endpoint(api, receiver.url("/a")), make_endpoint(api, receiver.url("/b"))
+    make_endpoint(api, receiver.url("/c"), event_types=["user.created"])
+    event, created = events.create(tenant.tenant_id, "invoice.paid", {"n": 1})
+    state = inspect(event)
+    assert created and state.persistent and not state.expired_attributes and event not in db.session.new
+    assert event.payload == {"n": 1} and db.session.get(Event, event.id) is event
+    rows = db.session.execute(
+        select(WebhookDelivery.endpoint_id, WebhookDelivery.status, Job.type, Job.status)
+        .join(Job, Job.id == WebhookDelivery.job_id)
+        .where(WebhookDelivery.event_id == event.id)
+    ).all()  # no flush needed: the rows are in
+    assert sorted(rows) == sorted((e["id"], "pending", "webhooks.deliver", "pending") for e in (a, b))
+    db.session.rollback()
+    counts = [db.session.scalar(select(func.count()).select_from(m)) for m in (Event, WebhookDelivery, Job)]
+    assert counts == [0, 0, 0]
+
+
 def test_event_input_errors(app, api):
     assert post_event(api, event_type="bad type!").status_code == 422
     assert api.post("/api/v1/events", {"type": "x"}).status_code == 422  # no payload

@@ -54,10 +54,17 @@ def max_attempts() -> int:
     return min(limit, len(current_app.config["WEBHOOK_RETRY_SCHEDULE"]) + 1)
 
 
+def start_round(delivery_id: str, tenant_id: str) -> dict[str, Any]:
+    """A new round of attempts for a delivery: its ledger job (caller's transaction), and the
+    delivery's columns that say so."""
+    job = jobs.submit(DELIVER.name, {"delivery_id": delivery_id}, tenant_id=tenant_id, max_attempts=max_attempts())
+    return {"job_id": job.id, "status": "pending", "next_attempt_at": job.next_attempt_at, "updated_at": utcnow()}
+
+
 def schedule(row: WebhookDelivery) -> None:
-    """Start a round of attempts for the delivery: a new ledger job (caller's transaction)."""
-    job = jobs.submit(DELIVER.name, {"delivery_id": row.id}, tenant_id=row.tenant_id, max_attempts=max_attempts())
-    row.job_id, row.status, row.next_attempt_at, row.updated_at = job.id, "pending", job.next_attempt_at, utcnow()
+    """Start a round of attempts for a delivery the session holds."""
+    for column, value in start_round(row.id, row.tenant_id).items():
+        setattr(row, column, value)
 
 
 @dataclass
