@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -13,6 +13,7 @@ from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.orm import make_transient_to_detached
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -70,6 +71,23 @@ def core_execute(stmt: Any, params: Any = None) -> Any:
     if isinstance(stmt, Prepared):
         stmt = stmt.on(connection.dialect)
     return connection.execute(stmt, params)
+
+
+Model = TypeVar("Model")
+_EMPTY_ROWS: dict[type, dict[str, None]] = {}
+
+
+def add_as_loaded(model: type[Model], row: dict[str, Any]) -> Model:
+    """For a row just inserted with Core: its ORM object, held by the session as if it had
+    been loaded (every column set, those `row` leaves out None, so none reloads on access; a
+    change to it is flushed as an UPDATE, never a second INSERT)."""
+    empty = _EMPTY_ROWS.get(model)
+    if empty is None:
+        empty = _EMPTY_ROWS[model] = dict.fromkeys(c.key for c in model.__table__.columns)  # type: ignore[attr-defined]
+    obj = model(**{**empty, **row})
+    make_transient_to_detached(obj)
+    db.session.add(obj)
+    return obj
 
 
 migrate = Migrate()

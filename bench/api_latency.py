@@ -92,7 +92,7 @@ def open_loop(base: str, signer: Signer, rate: float, seconds: float, senders: i
     total = max(1, int(rate * seconds))
     signed = [("POST", JOBS_PATH, *signer.job_request()) for _ in range(total)]  # well inside the tolerance
     # Hard stop: a stalled server costs at most this long; what was not sent counts as errors.
-    answers = load.open_loop(base, signed, rate, senders, give_up_after=max(10.0, seconds / 2))
+    answers = load.open_loop(base, signed, rate, senders, max(10.0, seconds / 2), REQUEST_TIMEOUT)
     latencies = sorted(a.latency_ms for a in answers if a.status == 202)
     errors = Counter(a.error or f"HTTP {a.status}" for a in answers if a.status != 202)
     elapsed = max(a.answered for a in answers) - min(a.scheduled for a in answers)

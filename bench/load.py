@@ -72,7 +72,7 @@ class Answer:
 
 
 def open_loop(base: str, requests: Sequence[Request], rate: float | None, senders: int,
-              give_up_after: float | None = None) -> list[Answer]:  # fmt: skip
+              give_up_after: float | None = None, timeout: float = REQUEST_TIMEOUT) -> list[Answer]:  # fmt: skip
     """Send every request, request i at `start + i / rate` (or back to back when `rate` is
     None) from `senders` threads; a request still unsent `give_up_after` seconds past the end
     of the schedule is answered with status 0 and error "not sent (deadline)". Answers in the
@@ -84,7 +84,7 @@ def open_loop(base: str, requests: Sequence[Request], rate: float | None, sender
     answers: list[Answer | None] = [None] * len(requests)
 
     def sender() -> None:
-        conn = Connection(base)
+        conn = Connection(base, timeout)
         while (i := next(index)) < len(requests):
             due = start + i / rate if rate else time.perf_counter()
             if (delay := due - time.perf_counter()) > 0:

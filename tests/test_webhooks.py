@@ -100,6 +100,36 @@ def test_an_event_and_its_fan_out_are_rows_of_the_callers_transaction(app, api, 
     assert counts == [0, 0, 0]
 
 
+def test_a_client_event_id_committed_by_a_concurrent_request_wins_the_race(app, api, tenant, receiver, monkeypatch):
+    """The twin committed between this request's lookup and its INSERT: the INSERT fails inside
+    its savepoint, the first event is returned, nothing is fanned out, and the caller's
+    transaction goes on (on PostgreSQL a failed statement outside a savepoint would abort it)."""
+    from sqlalchemy import func, select
+
+    from app.services.webhooks import events
+
+    make_endpoint(api, receiver.url())
+    twin = {"id": "twin-event", "tenant_id": tenant.tenant_id, "client_id": "order-7", "type": "x.y",
+            "body": events.body_for("x.y", utcnow(), {"first": True}), "created_at": utcnow()}  # fmt: skip
+    lookups = []
+    real_lookup = events.find_by_client_id
+
+    def lookup_after_the_twin_commits(tenant_id, client_id):
+        lookups.append(client_id)
+        if len(lookups) == 1:  # this request looks first; the twin commits right after
+            with db.engine.begin() as other:
+                other.execute(Event.__table__.insert(), twin)
+            return None
+        return real_lookup(tenant_id, client_id)
+
+    monkeypatch.setattr(events, "find_by_client_id", lookup_after_the_twin_commits)
+    event, created = events.create(tenant.tenant_id, "x.y", {"first": False}, client_id="order-7")
+    assert not created and event.id == "twin-event" and event.payload == {"first": True} and len(lookups) == 2
+    assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+    db.session.commit()  # the transaction is still usable
+    assert db.session.scalar(select(func.count()).select_from(Event)) == 1
+
+
 def test_event_input_errors(app, api):
     assert post_event(api, event_type="bad type!").status_code == 422
     assert api.post("/api/v1/events", {"type": "x"}).status_code == 422  # no payload

@@ -53,16 +53,8 @@ class WebhookEndpoint(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    def wants(self, event_type: str) -> bool:
-        return subscribed(self.event_types, event_type)
-
     def __repr__(self) -> str:  # never the secret
         return f"<WebhookEndpoint {self.id} {self.url} enabled={self.enabled}>"
-
-
-def subscribed(event_types: list[str] | None, event_type: str) -> bool:
-    """Whether an endpoint with these `event_types` (None: every type) receives `event_type`."""
-    return event_types is None or event_type in event_types
 
 
 class Event(db.Model):

@@ -15,10 +15,9 @@ from typing import Any
 from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.orm import make_transient_to_detached
 
 from app import jobtypes
-from app.extensions import core_execute, db
+from app.extensions import add_as_loaded, core_execute, db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
 from app.models.jobs import FINISHED, PRIORITIES
@@ -84,20 +83,14 @@ def submit(
     # The row goes in at once with one prepared INSERT (the ORM's unit of work cost three times
     # as much). Its tenant is in the database already (tenants.create flushes); what the caller
     # added to the session is flushed later, in one batch, as before.
+    # The INSERT leaves out what a new job does not set (NULL; a JSON None would be stored as
+    # JSON null). The caller gets the ORM object, persistent in the session like one it had loaded.
     core_execute(_INSERT, row)
-    # The caller gets the ORM object, persistent in the session like one it had loaded: every
-    # column set (those the INSERT left out are NULL), so none reloads on access; a change to it
-    # is flushed as an UPDATE.
-    job = Job(**{**_EMPTY, **row})
-    make_transient_to_detached(job)
-    db.session.add(job)
+    job = add_as_loaded(Job, row)
     outbox.publish_after_commit(db.session, job)
     return job
 
 
-#: Every column, empty. The INSERT leaves out what a new job does not set (NULL; a JSON None
-#: would be stored as JSON null).
-_EMPTY = dict.fromkeys(column.key for column in Job.__table__.columns)
 _INSERT = insert(Job)
 
 

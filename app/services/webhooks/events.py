@@ -10,12 +10,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
 
-from app.extensions import core_execute, db
+from app.extensions import add_as_loaded, core_execute, db
 from app.models import Event, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
-from app.models.webhooks import subscribed
 from app.services.webhooks import delivery
 
 
@@ -75,10 +73,7 @@ def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None 
             return existing, False
     else:
         core_execute(_INSERT_EVENT, row)
-    # The caller gets the event persistent in the session, as jobs.submit hands out its job.
-    event = Event(**row)
-    make_transient_to_detached(event)
-    db.session.add(event)
+    event = add_as_loaded(Event, row)
     fan_out(event)
     return event, True
 
@@ -93,10 +88,11 @@ _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
 
 
 def subscribers(tenant_id: str, event_type: str) -> list[str]:
-    """Ids of the tenant's endpoints that receive `event_type`. (Without autoflush: what the
+    """Ids of the tenant's endpoints that receive `event_type` (no `event_types`: every type).
+    (Without autoflush: what the
     caller added is flushed at its commit in one batch, not here.)"""
     rows = core_execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
-    return [row.id for row in rows if subscribed(row.event_types, event_type)]
+    return [row.id for row in rows if row.event_types is None or event_type in row.event_types]
 
 
 def fan_out(event: Event) -> int:
