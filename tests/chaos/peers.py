@@ -16,12 +16,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from tests.fakes.http_receiver import HttpReceiver, Received, Reply
+from tests.fakes.http_receiver import HttpReceiver, Received, ReceiverServer, Reply
 from tests.fakes.processes import RedisServer, free_port, wait_until
 from tests.fakes.routeros import Command, RouterOsServer
 from tests.fakes.smtp_sink import SmtpSink, _Handler
@@ -88,8 +87,7 @@ class Receiver(HttpReceiver):
 
     def up(self) -> None:
         handler = self.server.RequestHandlerClass
-        self.server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-        self.server.daemon_threads = True
+        self.server = ReceiverServer(("127.0.0.1", self._port), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

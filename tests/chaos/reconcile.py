@@ -186,7 +186,8 @@ def webhooks(receiver: Receiver, accepted: Iterable[str], problems: list[str], *
             f"webhooks: {repeats} repeated 2xx deliveries, more than the {resend_allowed} in flight at kills"
         )
     return {"events": len(events), "deliveries": len(rows), "status": dict(statuses),
-            "requests": sum(seen.values()), "answered_2xx": sum(ok.values()), "repeats_after_2xx": repeats}  # fmt: skip
+            "requests": sum(seen.values()), "answered_2xx": sum(ok.values()), "repeats_after_2xx": repeats,
+            "cut_mid_request": len(receiver.cut)}  # fmt: skip
 
 
 def scans(accepted: dict[str, str], storage: Path, quarantine: Path, problems: list[str]) -> dict[str, Any]:

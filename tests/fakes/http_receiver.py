@@ -3,6 +3,7 @@ the customer endpoint of the webhook tests and benchmarks."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -27,12 +28,24 @@ class Received:
     at: float  # time.time()
 
 
+class ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        """A sender that hung up (killed worker, timed-out client) is expected, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class HttpReceiver:
     """`script(path, *replies)` queues answers for a path; once they are used up, `default`."""
 
     def __init__(self, default: Reply | None = None) -> None:
         self.default = default or Reply()
         self.received: list[Received] = []
+        #: Requests whose sender went away before the whole body arrived (a worker killed between
+        #: urllib3's write of the headers and its write of the body): never answered, not received.
+        self.cut: list[Received] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         receiver = self
@@ -44,6 +57,11 @@ class HttpReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: no server would act on it
+                    with receiver._lock:
+                        receiver.cut.append(Received(self.path, dict(self.headers.items()), body, time.time()))
+                    self.close_connection = True
+                    return
                 reply = receiver._record(self.path, dict(self.headers.items()), body)
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -57,8 +75,7 @@ class HttpReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = ReceiverServer(("127.0.0.1", 0), Handler)
         self.connections = 0
         original = self.server.process_request
 
