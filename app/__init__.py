@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, render_template_string, request
+from sqlalchemy.orm import configure_mappers
 from werkzeug.exceptions import HTTPException
 
 from app import logs, metrics, observability
@@ -45,6 +46,7 @@ def create_app(config: Any = None) -> Flask:
 
     jobtypes.load()
     outbox.install()
+    configure_mappers()  # now, not on the process's first query (app/warmup.py)
 
     from app import admin, api, cli, health, live, public
 

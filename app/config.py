@@ -62,6 +62,8 @@ class Config:
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         #: PostgreSQL: a pooled connection idle longer than this is pinged before use (0: always).
         self.DATABASE_PING_AFTER_SECONDS = _float("DATABASE_PING_AFTER_SECONDS", 1.0)
+        #: Database connections each web and worker process opens as it boots (app/warmup.py).
+        self.DATABASE_WARM_CONNECTIONS = _int("DATABASE_WARM_CONNECTIONS", 4)
         #: Redis for the Dramatiq broker, rate limits and the live feed.
         self.REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
         #: Flask session signing key. Empty means: refuse to start outside debug/testing.

@@ -13,6 +13,7 @@ from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
 
 if TYPE_CHECKING:
@@ -34,9 +35,8 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_
 
 def dialect_insert(dialect_name: str) -> Callable[[Any], Any]:
     """The `insert()` with ON CONFLICT clauses of a dialect (SQLite's and PostgreSQL's share
-    `on_conflict_do_nothing` / `on_conflict_do_update`)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
+    `on_conflict_do_nothing` / `on_conflict_do_update`). Both modules are imported with this
+    one: importing one on a process's first request cost that request 17 ms."""
     return sqlite.insert if dialect_name == "sqlite" else postgresql.insert
 
 

@@ -5,7 +5,8 @@
   each (default 32). Several processes need no sticky sessions: the admin page's live feed
   connects over WebSocket only, and Socket.IO's Redis queue reaches every process.
 - post_worker_init: each process subscribes to the live feed's Redis channel as it boots,
-  not when its first operator connects (an event published meanwhile would be lost).
+  not when its first operator connects (an event published meanwhile would be lost), and
+  opens its first database and Redis connections (app/warmup.py) before it takes requests.
 - child_exit: when a worker exits, prometheus_client's multiprocess mode removes its
   per-process gauge files (README: Metrics). Its counters stay in the directory: a total must
   not drop because one process restarted.
@@ -23,9 +24,10 @@ graceful_timeout = 30
 
 
 def post_worker_init(worker: Any) -> None:
-    from app import live
+    from app import live, warmup
 
     live.listen_now()
+    warmup.warm(worker.wsgi)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -19,7 +19,7 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
-from app import live, logs, metrics, observability
+from app import live, logs, metrics, observability, warmup
 from app.combining import Combiner
 from app.models.base import utcnow
 from app.services import ledger, redelivery, stats
@@ -180,6 +180,9 @@ class Ledger(Middleware):
         return {"min_backoff", "max_backoff", "retry_schedule", "throws", "max_age"}
 
     # -- lifecycle ---------------------------------------------------------
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        warmup.warm(self.app)  # before the first message: its connections are open
+
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
         self.broker = broker
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
