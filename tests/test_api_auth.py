@@ -52,6 +52,30 @@ def test_replayed_signature_is_refused(api):
     assert_unauthorized(api.post("/api/v1/jobs", JOB, timestamp=ts))
 
 
+def test_a_write_with_several_signature_values_is_a_replay_if_any_was_used_before(api, tenant):
+    """Any valid `v1=` value passes; the replay check (made with the key lookup, before the
+    signature is verified) refuses a write that carries a value already used with this key."""
+    import json as jsonlib
+
+    from app.client import signature
+
+    def send(ts: int, *values: str) -> int:
+        body = jsonlib.dumps({**JOB, "payload": {"message": f"at {ts}"}}).encode()
+        valid = signature(tenant.secret, str(ts), "POST", "/api/v1/jobs", body)
+        header = " ".join(f"v1={v}" for v in (valid if v == "valid" else v for v in values))
+        return api.client.post("/api/v1/jobs", data=body, headers={
+            "Opsdeck-Key": tenant.key_id, "Opsdeck-Timestamp": str(ts), "Opsdeck-Signature": header,
+            "Content-Type": "application/json"}).status_code  # fmt: skip
+
+    now = int(time.time())
+    assert send(now, "0" * 64, "valid") == 202  # a wrong value beside the valid one
+    used = signature(tenant.secret, str(now), "POST", "/api/v1/jobs",
+                     jsonlib.dumps({**JOB, "payload": {"message": f"at {now}"}}).encode())  # fmt: skip
+    assert send(now - 1, "valid", "f" * 64) == 202  # a value never used passes
+    assert send(now - 2, used, "valid") == 401  # a used one beside a fresh valid one: refused
+    assert send(now - 3, "valid") == 202
+
+
 def test_signature_for_another_method_or_path_is_refused(api):
     assert_unauthorized(api.post("/api/v1/jobs", JOB, sign_method="PUT"))
     assert_unauthorized(api.get("/api/v1/jobs", sign_path="/api/v1/jobs/other"))

@@ -17,7 +17,6 @@ import time
 from datetime import timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import bindparam, select
 
 from app import metrics
 from app.api.errors import ApiProblem
@@ -76,16 +75,20 @@ def _authenticate() -> None:
     tolerance = current_app.config["API_SIGNATURE_TOLERANCE"]
     if abs(time.time() - int(timestamp)) > tolerance:
         raise AuthFailed("timestamp outside tolerance")
-    found = tenants.active_key_secret(key_id)
+    candidates = [value.lower() for scheme, _, value in (c.partition("=") for c in header.split()) if scheme == "v1"]
+    view = current_app.view_functions.get(request.endpoint or "")
+    write = getattr(view, "idempotent", False)
+    # A write asks whether its signature was used before with the key lookup (one statement).
+    digests = [_digest(key_id, value) for value in candidates] if write else None
+    found = tenants.active_key_secret(key_id, replay_digests=digests)
     if found is None:
         raise AuthFailed("unknown or revoked key")
     key, secret = found
-    expected = sign(secret, timestamp, request.method, request_target(), request.get_data(cache=True))
+    expected = sign(secret, timestamp, request.method, request_target(), request.get_data(cache=True)).encode()
     valid = None
-    for candidate in header.split():
-        scheme, _, value = candidate.partition("=")
-        if scheme == "v1" and hmac.compare_digest(value.lower().encode(), expected.encode()):
-            valid = value.lower()
+    for value in candidates:
+        if hmac.compare_digest(value.encode(), expected):
+            valid = value
     if valid is None:
         raise AuthFailed("bad signature")
     now = utcnow()
@@ -93,13 +96,12 @@ def _authenticate() -> None:
         tenants.mark_key_used(key.id, now)  # committed with the replay record: at most one write a minute
     g.tenant_id = key.tenant_id
     g.api_key_id = key.id
-    digest = hashlib.sha256(f"{key_id}:{valid}".encode()).hexdigest()
-    view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "idempotent", False):
+    digest = _digest(key_id, valid)
+    if write:
         # A write: its signature goes in with its work, in its one transaction (app/api/writes.py).
         # A replay already recorded is refused now, before the view does anything; one racing
         # its original is refused by the insert.
-        if core_execute(_SEEN, {"seen_digest": digest}).first() is not None:
+        if key.replayed:
             raise AuthFailed("replayed signature")
         g.signature_digest = digest
         return
@@ -143,7 +145,11 @@ def _reject_replay(digest: str) -> None:
         raise AuthFailed("replayed signature")
 
 
-_SEEN = select(SeenSignature.digest).where(SeenSignature.digest == bindparam("seen_digest"))
+def _digest(key_id: str, signature: str) -> str:
+    """What is recorded of a used signature."""
+    return hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
+
+
 #: Returns the digest when it was new, nothing when it was seen before.
 _RECORD_SIGNATURE = Prepared(
     lambda insert: insert(SeenSignature).on_conflict_do_nothing().returning(SeenSignature.digest)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 
 from app.extensions import core_execute, db
-from app.models import ApiKey, Tenant
+from app.models import ApiKey, SeenSignature, Tenant
 from app.models.base import utcnow
 from app.models.tenants import key_active
 from app.services import audit, crypto
@@ -123,21 +124,32 @@ class SigningKey:
     id: str
     tenant_id: str
     last_used_at: datetime | None
+    #: One of the signature digests asked about was recorded already (see active_key_secret).
+    replayed: bool = False
 
 
 _SIGNING_KEY = select(
     ApiKey.id, ApiKey.tenant_id, ApiKey.secret_encrypted, ApiKey.revoked_at, ApiKey.expires_at, ApiKey.last_used_at
 ).where(ApiKey.id == bindparam("key_id"))
+_SIGNING_KEY_AND_REPLAY = _SIGNING_KEY.add_columns(
+    exists().where(SeenSignature.digest.in_(bindparam("digests", expanding=True))).label("replayed")
+)
 _MARK_USED = update(ApiKey).where(ApiKey.id == bindparam("key_id"))
 
 
-def active_key_secret(key_id: str) -> tuple[SigningKey, str] | None:
+def active_key_secret(key_id: str, *, replay_digests: Sequence[str] | None = None) -> tuple[SigningKey, str] | None:
     """The active key and its decrypted secret, or None for an unknown or revoked key (read
-    in the session's transaction)."""
-    row = core_execute(_SIGNING_KEY, {"key_id": key_id}).first()
+    in the session's transaction). With `replay_digests`, the same statement also tells
+    whether any of those signature digests was recorded already (`SigningKey.replayed`):
+    a signed write learns that it is a replay without a second round trip."""
+    if replay_digests is None:
+        row = core_execute(_SIGNING_KEY, {"key_id": key_id}).first()
+    else:
+        row = core_execute(_SIGNING_KEY_AND_REPLAY, {"key_id": key_id, "digests": list(replay_digests)}).first()
     if row is None or not key_active(row.revoked_at, row.expires_at):
         return None
-    return SigningKey(row.id, row.tenant_id, row.last_used_at), crypto.decrypt_kept(row.secret_encrypted)
+    key = SigningKey(row.id, row.tenant_id, row.last_used_at, bool(replay_digests is not None and row.replayed))
+    return key, crypto.decrypt_kept(row.secret_encrypted)
 
 
 def mark_key_used(key_id: str, when: datetime) -> None:
