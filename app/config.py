@@ -275,6 +275,9 @@ def _engine_options(url: str) -> dict[str, Any]:
         return {"connect_args": {"timeout": 30, "check_same_thread": False}, "pool_size": 32, "max_overflow": 32}
     # No pool_pre_ping: app/postgres.py pings only connections idle past DATABASE_PING_AFTER_SECONDS.
     # LIFO keeps the busy connections warm (and their prepared statements); the idle tail ages.
-    # connect_timeout: libpq waits for an unreachable server as long as the OS lets it (minutes),
-    # which held a booting process (app/warmup.py) or a request that long.
-    return {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True, "connect_args": {"connect_timeout": 10}}
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True}
+    # libpq waits for an unreachable server as long as the OS lets it (minutes) unless the URL
+    # says otherwise; a request or a booting process waits 10 s at most.
+    if "connect_timeout=" not in url:
+        options["connect_args"] = {"connect_timeout": 10}
+    return options

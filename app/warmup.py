@@ -15,6 +15,7 @@ workers' before_worker_boot.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import ExitStack
 
 from flask import Flask
@@ -25,12 +26,27 @@ from app.extensions import db, queue
 
 log = logging.getLogger("opsdeck.warmup")
 
+#: The longest a boot waits for the warm-up. A database or Redis that does not answer (a
+#: partition rather than a refusal) costs connect timeouts and redis-py's retries, which
+#: would outlast gunicorn's worker timeout and have the arbiter kill the booting process.
+DEADLINE_SECONDS = 5.0
 
-def warm(app: Flask) -> None:
+
+def warm(app: Flask, deadline: float = DEADLINE_SECONDS) -> bool:
     """Open `DATABASE_WARM_CONNECTIONS` database connections at once (they go back to the pool,
-    which keeps them) and this process's first Redis connection. A database or Redis that is
-    down is logged, not raised: the process still starts, and its requests open connections
-    when they can."""
+    which keeps them) and this process's first Redis connection, waiting at most `deadline`
+    seconds; True when done in time. A database or Redis that is down is logged, not raised:
+    the process starts anyway, and its requests open connections when they can."""
+    worker = threading.Thread(target=_open, args=(app,), name="opsdeck-warmup", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        log.warning("warm-up: still waiting for the database or Redis after %.0f s; starting anyway", deadline)
+        return False
+    return True
+
+
+def _open(app: Flask) -> None:
     with app.app_context():
         pool = db.engine.pool
         kept = pool.size() if isinstance(pool, QueuePool) else 1  # never more than the pool keeps
@@ -42,8 +58,8 @@ def warm(app: Flask) -> None:
                     connection.execute(text("SELECT 1"))
                     connection.rollback()
         except Exception as err:
-            log.warning("warm-up: database connections not opened (%s)", type(err).__name__)
+            log.warning("warm-up: database connections not opened: %s", err, exc_info=True)
         try:
             queue.redis.ping()
         except Exception as err:
-            log.warning("warm-up: no Redis connection yet (%s)", type(err).__name__)
+            log.warning("warm-up: no Redis connection yet: %s", err, exc_info=True)

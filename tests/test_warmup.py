@@ -5,6 +5,7 @@ they take work."""
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 import uuid
@@ -40,11 +41,24 @@ def test_a_database_and_redis_that_are_down_do_not_stop_a_process_from_starting(
     down = create_app(make_config(f"postgresql://postgres@127.0.0.1:{free_port()}/none",
                                   f"redis://127.0.0.1:{free_port()}/0"))  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="opsdeck.warmup"):
-        warmup.warm(down)
-    assert [r.getMessage() for r in caplog.records] == [
-        "warm-up: database connections not opened (OperationalError)",
-        "warm-up: no Redis connection yet (ConnectionError)",
-    ]
+        assert warmup.warm(down, deadline=60)
+    lines = [r.getMessage() for r in caplog.records if r.name == "opsdeck.warmup"]
+    assert len(lines) == 2
+    assert lines[0].startswith("warm-up: database connections not opened: ") and "refused" in lines[0]
+    assert lines[1].startswith("warm-up: no Redis connection yet: ")
+
+
+def test_a_database_that_never_answers_holds_the_boot_no_longer_than_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never speaks
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        stuck = create_app(make_config(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/none",
+                                       f"redis://127.0.0.1:{free_port()}/0"))  # fmt: skip
+        with caplog.at_level(logging.WARNING, logger="opsdeck.warmup"):
+            assert warmup.warm(stuck, deadline=0.5) is False
+    assert any("still waiting" in r.getMessage() for r in caplog.records if r.name == "opsdeck.warmup")
 
 
 def test_the_mappers_are_configured_when_the_app_is_built_not_at_the_first_query(app: Flask) -> None:
@@ -82,8 +96,7 @@ def test_web_and_worker_processes_hold_their_connections_before_their_first_requ
     workers.start(["default"], DATABASE_URL=f"{base}?application_name={worker_name}", DATABASE_WARM_CONNECTIONS=2)
     # Only /healthz has been asked of the web process, and it reads nothing from the database.
     wait_until(lambda: _connections(database_url, web_name) == 3, 30, 0.1, what="the web process's 3 connections")
-    # The worker: its warm-up's 2, and the heartbeat's, which may be open by then.
-    wait_until(lambda: _connections(database_url, worker_name) >= 2, 30, 0.1, what="the worker's connections")
+    wait_until(lambda: _connections(database_url, worker_name) == 2, 30, 0.1, what="the worker's 2 connections")
 
 
 def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

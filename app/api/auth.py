@@ -4,7 +4,7 @@
     Opsdeck-Timestamp: <unix seconds>
     Opsdeck-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{METHOD}.{path with query}." + body)>
 
-Several space-separated `v1=` values may be sent; any valid one passes. Every failure is the
+Up to four space-separated `v1=` values may be sent; any valid one passes. Every failure is the
 same 401 to the client; the reason is logged.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 from datetime import timedelta
 
@@ -31,6 +32,10 @@ log = logging.getLogger("opsdeck.api.auth")
 KEY_HEADER = "Opsdeck-Key"
 TIMESTAMP_HEADER = "Opsdeck-Timestamp"
 SIGNATURE_HEADER = "Opsdeck-Signature"
+#: A signature value: lowercase hex HMAC-SHA256.
+SIGNATURE_VALUE = re.compile(r"[0-9a-f]{64}")
+#: The most `v1=` values one request may carry (a client rotating its secret sends two).
+MAX_SIGNATURE_VALUES = 4
 #: API keys' last_used_at is kept to this resolution.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -75,11 +80,16 @@ def _authenticate() -> None:
     tolerance = current_app.config["API_SIGNATURE_TOLERANCE"]
     if abs(time.time() - int(timestamp)) > tolerance:
         raise AuthFailed("timestamp outside tolerance")
-    candidates = [value.lower() for scheme, _, value in (c.partition("=") for c in header.split()) if scheme == "v1"]
+    # The distinct well-formed v1= values (any other cannot match), a few at most: each is
+    # looked up before the signature is verified.
+    values = (value.lower() for scheme, _, value in (c.partition("=") for c in header.split()) if scheme == "v1")
+    candidates = list(dict.fromkeys(v for v in values if SIGNATURE_VALUE.fullmatch(v)))
+    if len(candidates) > MAX_SIGNATURE_VALUES:
+        raise AuthFailed("too many signature values")
     view = current_app.view_functions.get(request.endpoint or "")
     write = getattr(view, "idempotent", False)
     # A write asks whether its signature was used before with the key lookup (one statement).
-    digests = [_digest(key_id, value) for value in candidates] if write else None
+    digests = [_digest(key_id, value) for value in candidates] if write and candidates else None
     found = tenants.active_key_secret(key_id, replay_digests=digests)
     if found is None:
         raise AuthFailed("unknown or revoked key")
