@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Job families that can be switched off with OPSDECK_DISABLED_FAMILIES.
@@ -278,6 +280,6 @@ def _engine_options(url: str) -> dict[str, Any]:
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True}
     # libpq waits for an unreachable server as long as the OS lets it (minutes) unless the URL
     # says otherwise; a request or a booting process waits 10 s at most.
-    if "connect_timeout=" not in url:
+    if "connect_timeout" not in make_url(url).query:
         options["connect_args"] = {"connect_timeout": 10}
     return options

@@ -105,3 +105,10 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("DATABASE_WARM_CONNECTIONS", "0")
     monkeypatch.setenv("OPSDECK_ENCRYPTION_KEYS", ENCRYPTION_KEY)
     assert Config().DATABASE_WARM_CONNECTIONS == 0
+
+
+def test_a_postgresql_connection_attempt_gives_up_unless_the_url_says_otherwise() -> None:
+    from app.config import _engine_options
+
+    assert _engine_options("postgresql+psycopg://u@h/db")["connect_args"] == {"connect_timeout": 10}
+    assert "connect_args" not in _engine_options("postgresql+psycopg://u@h/db?connect_timeout=3")

@@ -89,8 +89,7 @@ _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
 
 def subscribers(tenant_id: str, event_type: str) -> list[str]:
     """Ids of the tenant's endpoints that receive `event_type` (no `event_types`: every type).
-    (Without autoflush: what the
-    caller added is flushed at its commit in one batch, not here.)"""
+    A Core read: nothing the caller added is flushed for it."""
     rows = core_execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
     return [row.id for row in rows if row.event_types is None or event_type in row.event_types]
 
