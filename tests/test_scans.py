@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.extensions import db
 from app.models import Event, Job, Scan
@@ -181,6 +181,32 @@ def test_a_scan_is_only_the_owners_and_a_second_run_changes_nothing(app, api, ot
     assert verdicts.run(scan["id"], job).result == {"skipped": "scan already clean"}
     listed = api.get("/api/v1/scans?status=clean").get_json()["data"]
     assert [s["id"] for s in listed] == [scan["id"]]
+
+
+def test_a_scan_deleted_while_clamd_reads_it_is_skipped_and_leaves_nothing(app, api, monkeypatch):
+    # Retention (or an operator) removes the row while the worker holds no transaction: the
+    # verdict's UPDATE finds nothing, and no event is recorded for a scan that is gone.
+    created = upload(api, "gone.txt", b"soon deleted\n")
+    job_id = fresh(Scan, created["id"]).job_id
+    real_client = clamav.client
+
+    def client_that_deletes(*args, **kwargs):
+        real = real_client(*args, **kwargs)
+        scan_file = real.scan_file
+
+        def scan_then_delete(file, size):
+            verdict = scan_file(file, size)
+            db.session.execute(delete(Scan).where(Scan.id == created["id"]))
+            db.session.commit()
+            return verdict
+
+        real.scan_file = scan_then_delete
+        return real
+
+    monkeypatch.setattr(clamav, "client", client_that_deletes)
+    assert run_scan_job(job_id).result == {"skipped": "scan deleted while scanning"}
+    assert fresh(Scan, created["id"]) is None
+    assert db.session.scalar(select(Event).where(Event.type == "scan.completed")) is None
 
 
 def test_an_idempotent_upload_is_stored_once(app, api):

@@ -11,12 +11,14 @@ from typing import Any
 
 from flask import current_app
 from marshmallow import Schema, fields
+from sqlalchemy import bindparam, func, select, update
 
 from app import metrics
-from app.extensions import db
+from app.extensions import core_execute, db
 from app.jobtypes import JobType, register
 from app.models.base import utcnow
 from app.models.scans import Scan
+from app.postgres import single_statement
 from app.services import jobs, ledger
 from app.services.scans import clamav, storage
 from app.services.webhooks import events
@@ -58,8 +60,9 @@ class Outcome:
     tenant_id: str | None = None
 
 
-def summary(row: Scan) -> dict[str, Any]:
-    """What `scan.completed` carries (and the live feed shows)."""
+def summary(row: Any) -> dict[str, Any]:
+    """What `scan.completed` carries (and the live feed shows), from a Scan or a row with the
+    same names."""
     return {
         "id": row.id, "status": row.status, "name": row.display_name, "sha256": row.sha256, "size": row.size,
         "signature": row.signature, "engine_version": row.engine_version, "db_version": row.db_version,
@@ -67,18 +70,55 @@ def summary(row: Scan) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: What a run reads before the scan: one statement, outside any transaction (none is held,
+#: and on SQLite no lock, while clamd reads the file).
+_READ = select(Scan.status, Scan.job_id, Scan.storage_key, Scan.tenant_id, Scan.location).where(
+    Scan.id == bindparam("scan_id")
+)
+#: The verdict in one statement, returning what `scan.completed` carries (`summary`).
+_VERDICT = (
+    update(Scan)
+    .where(Scan.id == bindparam("scan_id"))
+    .values(
+        status=bindparam("new_status"),
+        location=bindparam("new_location"),
+        signature=bindparam("new_signature"),
+        engine_version=bindparam("engine"),
+        db_version=bindparam("db"),
+        db_date=bindparam("db_day"),
+        verdict_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        attempts=Scan.attempts + 1,
+        last_error=None,
+        rescanned_at=func.coalesce(bindparam("rescanned", type_=Scan.rescanned_at.type), Scan.rescanned_at),
+    )
+    .returning(
+        Scan.id,
+        Scan.status,
+        Scan.display_name,
+        Scan.sha256,
+        Scan.size,
+        Scan.signature,
+        Scan.engine_version,
+        Scan.db_version,
+        Scan.last_error,
+    )
+)
+
+
 def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
-    """Scan the file once (the current attempt of `job`) and record the verdict."""
-    row = db.session.get(Scan, scan_id)
+    """Scan the file once (the current attempt of `job`) and record the verdict: a read, the
+    scan, then one transaction with the verdict's UPDATE and its `scan.completed` event."""
+    with single_statement(db.engine) as conn:
+        found = conn.execute(_READ, {"scan_id": scan_id}).first()
     rescan = job.payload.get("rescan_db_version")
-    if row is None:
+    if found is None:
         return Outcome({"skipped": "no such scan"})
-    if rescan is None and (row.status != "pending" or row.job_id != job.id):
-        return Outcome({"skipped": f"scan already {row.status}"})
-    if rescan is not None and (row.status != "clean" or row.location != "files"):
-        return Outcome({"skipped": f"not rescanned: the scan is {row.status} in {row.location}"})
-    key, tenant_id = row.storage_key or "", row.tenant_id
-    db.session.rollback()  # no transaction (or SQLite lock) held while clamd reads the file
+    if rescan is None and (found.status != "pending" or found.job_id != job.id):
+        return Outcome({"skipped": f"scan already {found.status}"})
+    if rescan is not None and (found.status != "clean" or found.location != "files"):
+        return Outcome({"skipped": f"not rescanned: the scan is {found.status} in {found.location}"})
+    key, tenant_id = found.storage_key or "", found.tenant_id
 
     config = current_app.config
     # A worker that died between moving an infected file to quarantine and recording the
@@ -100,21 +140,19 @@ def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
 
     if verdict.infected or where == "quarantine":  # before the row says so: a retry finds it where it went
         storage.move(key, where, "quarantine" if verdict.infected else "files")
-    row = db.session.get(Scan, scan_id)
-    if row is None:
-        return Outcome({"skipped": "scan deleted while scanning"})
     now = utcnow()
-    previous = row.status
-    row.status = "infected" if verdict.infected else "clean"
-    row.location = "quarantine" if verdict.infected else "files"
-    row.signature, row.engine_version = verdict.signature, version.engine
-    row.db_version, row.db_date = version.db_version, version.db_date
-    row.verdict_at, row.updated_at, row.attempts, row.last_error = now, now, row.attempts + 1, None
-    if rescan is not None:
-        row.rescanned_at = now
+    row = core_execute(_VERDICT, {
+        "scan_id": scan_id, "new_status": "infected" if verdict.infected else "clean",
+        "new_location": "quarantine" if verdict.infected else "files", "new_signature": verdict.signature,
+        "engine": version.engine, "db": version.db_version, "db_day": version.db_date, "now": now,
+        "rescanned": now if rescan is not None else None,
+    }).first()  # fmt: skip
+    if row is None:
+        db.session.rollback()
+        return Outcome({"skipped": "scan deleted while scanning"})
     outcome = Outcome({"status": row.status, "signature": row.signature, "db_version": row.db_version},
                       tenant_id=tenant_id)  # fmt: skip
-    if rescan is None or row.status != previous:
+    if rescan is None or row.status != found.status:
         events.emit(tenant_id, "scan.completed", summary(row))
     if verdict.infected:
         outcome.live.append(("scan.infected", {**summary(row), "rescan": rescan is not None}))
