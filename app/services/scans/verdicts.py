@@ -39,13 +39,19 @@ def max_attempts() -> int:
     return min(current_app.config["JOB_MAX_ATTEMPTS_LIMIT"], len(current_app.config["SCAN_RETRY_SCHEDULE"]) + 1)
 
 
-def schedule(row: Scan, *, rescan_db_version: int | None = None) -> None:
-    """Queue a scan of the row's file (caller's transaction); rescans go at low priority."""
-    payload: dict[str, Any] = {"scan_id": row.id}
+def submit(scan_id: str, tenant_id: str, *, rescan_db_version: int | None = None) -> Any:
+    """Queue a scan of a row's file (caller's transaction); rescans go at low priority. Returns
+    the job."""
+    payload: dict[str, Any] = {"scan_id": scan_id}
     if rescan_db_version is not None:
         payload["rescan_db_version"] = rescan_db_version
-    job = jobs.submit(SCAN.name, payload, tenant_id=row.tenant_id, max_attempts=max_attempts(),
-                      priority="low" if rescan_db_version is not None else "normal")  # fmt: skip
+    return jobs.submit(SCAN.name, payload, tenant_id=tenant_id, max_attempts=max_attempts(),
+                       priority="low" if rescan_db_version is not None else "normal")  # fmt: skip
+
+
+def schedule(row: Scan, *, rescan_db_version: int | None = None) -> None:
+    """Queue a scan of the row's file (caller's transaction); a first scan's job is the row's."""
+    job = submit(row.id, row.tenant_id, rescan_db_version=rescan_db_version)
     if rescan_db_version is None:
         row.job_id = job.id
 
