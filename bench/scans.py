@@ -21,6 +21,7 @@ more than one stream at a time, the cost of two scans sharing two cores) and fin
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import threading
@@ -28,7 +29,6 @@ import time
 from pathlib import Path
 
 import clamd
-import requests
 
 from bench.api_latency import _wait_ready
 from bench.common import (
@@ -126,29 +126,35 @@ def bare_package(server: ClamdServer, files: list[Path]) -> tuple[float, float]:
 
 
 def upload_all(base: str, tenant: dict[str, str], files: list[Path]) -> list[str]:
+    """Upload every file from UPLOADERS threads, each on one keep-alive `http.client`
+    connection (bench/load.py); each body is read, encoded and signed inside the clock."""
     from urllib3 import encode_multipart_formdata
 
     from app.client import signed_headers
+    from bench.load import Connection
 
     ids: list[str] = []
     todo = list(files)
     lock = threading.Lock()
 
     def uploader() -> None:
-        session = requests.Session()
-        while True:
-            with lock:
-                if not todo:
-                    return
-                path = todo.pop()
-            body, content_type = encode_multipart_formdata({"file": (path.name, path.read_bytes())})
-            headers = signed_headers(tenant["key_id"], tenant["secret"], "POST", "/api/v1/scans", body)
-            headers["Content-Type"] = content_type
-            answer = session.post(base + "/api/v1/scans", data=body, headers=headers, timeout=120)
-            if answer.status_code != 202:
-                raise RuntimeError(f"upload {path.name}: {answer.status_code} {answer.text[:300]}")
-            with lock:
-                ids.append(answer.json()["id"])
+        connection = Connection(base, timeout=120)
+        try:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    path = todo.pop()
+                body, content_type = encode_multipart_formdata({"file": (path.name, path.read_bytes())})
+                headers = signed_headers(tenant["key_id"], tenant["secret"], "POST", "/api/v1/scans", body)
+                headers["Content-Type"] = content_type
+                status, answer = connection.exchange("POST", "/api/v1/scans", body, headers)
+                if status != 202:
+                    raise RuntimeError(f"upload {path.name}: {status} {answer[:300]!r}")
+                with lock:
+                    ids.append(json.loads(answer)["id"])
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=uploader) for _ in range(UPLOADERS)]
     for thread in threads:
