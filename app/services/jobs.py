@@ -37,7 +37,7 @@ class JobStateError(RuntimeError):
     """The job is in a state that does not allow the requested transition."""
 
 
-def submit(
+def new_row(
     job_type: str,
     payload: dict[str, Any] | None = None,
     *,
@@ -47,8 +47,8 @@ def submit(
     max_attempts: int | None = None,
     public_only: bool = False,
     job_id: str | None = None,
-) -> Job:
-    """Validate and add a job to the current transaction; it is published after commit.
+) -> dict[str, Any]:
+    """A validated job row (raises JobInputError), for `submit` or `submit_rows`.
     `public_only` (the tenant API) refuses internal job types as unknown. `job_id` lets a caller
     that names the job in the same statement as its own row choose the id."""
     jt = jobtypes.get(job_type)
@@ -66,7 +66,7 @@ def submit(
     except ValidationError as err:
         raise JobInputError({"payload": err.messages}) from err
     now = utcnow()
-    row = {
+    return {
         "id": job_id or new_id(),
         "tenant_id": tenant_id,
         "type": jt.name,
@@ -80,6 +80,23 @@ def submit(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def submit(
+    job_type: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    tenant_id: str | None = None,
+    priority: str = "normal",
+    delay_seconds: float = 0,
+    max_attempts: int | None = None,
+    public_only: bool = False,
+    job_id: str | None = None,
+) -> Job:
+    """Validate and add a job to the current transaction; it is published after commit
+    (arguments as `new_row`)."""
+    row = new_row(job_type, payload, tenant_id=tenant_id, priority=priority, delay_seconds=delay_seconds,
+                  max_attempts=max_attempts, public_only=public_only, job_id=job_id)  # fmt: skip
     # The row goes in at once with one prepared INSERT (the ORM's unit of work cost three times
     # as much). Its tenant is in the database already (tenants.create flushes); what the caller
     # added to the session is flushed later, in one batch, as before.
@@ -89,6 +106,17 @@ def submit(
     job = add_as_loaded(Job, row)
     outbox.publish_after_commit(db.session, job)
     return job
+
+
+def submit_rows(rows: list[dict[str, Any]]) -> None:
+    """Add rows from `new_row` to the current transaction in one INSERT, published after commit
+    as `submit`'s are, with no ORM objects: for a fan-out, which needs only their ids (building
+    a loaded Job per row cost as much as its INSERT)."""
+    if not rows:
+        return
+    core_execute(_INSERT, rows)
+    for row in rows:
+        outbox.publish_row_after_commit(db.session, row)
 
 
 _INSERT = insert(Job)

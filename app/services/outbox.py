@@ -44,11 +44,14 @@ class Outgoing:
 
 
 def _outgoing(job: Job) -> Outgoing:
-    jt = jobtypes.get(job.type)
+    return _outgoing_of(job.id, job.queue, job.type, job.next_attempt_at)
+
+
+def _outgoing_of(job_id: str, queue_name: str, job_type: str, due: Any) -> Outgoing:
+    jt = jobtypes.get(job_type)
     if jt is None:  # a type removed from the code while rows remain
-        raise LookupError(f"unknown job type {job.type!r}")
-    eta = job.next_attempt_at.timestamp() if job.next_attempt_at else None
-    return Outgoing(job.id, job.queue, jt.actor_name, eta, job.type)
+        raise LookupError(f"unknown job type {job_type!r}")
+    return Outgoing(job_id, queue_name, jt.actor_name, due.timestamp() if due else None, job_type)
 
 
 def publish_after_commit(session: Session | Any, job: Job) -> None:
@@ -57,6 +60,12 @@ def publish_after_commit(session: Session | Any, job: Job) -> None:
     The message is built now: after commit the session has expired the job's attributes.
     """
     session.info.setdefault(_SESSION_KEY, []).append(_outgoing(job))
+
+
+def publish_row_after_commit(session: Session | Any, row: dict[str, Any]) -> None:
+    """`publish_after_commit` for a job inserted from a row, with no ORM object."""
+    outgoing = _outgoing_of(row["id"], row["queue"], row["type"], row["next_attempt_at"])
+    session.info.setdefault(_SESSION_KEY, []).append(outgoing)
 
 
 def install(session_class: Any = Session) -> None:

@@ -54,11 +54,20 @@ def max_attempts() -> int:
     return min(limit, len(current_app.config["WEBHOOK_RETRY_SCHEDULE"]) + 1)
 
 
+def new_round(delivery_id: str, tenant_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new round of attempts for a delivery: its ledger job's row (for `jobs.submit_rows`),
+    and the delivery's columns that say so."""
+    job = jobs.new_row(DELIVER.name, {"delivery_id": delivery_id}, tenant_id=tenant_id, max_attempts=max_attempts())
+    return job, {"job_id": job["id"], "status": "pending", "next_attempt_at": job["next_attempt_at"],
+                 "updated_at": job["created_at"]}  # fmt: skip
+
+
 def start_round(delivery_id: str, tenant_id: str) -> dict[str, Any]:
     """A new round of attempts for a delivery: its ledger job (caller's transaction), and the
     delivery's columns that say so."""
-    job = jobs.submit(DELIVER.name, {"delivery_id": delivery_id}, tenant_id=tenant_id, max_attempts=max_attempts())
-    return {"job_id": job.id, "status": "pending", "next_attempt_at": job.next_attempt_at, "updated_at": utcnow()}
+    job, columns = new_round(delivery_id, tenant_id)
+    jobs.submit_rows([job])
+    return columns
 
 
 def schedule(row: WebhookDelivery) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import add_as_loaded, core_execute, db
 from app.models import Event, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
+from app.services import jobs
 from app.services.webhooks import delivery
 
 
@@ -95,15 +96,17 @@ def subscribers(tenant_id: str, event_type: str) -> list[str]:
 
 
 def fan_out(event: Event) -> int:
-    """One delivery, and its ledger job, per subscribed endpoint (caller's transaction);
-    returns how many."""
-    rows = []
+    """One delivery, and its ledger job, per subscribed endpoint (caller's transaction): the
+    jobs in one INSERT, the deliveries in another. Returns how many."""
+    rows, job_rows = [], []
     for endpoint_id in subscribers(event.tenant_id, event.type):
         delivery_id = new_id()
+        job, columns = delivery.new_round(delivery_id, event.tenant_id)
+        job_rows.append(job)
         rows.append({"id": delivery_id, "tenant_id": event.tenant_id, "event_id": event.id,
-                     "endpoint_id": endpoint_id, "created_at": event.created_at,
-                     **delivery.start_round(delivery_id, event.tenant_id)})  # fmt: skip
+                     "endpoint_id": endpoint_id, "created_at": event.created_at, **columns})  # fmt: skip
     if rows:
+        jobs.submit_rows(job_rows)
         core_execute(_INSERT_DELIVERY, rows)
     return len(rows)
 
