@@ -9,9 +9,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from dramatiq import Message
 from standardwebhooks import Webhook
 
-from app.extensions import db
+from app.extensions import db, queue
 from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
 from app.services import ledger
@@ -98,6 +99,24 @@ def test_an_event_and_its_fan_out_are_rows_of_the_callers_transaction(app, api, 
     db.session.rollback()
     counts = [db.session.scalar(select(func.count()).select_from(m)) for m in (Event, WebhookDelivery, Job)]
     assert counts == [0, 0, 0]
+    assert queue.broker.do_qsize("webhooks") == 0  # nothing of the rolled-back fan-out was published
+
+
+def test_a_fan_outs_jobs_are_published_at_commit(app, api, tenant, receiver):
+    """The delivery jobs of a fan-out reach Redis when the transaction commits (not later,
+    through the relay), one message per delivery, named by its job id."""
+    from sqlalchemy import select
+
+    from app.services.webhooks import events
+
+    make_endpoint(api, receiver.url("/a"))
+    make_endpoint(api, receiver.url("/b"))
+    event, _ = events.create(tenant.tenant_id, "invoice.paid", {"n": 2})
+    assert queue.broker.do_qsize("webhooks") == 0  # in the transaction only
+    db.session.commit()
+    job_ids = set(db.session.scalars(select(WebhookDelivery.job_id).where(WebhookDelivery.event_id == event.id)))
+    queued = {Message.decode(raw).message_id for raw in queue.redis.hvals("dramatiq:webhooks.msgs")}
+    assert len(job_ids) == 2 and queued == job_ids
 
 
 def test_a_client_event_id_committed_by_a_concurrent_request_wins_the_race(app, api, tenant, receiver, monkeypatch):
