@@ -24,6 +24,13 @@ def test_job_is_published_only_after_commit(app):
     assert row.status == "pending" and row.published_at is None  # no second database write
 
 
+def test_a_misspelt_submit_option_is_refused_and_adds_nothing(app):
+    with pytest.raises(TypeError, match="priorty"):
+        jobs.submit("system.echo", {"message": "x"}, priorty="high")  # type: ignore[call-arg]
+    db.session.commit()
+    assert _queued_messages() == 0
+
+
 @pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
 def test_relay_confirms_published_jobs_without_sending_them_again(app, app_config):
     job_id = submit(payload={"message": "x"})

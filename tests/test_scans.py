@@ -31,6 +31,7 @@ def test_a_clean_text_file_is_clean_with_the_clamd_version_and_can_be_downloaded
     scan = scanned(api, "notes.txt", b"hello, world\n")
     assert scan["status"] == "clean" and scan["signature"] is None
     assert scan["engine_version"] and scan["db_version"] == 1 and scan["db_date"]
+    assert scan["attempts"] == 1 and scan["verdict_at"] and scan["rescanned_at"] is None  # a first scan
     download = api.get(f"/api/v1/scans/{scan['id']}/file")
     assert download.status_code == 200 and download.data == b"hello, world\n"
     assert download.headers["Content-Disposition"].startswith("attachment")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from flask import current_app
 from marshmallow import ValidationError
@@ -37,22 +37,28 @@ class JobStateError(RuntimeError):
     """The job is in a state that does not allow the requested transition."""
 
 
-def new_row(
-    job_type: str,
-    payload: dict[str, Any] | None = None,
-    *,
-    tenant_id: str | None = None,
-    priority: str = "normal",
-    delay_seconds: float = 0,
-    max_attempts: int | None = None,
-    public_only: bool = False,
-    job_id: str | None = None,
-) -> dict[str, Any]:
-    """A validated job row (raises JobInputError), for `submit` or `submit_rows`.
-    `public_only` (the tenant API) refuses internal job types as unknown. `job_id` lets a caller
-    that names the job in the same statement as its own row choose the id."""
+class JobOptions(TypedDict, total=False):
+    """What a submission may set besides its type and payload (defaults in `new_row`)."""
+
+    tenant_id: str | None
+    priority: str
+    delay_seconds: float
+    max_attempts: int | None
+    #: The tenant API: internal job types are refused as unknown.
+    public_only: bool
+    #: For a caller that names the job in the same statement as its own row.
+    job_id: str | None
+
+
+def new_row(job_type: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> dict[str, Any]:
+    """A validated job row (raises JobInputError), for `submit` or `submit_rows`: priority
+    `normal`, no delay, the type's max_attempts unless `options` say otherwise."""
+    if unknown := options.keys() - JobOptions.__optional_keys__:
+        raise TypeError(f"unknown job options: {', '.join(sorted(unknown))}")  # a misspelt keyword, as before
+    tenant_id, priority = options.get("tenant_id"), options.get("priority", "normal")
+    max_attempts, job_id = options.get("max_attempts"), options.get("job_id")
     jt = jobtypes.get(job_type)
-    if jt is None or (public_only and not jt.public):
+    if jt is None or (options.get("public_only", False) and not jt.public):
         raise JobInputError({"type": [f"Unknown job type {job_type!r}."]})
     if jt.family in current_app.config.get("OPSDECK_DISABLED_FAMILIES", []):
         raise JobInputError({"type": [f"The {jt.family} family is disabled on this server."]})
@@ -76,27 +82,16 @@ def new_row(
         "payload": clean,
         "attempts": 0,
         "max_attempts": max_attempts or jt.max_attempts,
-        "next_attempt_at": now + timedelta(seconds=delay_seconds),
+        "next_attempt_at": now + timedelta(seconds=options.get("delay_seconds", 0)),
         "created_at": now,
         "updated_at": now,
     }
 
 
-def submit(
-    job_type: str,
-    payload: dict[str, Any] | None = None,
-    *,
-    tenant_id: str | None = None,
-    priority: str = "normal",
-    delay_seconds: float = 0,
-    max_attempts: int | None = None,
-    public_only: bool = False,
-    job_id: str | None = None,
-) -> Job:
+def submit(job_type: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> Job:
     """Validate and add a job to the current transaction; it is published after commit
-    (arguments as `new_row`)."""
-    row = new_row(job_type, payload, tenant_id=tenant_id, priority=priority, delay_seconds=delay_seconds,
-                  max_attempts=max_attempts, public_only=public_only, job_id=job_id)  # fmt: skip
+    (options as `new_row`)."""
+    row = new_row(job_type, payload, **options)
     # The row goes in at once with one prepared INSERT (the ORM's unit of work cost three times
     # as much). Its tenant is in the database already (tenants.create flushes); what the caller
     # added to the session is flushed later, in one batch, as before.

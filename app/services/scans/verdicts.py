@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, func, select, update
 from app import metrics
 from app.extensions import core_execute, db
 from app.jobtypes import JobType, register
+from app.models import Job
 from app.models.base import utcnow
 from app.models.scans import Scan
 from app.postgres import single_statement
@@ -39,7 +40,7 @@ def max_attempts() -> int:
     return min(current_app.config["JOB_MAX_ATTEMPTS_LIMIT"], len(current_app.config["SCAN_RETRY_SCHEDULE"]) + 1)
 
 
-def submit(scan_id: str, tenant_id: str, *, rescan_db_version: int | None = None) -> Any:
+def submit(scan_id: str, tenant_id: str, *, rescan_db_version: int | None = None) -> Job:
     """Queue a scan of a row's file (caller's transaction); rescans go at low priority. Returns
     the job."""
     payload: dict[str, Any] = {"scan_id": scan_id}
