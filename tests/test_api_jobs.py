@@ -142,8 +142,8 @@ def test_a_replayed_signature_gets_no_stored_response(api, monkeypatch):
     from app.services import jobs
 
     submitted = []
-    real_submit = jobs.submit
-    monkeypatch.setattr(jobs, "submit", lambda *a, **k: submitted.append(a) or real_submit(*a, **k))
+    real_new_row = jobs.new_row
+    monkeypatch.setattr(jobs, "new_row", lambda *a, **k: submitted.append(a) or real_new_row(*a, **k))
     for headers in ({"Idempotency-Key": "captured"}, {}):
         ts = int(time.time()) - 10 * len(submitted)
         first = api.post("/api/v1/jobs", JOB, headers=headers, timestamp=ts)

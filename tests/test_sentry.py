@@ -225,7 +225,7 @@ def test_failing_requests_are_reported_without_signature_cookie_token_or_secrets
     def failing_callback(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("callback store failed")
 
-    monkeypatch.setattr(jobs, "submit", failing_submit)
+    monkeypatch.setattr(jobs, "new_row", failing_submit)
     monkeypatch.setattr(payments, "handle_callback", failing_callback)
 
     api = SignedClient(sentry_app, tenant.key_id, tenant.secret)

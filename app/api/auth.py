@@ -69,6 +69,14 @@ def _refused(failure: AuthFailed) -> None:
     metrics.api_auth_failed(failure.reason)
 
 
+def replay_refused() -> AuthFailed:
+    """The error for a write whose signature turned out to be recorded already (logged and
+    counted like every refusal); the caller raises it."""
+    failure = AuthFailed("replayed signature")
+    _refused(failure)
+    return failure
+
+
 def _authenticate() -> None:
     key_id = request.headers.get(KEY_HEADER, "")
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
@@ -148,6 +156,15 @@ def record_signature_alone() -> None:
         log.warning("signature of a failed write not recorded: %s", err)
 
 
+def record_signatures(digests: list[str]) -> set[str]:
+    """Record distinct signature digests in one statement, in the current transaction; returns
+    those that were new (the others are replays)."""
+    if not digests:
+        return set()
+    seen_at = utcnow()
+    return {row.digest for row in core_execute(_RECORD_SIGNATURE, [{"digest": d, "seen_at": seen_at} for d in digests])}
+
+
 def _reject_replay(digest: str) -> None:
     """Insert the signature's digest, or raise AuthFailed when it is there already (a second
     use of a signature fails here, or waits for the first request's transaction and then fails)."""
@@ -160,7 +177,7 @@ def _digest(key_id: str, signature: str) -> str:
     return hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
 
 
-#: Returns the digest when it was new, nothing when it was seen before.
+#: Returns each digest that was new, nothing for one seen before.
 _RECORD_SIGNATURE = Prepared(
     lambda insert: insert(SeenSignature).on_conflict_do_nothing().returning(SeenSignature.digest)
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Response, g, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, fields, validate
@@ -10,6 +11,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from app import jobtypes
 from app.api import bp
 from app.api.errors import ApiProblem, validation_failed
+from app.api.grouped import defer, grouped_write
 from app.api.openapi import CURSOR, doc
 from app.api.validation import Float
 from app.api.writes import json_body, write
@@ -59,20 +61,28 @@ def _load_job(job_id: str) -> Job:
 
 
 def _dump(job: Job, status: int) -> Response:
-    response = jsonify(job_schema.dump(job))
+    return _answer(job_schema.dump(job), status)
+
+
+def _answer(dumped: dict[str, Any], status: int) -> Response:
+    response = jsonify(dumped)
     response.status_code = status
-    response.headers["Location"] = url_for("api.get_job", job_id=job.id)
+    response.headers["Location"] = url_for("api.get_job", job_id=dumped["id"])
     return response
+
+
+#: A new job's columns its row leaves unset.
+_UNSET = dict.fromkeys(column.key for column in Job.__table__.columns)
 
 
 @bp.post("/jobs")
 @doc(status=202, body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
-@write
+@grouped_write
 def create_job() -> Response:
     """Submit a job"""
     data = job_schema.load(json_body())
     try:
-        job = jobs.submit(
+        row = jobs.new_row(
             data["type"],
             data["payload"],
             tenant_id=g.tenant_id,
@@ -83,7 +93,8 @@ def create_job() -> Response:
         )
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None
-    return _dump(job, 202)
+    defer([row])
+    return _answer(job_schema.dump({**_UNSET, **row}), 202)
 
 
 @bp.get("/jobs")

@@ -30,9 +30,9 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
         claim = None
         key = request.headers.get("Idempotency-Key")
         if key is not None:
-            found = _look_up(key)
+            found = look_up(key)
             if isinstance(found, idempotency.Replay):
-                return _replayed(found)
+                return replayed(found)
             claim = found
         try:
             response = make_response(view(*args, **kwargs))
@@ -40,7 +40,7 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
             # The view may have failed on a twin's committed work (a job it cancelled, a row it
             # inserted): when the twin's answer is there, that is the answer.
             db.session.rollback()
-            twin = _twin_answer(claim)
+            twin = twin_answer(claim)
             if twin is not None:
                 return twin
             auth.record_signature_alone()
@@ -49,50 +49,60 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
             db.session.rollback()  # nothing of a failed request is kept, nor its key
             auth.record_signature_alone()
             return response
-        try:
-            auth.record_signature()
-            if claim is not None:
-                headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
-                stored = idempotency.store(claim, response.status_code, response.get_json(silent=True), headers,
-                                           sealed=bool(g.get("sealed_response")))  # fmt: skip
-                if not stored:  # a twin with this key committed first: answer as it did
-                    db.session.rollback()
-                    twin = _twin_answer(claim)
-                    if twin is not None:
-                        return twin
-                    raise RuntimeError("an Idempotency-Key record vanished while its twin request ran")
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
-        return response
+        return commit(response, claim)
 
     wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
     return wrapper
 
 
-def _twin_answer(claim: idempotency.Claim | None) -> Response | None:
+def commit(response: Response, claim: idempotency.Claim | None) -> Response:
+    """Record the request's signature and its Idempotency-Key record with its work, and commit
+    (or answer as the twin that stored the key first)."""
+    try:
+        auth.record_signature()
+        if claim is not None:
+            stored = idempotency.store(claim, response.status_code, response.get_json(silent=True),
+                                       replayed_headers(response), sealed=bool(g.get("sealed_response")))  # fmt: skip
+            if not stored:  # a twin with this key committed first: answer as it did
+                db.session.rollback()
+                twin = twin_answer(claim)
+                if twin is not None:
+                    return twin
+                raise RuntimeError("an Idempotency-Key record vanished while its twin request ran")
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return response
+
+
+def twin_answer(claim: idempotency.Claim | None) -> Response | None:
     """After a rollback: the stored answer of a request with the same key that committed
     meanwhile, or None."""
     if claim is None:
         return None
     try:
-        found = _look_up(claim.key)
+        found = look_up(claim.key)
     except ApiProblem:  # the key answered another request meanwhile (422)
         raise
     except Exception:  # the database that failed the request fails this too: report the first
         db.session.rollback()
         return None
-    return _replayed(found) if isinstance(found, idempotency.Replay) else None
+    return replayed(found) if isinstance(found, idempotency.Replay) else None
 
 
-def _look_up(key: str) -> idempotency.Replay | idempotency.Claim:
+def new_claim(key: str) -> idempotency.Claim:
+    """The request's claim on its Idempotency-Key, before any lookup (422 for a malformed key)."""
     if not key or len(key) > 255:
         raise ApiProblem(422, "Validation failed", "Idempotency-Key must be 1–255 characters.",
                          type="validation-failed")  # fmt: skip
-    req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
+    return idempotency.Claim(g.tenant_id, key, idempotency.request_hash(request.method, request.path, _fingerprint()))
+
+
+def look_up(key: str) -> idempotency.Replay | idempotency.Claim:
+    mine = new_claim(key)
     try:
-        return idempotency.lookup(g.tenant_id, key, req_hash)
+        return idempotency.lookup(mine.tenant_id, key, mine.request_hash)
     except idempotency.KeyReused:
         raise ApiProblem(
             422,
@@ -102,7 +112,12 @@ def _look_up(key: str) -> idempotency.Replay | idempotency.Claim:
         ) from None
 
 
-def _replayed(replay: idempotency.Replay) -> Response:
+def replayed_headers(response: Response) -> dict[str, str]:
+    """The response's headers a replay repeats."""
+    return {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+
+
+def replayed(replay: idempotency.Replay) -> Response:
     """The stored answer; the signature is recorded first (a replayed one is refused)."""
     try:
         auth.record_signature()

@@ -61,12 +61,12 @@ _RECORD = select(
     IdempotencyRecord.response_headers,
 ).where(IdempotencyRecord.tenant_id == bindparam("tenant"), IdempotencyRecord.key == bindparam("idem_key"))
 _DELETE = delete(IdempotencyRecord).where(IdempotencyRecord.id == bindparam("record_id"))
-#: Returns the new record's id, or nothing when the key holds a record already.
+#: Returns the (tenant_id, key) of each record inserted; nothing for a key a record holds already.
 _STORE = Prepared(
     lambda insert: (
         insert(IdempotencyRecord)
         .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
-        .returning(IdempotencyRecord.id)
+        .returning(IdempotencyRecord.tenant_id, IdempotencyRecord.key)
     )
 )
 
@@ -89,12 +89,19 @@ def store(claim: Claim, status: int, body: Any, headers: dict[str, str], *, seal
     False when a concurrent request with the same key stored its record first: the caller
     rolls back and replays that one. `sealed`: the body holds a secret (a signing secret
     shown once): stored encrypted."""
-    if sealed:
-        body = {SEALED: crypto.encrypt(json.dumps(body)).decode()}
     if claim.expired_id is not None:
         core_execute(_DELETE, {"record_id": claim.expired_id})
+    return core_execute(_STORE, new_record(claim, status, body, headers, sealed=sealed)).first() is not None
+
+
+def new_record(
+    claim: Claim, status: int, body: Any, headers: dict[str, str], *, sealed: bool = False
+) -> dict[str, Any]:
+    """The record's row, for `store` or `store_many`."""
+    if sealed:
+        body = {SEALED: crypto.encrypt(json.dumps(body)).decode()}
     now = utcnow()
-    row = {
+    return {
         "tenant_id": claim.tenant_id,
         "key": claim.key,
         "request_hash": claim.request_hash,
@@ -104,7 +111,15 @@ def store(claim: Claim, status: int, body: Any, headers: dict[str, str], *, seal
         "created_at": now,
         "expires_at": now + timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]),
     }
-    return core_execute(_STORE, row).first() is not None
+
+
+def store_many(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Insert records from `new_record` (each with its own key) in one statement, in the current
+    transaction. Returns the (tenant_id, key) of those inserted: a key a record holds already,
+    expired or not, is left as it is."""
+    if not records:
+        return set()
+    return {(row.tenant_id, row.key) for row in core_execute(_STORE, records)}
 
 
 #: The key of a stored response body kept as Fernet ciphertext.

@@ -14,6 +14,7 @@ from app.extensions import core_execute, db
 from app.models import ApiKey, SeenSignature, Tenant
 from app.models.base import utcnow
 from app.models.tenants import key_active
+from app.postgres import single_statement
 from app.services import audit, crypto
 
 
@@ -138,14 +139,16 @@ _MARK_USED = update(ApiKey).where(ApiKey.id == bindparam("key_id"))
 
 
 def active_key_secret(key_id: str, *, replay_digests: Sequence[str] | None = None) -> tuple[SigningKey, str] | None:
-    """The active key and its decrypted secret, or None for an unknown or revoked key (read
-    in the session's transaction). With `replay_digests`, the same statement also tells
+    """The active key and its decrypted secret, or None for an unknown or revoked key (one
+    statement, outside the session's transaction: a request that writes nothing of its own,
+    like a grouped job submission (app/api/grouped.py), opens none). With `replay_digests`, the same statement also tells
     whether any of those signature digests was recorded already (`SigningKey.replayed`):
     a signed write learns that it is a replay without a second round trip."""
-    if replay_digests is None:
-        row = core_execute(_SIGNING_KEY, {"key_id": key_id}).first()
-    else:
-        row = core_execute(_SIGNING_KEY_AND_REPLAY, {"key_id": key_id, "digests": list(replay_digests)}).first()
+    with single_statement(db.engine) as conn:
+        if replay_digests is None:
+            row = conn.execute(_SIGNING_KEY, {"key_id": key_id}).first()
+        else:
+            row = conn.execute(_SIGNING_KEY_AND_REPLAY, {"key_id": key_id, "digests": list(replay_digests)}).first()
     if row is None or not key_active(row.revoked_at, row.expires_at):
         return None
     key = SigningKey(row.id, row.tenant_id, row.last_used_at, bool(replay_digests is not None and row.replayed))

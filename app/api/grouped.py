@@ -1,0 +1,158 @@
+"""Group commit for job submissions: concurrent requests' writes in one transaction.
+
+A signed write commits its signature, its work and its Idempotency-Key record together
+(app/api/writes.py). For a job submission the work is one row, and most of the request's cost
+was the transaction around it: BEGIN, an Idempotency-Key lookup, three INSERTs, COMMIT and a
+publish, a round trip each. Under `grouped_write` the view only builds its job rows (`defer`),
+and the request hands its signature digest, its record and its rows to a Combiner
+(app/combining.py): the request holding the turn writes those of every request waiting meanwhile
+in one transaction (one INSERT per table, one COMMIT, one publish to Redis). A request alone
+goes at once, in a batch of one.
+
+Each request's rows still commit together or not at all:
+- a signature recorded already (a replay racing its original) leaves the request's record and
+  rows out, and it is refused (401);
+- an Idempotency-Key a record holds leaves its rows out, and the request answers as that record
+  says: the stored response replayed, 422 for another body, or, when the record has expired,
+  its own write, alone;
+- a batch that fails is written again one request at a time, so a bad row fails only its own.
+
+There is no Idempotency-Key lookup before the view: the key is claimed by the record's INSERT,
+and only a repeat pays for a read.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from flask import Response, g, make_response, request
+
+from app.api import auth, writes
+from app.combining import Combiner
+from app.extensions import db
+from app.services import idempotency, jobs
+
+
+class Outcome(Enum):
+    COMMITTED = "committed"
+    #: Its signature was recorded already: a replay.
+    REPLAYED = "replayed"
+    #: A record holds its Idempotency-Key: nothing of it was written but its signature.
+    KEY_HELD = "key held"
+
+
+@dataclass
+class Submission:
+    """What one request writes: its signature's digest, its Idempotency-Key record (from
+    `idempotency.new_record`) and its job rows (from `jobs.new_row`)."""
+
+    digest: str | None
+    record: dict[str, Any] | None
+    rows: list[dict[str, Any]]
+
+
+def defer(rows: list[dict[str, Any]]) -> None:
+    """For a view under `grouped_write`: add job rows to the request's work."""
+    deferred = g.get("grouped_rows")
+    if deferred is None:
+        raise RuntimeError("defer() is for views under grouped_write")
+    deferred.extend(rows)
+
+
+def grouped_write(view: Callable[..., Any]) -> Callable[..., Any]:
+    """`write`, for a view whose only work is the job rows it `defer`s."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        claim = writes.new_claim(key) if key is not None else None
+        g.grouped_rows = rows = []
+        try:
+            response = make_response(view(*args, **kwargs))
+        except Exception:
+            db.session.rollback()
+            twin = writes.twin_answer(claim)  # a repeat is answered as the first time, refusals too
+            if twin is not None:
+                return twin
+            auth.record_signature_alone()
+            raise
+        finally:
+            g.grouped_rows = None
+        if response.status_code >= 500:
+            auth.record_signature_alone()
+            return response
+        record = None
+        if claim is not None:
+            body = response.get_json(silent=True)
+            record = idempotency.new_record(claim, response.status_code, body, writes.replayed_headers(response))
+        # What the request wrote before (its key's last use, once a minute) is committed first: a
+        # request must hold no lock while it waits for its turn (on SQLite the batch needs the
+        # write lock).
+        db.session.commit()
+        outcome = _combiner(Submission(g.get("signature_digest"), record, rows))
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome is Outcome.REPLAYED:
+            raise auth.replay_refused()
+        if outcome is Outcome.KEY_HELD:
+            g.signature_digest = None  # recorded with the batch
+            found = writes.look_up(key or "")
+            if isinstance(found, idempotency.Replay):
+                return writes.replayed(found)
+            jobs.submit_rows(rows)  # the record has expired: this request's write, alone
+            return writes.commit(response, found)
+        return response
+
+    wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
+    return wrapper
+
+
+def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
+    """Write submissions in one transaction and commit; after a failure, each alone."""
+    try:
+        outcomes = _write(submissions)
+        db.session.commit()
+        return list(outcomes)
+    except Exception as err:
+        db.session.rollback()
+        if len(submissions) == 1:
+            return [err]
+    return [write_batch([one])[0] for one in submissions]
+
+
+def _write(submissions: list[Submission]) -> list[Outcome]:
+    outcomes = [Outcome.COMMITTED] * len(submissions)
+    by_digest: dict[str, int] = {}
+    for n, sub in enumerate(submissions):
+        if sub.digest is not None:
+            if sub.digest in by_digest:
+                outcomes[n] = Outcome.REPLAYED
+            else:
+                by_digest[sub.digest] = n
+    # Rows go in in key order: two batches inserting the same keys take their locks in one order.
+    new = auth.record_signatures(sorted(by_digest))
+    for digest, n in by_digest.items():
+        if digest not in new:
+            outcomes[n] = Outcome.REPLAYED
+    by_key: dict[tuple[str, str], int] = {}
+    for n, sub in enumerate(submissions):
+        if sub.record is not None and outcomes[n] is Outcome.COMMITTED:
+            key = (sub.record["tenant_id"], sub.record["key"])
+            if key in by_key:
+                outcomes[n] = Outcome.KEY_HELD
+            else:
+                by_key[key] = n
+    stored = idempotency.store_many([submissions[by_key[key]].record for key in sorted(by_key)])  # type: ignore[misc]
+    for key, n in by_key.items():
+        if key not in stored:
+            outcomes[n] = Outcome.KEY_HELD
+    jobs.submit_rows([row for sub, o in zip(submissions, outcomes, strict=True) if o is Outcome.COMMITTED
+                      for row in sub.rows])  # fmt: skip
+    return outcomes
+
+
+_combiner: Combiner[Submission, Outcome | Exception] = Combiner(write_batch)
