@@ -8,13 +8,15 @@ import time
 from datetime import timedelta
 
 import pytest
+from dramatiq import Message
 
 from app.api import grouped
 from app.api.grouped import Outcome, Submission
-from app.extensions import db
+from app.extensions import db, queue
 from app.models import IdempotencyRecord, Job, SeenSignature
 from app.models.base import utcnow
 from app.services import idempotency, jobs
+from tests.helpers import LOOPBACK, make_endpoint, post_event
 
 JOB = {"type": "system.echo", "payload": {"message": "hi"}}
 
@@ -25,14 +27,10 @@ def _submission(app, tenant, n: int, *, digest: str | None = None, key: str | No
     if key is not None:
         claim = idempotency.Claim(tenant.tenant_id, key, f"hash-{n}")
         record = idempotency.new_record(claim, 202, {"id": row["id"]}, {})
-    return Submission(digest or f"{n:064x}", record, [row])
+    return Submission(digest or f"{n:064x}", record, {Job: [row]})
 
 
 def _published(app) -> set[str]:
-    from dramatiq import Message
-
-    from app.extensions import queue
-
     return {Message.decode(raw).message_id for raw in queue.redis.hvals("dramatiq:default.msgs")}
 
 
@@ -53,11 +51,11 @@ def test_a_batch_keeps_each_requests_rows_together(app, tenant):
 
     assert outcomes == [Outcome.COMMITTED, Outcome.REPLAYED, Outcome.REPLAYED, Outcome.KEY_HELD, Outcome.KEY_HELD]
     db.session.expire_all()
-    assert {job.id for job in db.session.query(Job)} == {held.rows[0]["id"], fresh.rows[0]["id"]}
+    assert {job.id for job in db.session.query(Job)} == {held.rows[Job][0]["id"], fresh.rows[Job][0]["id"]}
     assert {r.key: r.request_hash for r in db.session.query(IdempotencyRecord)} == {"held": "hash-9", "k1": "hash-1"}
     digests = {s.digest for s in db.session.query(SeenSignature)}
     assert {fresh.digest, twin.digest, again.digest, "e" * 64} <= digests
-    assert _published(app) == {held.rows[0]["id"], fresh.rows[0]["id"]}
+    assert _published(app) == {held.rows[Job][0]["id"], fresh.rows[Job][0]["id"]}
 
 
 def test_a_bad_row_fails_only_its_own_request(app, tenant):
@@ -66,11 +64,11 @@ def test_a_bad_row_fails_only_its_own_request(app, tenant):
     assert grouped.write_batch([first]) == [Outcome.COMMITTED]
     good = _submission(app, tenant, 2, key="g")
     bad = _submission(app, tenant, 3)
-    bad.rows[0]["id"] = first.rows[0]["id"]  # a primary key taken: the INSERT fails
+    bad.rows[Job][0]["id"] = first.rows[Job][0]["id"]  # a primary key taken: the INSERT fails
     outcomes = grouped.write_batch([good, bad])
     assert outcomes[0] is Outcome.COMMITTED and isinstance(outcomes[1], Exception)
     db.session.expire_all()
-    assert db.session.get(Job, good.rows[0]["id"]) is not None
+    assert db.session.get(Job, good.rows[Job][0]["id"]) is not None
     assert db.session.query(Job).count() == 2
     assert db.session.get(SeenSignature, bad.digest) is None  # nothing of the failed request is kept
 
@@ -149,3 +147,54 @@ def test_a_key_used_with_another_body_is_422(api, body):
     response = api.post("/api/v1/jobs", body, headers={"Idempotency-Key": "k"})
     assert response.status_code == 422 and response.get_json()["title"] == "Idempotency key reused"
     assert db.session.query(Job).count() == 1
+
+
+@pytest.mark.parametrize("app_config", [dict(LOOPBACK)])
+def test_events_and_jobs_share_a_batch(app, api, receiver, monkeypatch, app_config):
+    """Events (each with its deliveries and their jobs) and jobs from concurrent requests go in
+    one transaction, parents first; an event with the platform's own id is written alone (its
+    dedupe looks the id up first), outside the batches."""
+    from app.models import Event, WebhookDelivery
+
+    make_endpoint(api, receiver.url("/a"))
+    make_endpoint(api, receiver.url("/b"))
+    sizes: list[int] = []
+    run = grouped._combiner.run
+
+    def first_batch_waits_for_the_others(items):
+        if not sizes:
+            deadline = time.monotonic() + 10
+            while len(grouped._combiner._waiting) < 5 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        sizes.append(len(items))
+        return run(items)
+
+    monkeypatch.setattr(grouped._combiner, "run", first_batch_waits_for_the_others)
+    results: dict[int, object] = {}
+
+    def send(n: int) -> None:
+        with app.app_context():
+            if n == 6:
+                results[n] = post_event(api, "invoice.paid", {"n": n}, id="order-6")
+            elif n % 2:
+                results[n] = post_event(api, "invoice.paid", {"n": n})
+            else:
+                results[n] = api.post("/api/v1/jobs", {**JOB, "payload": {"message": f"j{n}"}})
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sizes[0] == 1 and sum(sizes) == 6 and max(sizes) > 1, sizes
+    assert all(r.status_code == 202 for r in results.values())
+    event_ids = {results[n].get_json()["id"] for n in (1, 3, 5, 6)}
+    assert results[6].get_json()["client_id"] == "order-6" and results[1].get_json()["payload"] == {"n": 1}
+    db.session.expire_all()
+    assert {e.id for e in db.session.query(Event)} == event_ids
+    deliveries = db.session.query(WebhookDelivery).all()
+    assert len(deliveries) == 8 and {d.event_id for d in deliveries} == event_ids
+    queued = {Message.decode(raw).message_id for raw in queue.redis.hvals("dramatiq:webhooks.msgs")}
+    assert queued == {d.job_id for d in deliveries}
+    assert db.session.query(Job).count() == 3 + 8

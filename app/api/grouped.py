@@ -30,10 +30,12 @@ from enum import Enum
 from typing import Any
 
 from flask import Response, g, make_response, request
+from sqlalchemy import insert
 
 from app.api import auth, writes
 from app.combining import Combiner
-from app.extensions import db
+from app.extensions import core_execute, db
+from app.models import Job
 from app.services import idempotency, jobs
 
 
@@ -45,70 +47,93 @@ class Outcome(Enum):
     KEY_HELD = "key held"
 
 
+#: Rows by model: a Job's are published after commit (jobs.submit_rows).
+Rows = dict[type, list[dict[str, Any]]]
+
+
 @dataclass
 class Submission:
     """What one request writes: its signature's digest, its Idempotency-Key record (from
-    `idempotency.new_record`) and its job rows (from `jobs.new_row`)."""
+    `idempotency.new_record`) and its rows (jobs from `jobs.new_row`)."""
 
     digest: str | None
     record: dict[str, Any] | None
-    rows: list[dict[str, Any]]
+    rows: Rows
 
 
-def defer(rows: list[dict[str, Any]]) -> None:
-    """For a view under `grouped_write`: add job rows to the request's work."""
+def defer(model: type, rows: list[dict[str, Any]]) -> None:
+    """For a view under `grouped_write`: add rows of `model` (complete, one set of columns per
+    model) to the request's work."""
     deferred = g.get("grouped_rows")
     if deferred is None:
         raise RuntimeError("defer() is for views under grouped_write")
-    deferred.extend(rows)
+    deferred.setdefault(model, []).extend(rows)
 
 
-def grouped_write(view: Callable[..., Any]) -> Callable[..., Any]:
-    """`write`, for a view whose only work is the job rows it `defer`s."""
+def grouped_write(alone: Callable[[], bool] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`write`, for a view whose only work is the rows it `defer`s. When `alone()` says so
+    (asked before the view runs), the request is a plain `write` instead, and the view writes
+    through the session itself."""
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        key = request.headers.get("Idempotency-Key")
-        claim = writes.new_claim(key) if key is not None else None
-        g.grouped_rows = rows = []
-        try:
-            response = make_response(view(*args, **kwargs))
-        except Exception:
-            db.session.rollback()
-            twin = writes.twin_answer(claim)  # a repeat is answered as the first time, refusals too
-            if twin is not None:
-                return twin
-            auth.record_signature_alone()
-            raise
-        finally:
-            g.grouped_rows = None
-        if response.status_code >= 500:
-            auth.record_signature_alone()
-            return response
-        record = None
-        if claim is not None:
-            body = response.get_json(silent=True)
-            record = idempotency.new_record(claim, response.status_code, body, writes.replayed_headers(response))
-        # What the request wrote before (its key's last use, once a minute) is committed first: a
-        # request must hold no lock while it waits for its turn (on SQLite the batch needs the
-        # write lock).
-        db.session.commit()
-        outcome = _combiner(Submission(g.get("signature_digest"), record, rows))
-        if isinstance(outcome, Exception):
-            raise outcome
-        if outcome is Outcome.REPLAYED:
-            raise auth.replay_refused()
-        if outcome is Outcome.KEY_HELD:
-            g.signature_digest = None  # recorded with the batch
-            found = writes.look_up(key or "")
-            if isinstance(found, idempotency.Replay):
-                return writes.replayed(found)
-            jobs.submit_rows(rows)  # the record has expired: this request's write, alone
-            return writes.commit(response, found)
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        plain = writes.write(view)
+
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            if alone is not None and alone():
+                return plain(*args, **kwargs)
+            return _grouped(view, args, kwargs)
+
+        wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
+        return wrapper
+
+    return decorator
+
+
+def deferring() -> bool:
+    """Whether the current request's rows are being deferred (the view is not writing alone)."""
+    return g.get("grouped_rows") is not None
+
+
+def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
+    key = request.headers.get("Idempotency-Key")
+    claim = writes.new_claim(key) if key is not None else None
+    g.grouped_rows = rows = {}
+    try:
+        response = make_response(view(*args, **kwargs))
+    except Exception:
+        db.session.rollback()
+        twin = writes.twin_answer(claim)  # a repeat is answered as the first time, refusals too
+        if twin is not None:
+            return twin
+        auth.record_signature_alone()
+        raise
+    finally:
+        g.grouped_rows = None
+    if response.status_code >= 500:
+        auth.record_signature_alone()
         return response
-
-    wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
-    return wrapper
+    record = None
+    if claim is not None:
+        body = response.get_json(silent=True)
+        record = idempotency.new_record(claim, response.status_code, body, writes.replayed_headers(response))
+    # What the request wrote before (its key's last use, once a minute) is committed first: a
+    # request must hold no lock while it waits for its turn (on SQLite the batch needs the
+    # write lock).
+    db.session.commit()
+    outcome = _combiner(Submission(g.get("signature_digest"), record, rows))
+    if isinstance(outcome, Exception):
+        raise outcome
+    if outcome is Outcome.REPLAYED:
+        raise auth.replay_refused()
+    if outcome is Outcome.KEY_HELD:
+        g.signature_digest = None  # recorded with the batch
+        found = writes.look_up(key or "")
+        if isinstance(found, idempotency.Replay):
+            return writes.replayed(found)
+        _insert(rows)  # the record has expired: this request's write, alone
+        return writes.commit(response, found)
+    return response
 
 
 def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
@@ -150,9 +175,33 @@ def _write(submissions: list[Submission]) -> list[Outcome]:
     for key, n in by_key.items():
         if key not in stored:
             outcomes[n] = Outcome.KEY_HELD
-    jobs.submit_rows([row for sub, o in zip(submissions, outcomes, strict=True) if o is Outcome.COMMITTED
-                      for row in sub.rows])  # fmt: skip
+    rows: Rows = {}
+    for sub, outcome in zip(submissions, outcomes, strict=True):
+        if outcome is Outcome.COMMITTED:
+            for model, some in sub.rows.items():
+                rows.setdefault(model, []).extend(some)
+    _insert(rows)
     return outcomes
+
+
+def _insert(rows: Rows) -> None:
+    """One INSERT per model, parents first (foreign keys are checked at once on PostgreSQL)."""
+    order = {table: n for n, table in enumerate(db.metadata.sorted_tables)}
+    for model in sorted(rows, key=lambda m: order[m.__table__]):  # type: ignore[attr-defined]
+        if model is Job:
+            jobs.submit_rows(rows[model])
+        elif rows[model]:
+            core_execute(_statement(model), rows[model])
+
+
+def _statement(model: type) -> Any:
+    stmt = _INSERTS.get(model)
+    if stmt is None:
+        stmt = _INSERTS[model] = insert(model)
+    return stmt
+
+
+_INSERTS: dict[type, Any] = {}
 
 
 _combiner: Combiner[Submission, Outcome | Exception] = Combiner(write_batch)

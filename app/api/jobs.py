@@ -77,7 +77,7 @@ _UNSET = dict.fromkeys(column.key for column in Job.__table__.columns)
 
 @bp.post("/jobs")
 @doc(status=202, body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
-@grouped_write
+@grouped_write()
 def create_job() -> Response:
     """Submit a job"""
     data = job_schema.load(json_body())
@@ -93,7 +93,7 @@ def create_job() -> Response:
         )
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None
-    defer([row])
+    defer(Job, [row])
     return _answer(job_schema.dump({**_UNSET, **row}), 202)
 
 

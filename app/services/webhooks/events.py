@@ -12,8 +12,9 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import add_as_loaded, core_execute, db
-from app.models import Event, WebhookDelivery, WebhookEndpoint
+from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
+from app.postgres import single_statement
 from app.services import jobs
 from app.services.webhooks import delivery
 
@@ -53,14 +54,7 @@ def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None 
         existing = find_by_client_id(tenant_id, client_id)
         if existing is not None:
             return existing, False
-    now = utcnow()
-    body = body_for(event_type, now, data)
-    limit = current_app.config["WEBHOOK_MAX_PAYLOAD_BYTES"]
-    envelope = len(body_for(event_type, now, None)) - len("null")  # not the tenant's bytes
-    if len(body.encode()) - envelope > limit:
-        raise PayloadTooLarge(f"event payloads are limited to {limit} bytes of JSON")
-    row = {"id": new_id(), "tenant_id": tenant_id, "client_id": client_id, "type": event_type, "body": body,
-           "created_at": now}  # fmt: skip
+    row = new_row(tenant_id, event_type, data, client_id=client_id)
     # Every event of every family comes through here: its rows go in at once with prepared
     # INSERTs, not through the ORM's unit of work (which cost a fifth of an accepted event).
     if client_id is not None:
@@ -79,6 +73,18 @@ def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None 
     return event, True
 
 
+def new_row(tenant_id: str, event_type: str, data: Any, *, client_id: str | None = None) -> dict[str, Any]:
+    """An event's row (raises PayloadTooLarge)."""
+    now = utcnow()
+    body = body_for(event_type, now, data)
+    limit = current_app.config["WEBHOOK_MAX_PAYLOAD_BYTES"]
+    envelope = len(body_for(event_type, now, None)) - len("null")  # not the tenant's bytes
+    if len(body.encode()) - envelope > limit:
+        raise PayloadTooLarge(f"event payloads are limited to {limit} bytes of JSON")
+    return {"id": new_id(), "tenant_id": tenant_id, "client_id": client_id, "type": event_type, "body": body,
+            "created_at": now}  # fmt: skip
+
+
 _INSERT_EVENT = insert(Event)
 _INSERT_DELIVERY = insert(WebhookDelivery)
 _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
@@ -88,27 +94,50 @@ _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
 )
 
 
-def subscribers(tenant_id: str, event_type: str) -> list[str]:
+def subscribers(tenant_id: str, event_type: str, *, alone: bool = False) -> list[str]:
     """Ids of the tenant's endpoints that receive `event_type` (no `event_types`: every type).
-    A Core read: nothing the caller added is flushed for it."""
-    rows = core_execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
+    A Core read: nothing the caller added is flushed for it. `alone`: outside the session's
+    transaction (a request that writes nothing through the session opens none)."""
+    if alone:
+        with single_statement(db.engine) as conn:
+            rows = conn.execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
+    else:
+        rows = core_execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
     return [row.id for row in rows if row.event_types is None or event_type in row.event_types]
 
 
 def fan_out(event: Event) -> int:
     """One delivery, and its ledger job, per subscribed endpoint (caller's transaction): the
     jobs in one INSERT, the deliveries in another. Returns how many."""
-    rows, job_rows = [], []
-    for endpoint_id in subscribers(event.tenant_id, event.type):
-        delivery_id = new_id()
-        job, columns = delivery.new_round(delivery_id, event.tenant_id)
-        job_rows.append(job)
-        rows.append({"id": delivery_id, "tenant_id": event.tenant_id, "event_id": event.id,
-                     "endpoint_id": endpoint_id, "created_at": event.created_at, **columns})  # fmt: skip
+    job_rows, rows = fan_out_rows(event.id, event.tenant_id, event.created_at, subscribers(event.tenant_id, event.type))
     if rows:
         jobs.submit_rows(job_rows)
         core_execute(_INSERT_DELIVERY, rows)
     return len(rows)
+
+
+def new_rows(tenant_id: str, event_type: str, data: Any) -> dict[type, list[dict[str, Any]]]:
+    """A new event's rows, by model, for a caller that inserts them itself (app/api/grouped.py):
+    the event, its deliveries' ledger jobs and its deliveries. Subscribers are read outside the
+    session's transaction. Raises PayloadTooLarge."""
+    row = new_row(tenant_id, event_type, data)
+    endpoint_ids = subscribers(tenant_id, event_type, alone=True)
+    job_rows, rows = fan_out_rows(row["id"], tenant_id, row["created_at"], endpoint_ids)
+    return {Event: [row], Job: job_rows, WebhookDelivery: rows}
+
+
+def fan_out_rows(
+    event_id: str, tenant_id: str, created_at: datetime, endpoint_ids: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ledger jobs' rows and the deliveries' rows of an event's fan-out to these endpoints."""
+    job_rows, rows = [], []
+    for endpoint_id in endpoint_ids:
+        delivery_id = new_id()
+        job, columns = delivery.new_round(delivery_id, tenant_id)
+        job_rows.append(job)
+        rows.append({"id": delivery_id, "tenant_id": tenant_id, "event_id": event_id,
+                     "endpoint_id": endpoint_id, "created_at": created_at, **columns})  # fmt: skip
+    return job_rows, rows
 
 
 def emit(tenant_id: str | None, event_type: str, data: dict[str, Any]) -> Event | None:
