@@ -1,10 +1,10 @@
-"""Group commit for job submissions: concurrent requests' writes in one transaction.
+"""Group commit: concurrent requests' writes in one transaction (job submissions, events).
 
 A signed write commits its signature, its work and its Idempotency-Key record together
-(app/api/writes.py). For a job submission the work is one row, and most of the request's cost
-was the transaction around it: BEGIN, an Idempotency-Key lookup, three INSERTs, COMMIT and a
-publish, a round trip each. Under `grouped_write` the view only builds its job rows (`defer`),
-and the request hands its signature digest, its record and its rows to a Combiner
+(app/api/writes.py). For a job submission the work is one row (for an event, a few), and most
+of the request's cost was the transaction around it: BEGIN, an Idempotency-Key lookup, three
+INSERTs, COMMIT and a publish, a round trip each. Under `grouped_write` the view only builds its
+rows (`defer`), and the request hands its signature digest, its record and its rows to a Combiner
 (app/combining.py): the request holding the turn writes those of every request waiting meanwhile
 in one transaction (one INSERT per table, one COMMIT, one publish to Redis). A request alone
 goes at once, in a batch of one.
@@ -185,13 +185,18 @@ def _write(submissions: list[Submission]) -> list[Outcome]:
 
 
 def _insert(rows: Rows) -> None:
-    """One INSERT per model, parents first (foreign keys are checked at once on PostgreSQL)."""
-    order = {table: n for n, table in enumerate(db.metadata.sorted_tables)}
+    """One INSERT per model, parents first (foreign keys are checked at each statement)."""
+    order = _table_order()
     for model in sorted(rows, key=lambda m: order[m.__table__]):  # type: ignore[attr-defined]
         if model is Job:
             jobs.submit_rows(rows[model])
         elif rows[model]:
             core_execute(_statement(model), rows[model])
+
+
+@functools.cache
+def _table_order() -> dict[Any, int]:
+    return {table: n for n, table in enumerate(db.metadata.sorted_tables)}
 
 
 def _statement(model: type) -> Any:
