@@ -1,5 +1,5 @@
-"""Group commit of job submissions (app/api/grouped.py): concurrent requests' writes in one
-transaction, each request's rows in or out together."""
+"""Group commit (app/api/grouped.py): concurrent requests' writes in one transaction, each
+request's rows in or out together."""
 
 from __future__ import annotations
 
@@ -13,12 +13,25 @@ from dramatiq import Message
 from app.api import grouped
 from app.api.grouped import Outcome, Submission
 from app.extensions import db, queue
-from app.models import IdempotencyRecord, Job, SeenSignature
+from app.models import Event, IdempotencyRecord, Job, SeenSignature, WebhookDelivery
 from app.models.base import utcnow
 from app.services import idempotency, jobs
 from tests.helpers import LOOPBACK, make_endpoint, post_event
 
 JOB = {"type": "system.echo", "payload": {"message": "hi"}}
+
+
+@pytest.fixture
+def app_config(request, database_url):
+    """Parametrized (indirect) with settings; `small_pool`: two connections per process and a
+    3 s wait for one."""
+    from app.config import _engine_options, _normalise_db_url
+
+    config = dict(getattr(request, "param", {}))
+    if config.pop("small_pool", False):
+        options = _engine_options(_normalise_db_url(database_url))
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, "pool_size": 2, "max_overflow": 0, "pool_timeout": 3}
+    return config
 
 
 def _submission(app, tenant, n: int, *, digest: str | None = None, key: str | None = None) -> Submission:
@@ -30,8 +43,42 @@ def _submission(app, tenant, n: int, *, digest: str | None = None, key: str | No
     return Submission(digest or f"{n:064x}", record, {Job: [row]})
 
 
-def _published(app) -> set[str]:
-    return {Message.decode(raw).message_id for raw in queue.redis.hvals("dramatiq:default.msgs")}
+def _published(queue_name: str = "default") -> list[str]:
+    return [Message.decode(raw).message_id for raw in queue.redis.hvals(f"dramatiq:{queue_name}.msgs")]
+
+
+def _hold_first_batch(monkeypatch, others: int) -> list[int]:
+    """The first batch keeps the turn until `others` requests wait behind it, so that they go
+    in one batch whatever the threads' timing. Returns the batches' sizes as they run."""
+    sizes: list[int] = []
+    run = grouped._combiner.run
+
+    def first_batch_waits_for_the_others(items):
+        if not sizes:
+            deadline = time.monotonic() + 10
+            while len(grouped._combiner._waiting) < others and time.monotonic() < deadline:
+                time.sleep(0.005)
+        sizes.append(len(items))
+        return run(items)
+
+    monkeypatch.setattr(grouped._combiner, "run", first_batch_waits_for_the_others)
+    return sizes
+
+
+def _concurrently(app, send, n: int) -> dict[int, object]:
+    """`send(i)` for i in range(n), each in a thread of its own; their answers by i."""
+    results: dict[int, object] = {}
+
+    def one(i: int) -> None:
+        with app.app_context():
+            results[i] = send(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def test_a_batch_keeps_each_requests_rows_together(app, tenant):
@@ -55,11 +102,11 @@ def test_a_batch_keeps_each_requests_rows_together(app, tenant):
     assert {r.key: r.request_hash for r in db.session.query(IdempotencyRecord)} == {"held": "hash-9", "k1": "hash-1"}
     digests = {s.digest for s in db.session.query(SeenSignature)}
     assert {fresh.digest, twin.digest, again.digest, "e" * 64} <= digests
-    assert _published(app) == {held.rows[Job][0]["id"], fresh.rows[Job][0]["id"]}
+    assert sorted(_published()) == sorted([held.rows[Job][0]["id"], fresh.rows[Job][0]["id"]])
 
 
 def test_a_bad_row_fails_only_its_own_request(app, tenant):
-    """The batch is written again one request at a time: the others commit."""
+    """The batch is written again one request at a time: the others commit, once."""
     first = _submission(app, tenant, 1)
     assert grouped.write_batch([first]) == [Outcome.COMMITTED]
     good = _submission(app, tenant, 2, key="g")
@@ -70,50 +117,127 @@ def test_a_bad_row_fails_only_its_own_request(app, tenant):
     db.session.expire_all()
     assert db.session.get(Job, good.rows[Job][0]["id"]) is not None
     assert db.session.query(Job).count() == 2
+    assert db.session.query(IdempotencyRecord).filter_by(key="g").count() == 1
     assert db.session.get(SeenSignature, bad.digest) is None  # nothing of the failed request is kept
+    assert sorted(_published()) == sorted([first.rows[Job][0]["id"], good.rows[Job][0]["id"]])
+
+
+def test_a_failed_commit_fails_every_request_of_its_batch(app, tenant, monkeypatch):
+    """A COMMIT that raises may have gone through (a connection lost at that moment): written
+    again, each request would find its own signature and be told it is a replay (401) for a
+    job that exists. Each gets the error instead (500), and a retry with its Idempotency-Key
+    finds its record."""
+    session_class = type(db.session())
+    real_commit = session_class.commit
+    calls = []
+
+    def commit_then_fail(self):
+        real_commit(self)
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("connection lost after COMMIT")
+
+    monkeypatch.setattr(session_class, "commit", commit_then_fail)
+    one, two = _submission(app, tenant, 1, key="a"), _submission(app, tenant, 2, key="b")
+    outcomes = grouped.write_batch([one, two])
+    assert all(isinstance(o, ConnectionError) for o in outcomes), outcomes
+    db.session.expire_all()
+    assert db.session.query(Job).count() == 2
+    assert grouped.write_batch([_submission(app, tenant, 3, key="a")]) == [Outcome.KEY_HELD]
 
 
 def test_concurrent_submissions_commit_together(app, api, monkeypatch):
     """Requests that arrive while a batch is written go in the next batch, together: each gets
     its own job once, repeats by Idempotency-Key get the first answer, all are published. (The
-    key is new, so each request also records its last use first: none may hold SQLite's write
-    lock while it waits for its turn.)"""
-    sizes: list[int] = []
-    run = grouped._combiner.run
+    key is new, so each request also records its last use first.)"""
+    sizes = _hold_first_batch(monkeypatch, 11)
 
-    def first_batch_waits_for_the_others(items):
-        if not sizes:  # hold the turn until every other request queued behind it
-            deadline = time.monotonic() + 10
-            while len(grouped._combiner._waiting) < 11 and time.monotonic() < deadline:
-                time.sleep(0.005)
-        sizes.append(len(items))
-        return run(items)
+    def send(n: int) -> object:
+        key = f"twin-{n % 2}" if n >= 8 else f"key-{n}"
+        return api.post("/api/v1/jobs", {**JOB, "payload": {"message": key}}, headers={"Idempotency-Key": key})
 
-    monkeypatch.setattr(grouped._combiner, "run", first_batch_waits_for_the_others)
-    results: dict[int, object] = {}
+    results = _concurrently(app, send, 12)
 
-    def send(n: int) -> None:
-        with app.app_context():
-            key = f"twin-{n % 2}" if n >= 8 else f"key-{n}"
-            results[n] = api.post(
-                "/api/v1/jobs", {**JOB, "payload": {"message": key}}, headers={"Idempotency-Key": key}
-            )
-
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert sizes[0] == 1 and max(sizes) > 1, sizes
-    assert sum(sizes) == 12
+    assert sizes == [1, 11], sizes
     assert all(r.status_code == 202 for r in results.values())
     ids = {n: r.get_json()["id"] for n, r in results.items()}
     assert len(set(ids.values())) == 10  # 8 keys and 2 twin keys, each one job
     assert ids[8] == ids[10] and ids[9] == ids[11]
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in results.values()) == 2
     db.session.expire_all()
-    assert {job.id for job in db.session.query(Job)} == set(ids.values()) == _published(app)
+    assert {job.id for job in db.session.query(Job)} == set(ids.values())
+    assert sorted(_published()) == sorted(set(ids.values()))
+
+
+def test_replays_and_twins_inside_one_batch(app, api, monkeypatch):
+    """The same signed request twice, and one Idempotency-Key with two bodies, all in one batch
+    (none recorded before it, so only the batch can tell): one 202 and one 401, one 202 and one
+    422; neither refused request leaves a job."""
+    sizes = _hold_first_batch(monkeypatch, 4)
+    ts = int(time.time())
+
+    def send(n: int) -> object:
+        if n == 0:
+            return api.post("/api/v1/jobs", JOB)
+        if n in (1, 2):  # one signed request, sent twice
+            return api.post("/api/v1/jobs", {**JOB, "payload": {"message": "same"}}, timestamp=ts)
+        body = {**JOB, "payload": {"message": f"body {n}"}}
+        return api.post("/api/v1/jobs", body, headers={"Idempotency-Key": "one-key"}, timestamp=ts - n)
+
+    results = _concurrently(app, send, 5)
+
+    assert sizes == [1, 4], sizes
+    assert sorted(results[n].status_code for n in (1, 2)) == [202, 401]
+    assert sorted(results[n].status_code for n in (3, 4)) == [202, 422]
+    refused = next(results[n] for n in (3, 4) if results[n].status_code == 422)
+    assert refused.get_json()["title"] == "Idempotency key reused"
+    db.session.expire_all()
+    assert db.session.query(Job).count() == 3
+
+
+@pytest.mark.parametrize("app_config", [LOOPBACK], indirect=True)
+def test_events_and_jobs_share_a_batch(app, api, receiver, monkeypatch, app_config):
+    """Events (each with its deliveries and their jobs) and jobs from concurrent requests go in
+    one transaction, parents first; an event with the platform's own id is written alone (its
+    dedupe looks the id up first), outside the batches."""
+    make_endpoint(api, receiver.url("/a"))
+    make_endpoint(api, receiver.url("/b"))
+    sizes = _hold_first_batch(monkeypatch, 5)
+
+    def send(n: int) -> object:
+        if n == 6:
+            return post_event(api, "invoice.paid", {"n": n}, id="order-6")
+        if n % 2:
+            return post_event(api, "invoice.paid", {"n": n})
+        return api.post("/api/v1/jobs", {**JOB, "payload": {"message": f"j{n}"}})
+
+    results = _concurrently(app, send, 7)
+
+    assert sizes == [1, 5], sizes
+    assert all(r.status_code == 202 for r in results.values())
+    event_ids = {results[n].get_json()["id"] for n in (1, 3, 5, 6)}
+    assert results[6].get_json()["client_id"] == "order-6" and results[1].get_json()["payload"] == {"n": 1}
+    db.session.expire_all()
+    assert {e.id for e in db.session.query(Event)} == event_ids
+    deliveries = db.session.query(WebhookDelivery).all()
+    assert len(deliveries) == 8 and {d.event_id for d in deliveries} == event_ids
+    assert sorted(_published("webhooks")) == sorted(d.job_id for d in deliveries)
+    assert db.session.query(Job).count() == 3 + 8
+
+
+@pytest.mark.parametrize("app_config", [{**LOOPBACK, "small_pool": True}], indirect=True)
+def test_no_request_holds_two_connections(app, api, receiver, monkeypatch, app_config):
+    """With two connections per process, concurrent events on a key's first use in a minute
+    (each records the key's last use, then reads its subscribers) all get in. The key's last
+    use was written in the request's transaction, which kept its connection and a lock on the
+    key's row while it asked for a second connection: the pool ran dry (a 500 after 3 s)."""
+    make_endpoint(api, receiver.url("/a"))
+    from app.models import ApiKey
+
+    db.session.query(ApiKey).update({"last_used_at": None})
+    db.session.commit()
+    results = _concurrently(app, lambda n: post_event(api, "invoice.paid", {"n": n}), 6)
+    assert sorted(r.status_code for r in results.values()) == [202] * 6
 
 
 def test_an_expired_record_gives_its_key_to_a_new_request(api):
@@ -149,52 +273,9 @@ def test_a_key_used_with_another_body_is_422(api, body):
     assert db.session.query(Job).count() == 1
 
 
-@pytest.mark.parametrize("app_config", [dict(LOOPBACK)])
-def test_events_and_jobs_share_a_batch(app, api, receiver, monkeypatch, app_config):
-    """Events (each with its deliveries and their jobs) and jobs from concurrent requests go in
-    one transaction, parents first; an event with the platform's own id is written alone (its
-    dedupe looks the id up first), outside the batches."""
-    from app.models import Event, WebhookDelivery
-
-    make_endpoint(api, receiver.url("/a"))
-    make_endpoint(api, receiver.url("/b"))
-    sizes: list[int] = []
-    run = grouped._combiner.run
-
-    def first_batch_waits_for_the_others(items):
-        if not sizes:
-            deadline = time.monotonic() + 10
-            while len(grouped._combiner._waiting) < 5 and time.monotonic() < deadline:
-                time.sleep(0.005)
-        sizes.append(len(items))
-        return run(items)
-
-    monkeypatch.setattr(grouped._combiner, "run", first_batch_waits_for_the_others)
-    results: dict[int, object] = {}
-
-    def send(n: int) -> None:
-        with app.app_context():
-            if n == 6:
-                results[n] = post_event(api, "invoice.paid", {"n": n}, id="order-6")
-            elif n % 2:
-                results[n] = post_event(api, "invoice.paid", {"n": n})
-            else:
-                results[n] = api.post("/api/v1/jobs", {**JOB, "payload": {"message": f"j{n}"}})
-
-    threads = [threading.Thread(target=send, args=(n,)) for n in range(7)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert sizes[0] == 1 and sum(sizes) == 6 and max(sizes) > 1, sizes
-    assert all(r.status_code == 202 for r in results.values())
-    event_ids = {results[n].get_json()["id"] for n in (1, 3, 5, 6)}
-    assert results[6].get_json()["client_id"] == "order-6" and results[1].get_json()["payload"] == {"n": 1}
-    db.session.expire_all()
-    assert {e.id for e in db.session.query(Event)} == event_ids
-    deliveries = db.session.query(WebhookDelivery).all()
-    assert len(deliveries) == 8 and {d.event_id for d in deliveries} == event_ids
-    queued = {Message.decode(raw).message_id for raw in queue.redis.hvals("dramatiq:webhooks.msgs")}
-    assert queued == {d.job_id for d in deliveries}
-    assert db.session.query(Job).count() == 3 + 8
+def test_an_event_repeated_with_its_idempotency_key_is_replayed(api):
+    event = {"type": "invoice.paid", "payload": {"n": 1}}
+    first = api.post("/api/v1/events", event, headers={"Idempotency-Key": "ev-1"})
+    again = api.post("/api/v1/events", event, headers={"Idempotency-Key": "ev-1"})
+    assert first.status_code == again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json() and db.session.query(Event).count() == 1

@@ -34,6 +34,20 @@ def test_nul_characters_are_refused_wherever_they_are_sent(api):
     assert api.post("/api/v1/events", {"type": "a", "payload": {"\x00": 1}}).status_code == 422
 
 
+def test_lone_surrogates_are_refused(api):
+    """JSON may escape a lone surrogate ("\\ud800"), which no UTF-8 text can hold: it was a 500
+    when the job was stored (PostgreSQL) and when an event's body was built."""
+    for path, body in (
+        ("/api/v1/jobs", b'{"type": "system.echo", "payload": {"message": "a\\ud800"}}'),
+        ("/api/v1/events", b'{"type": "a", "payload": {"\\udfff": 1}}'),
+    ):
+        response = api.post(path, data=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422 and "lone surrogate" in response.get_json()["errors"]["_schema"][0]
+    paired = b'{"type": "system.echo", "payload": {"message": "\\ud83d\\ude00"}}'  # an escaped pair is fine
+    response = api.post("/api/v1/jobs", data=paired, headers={"Content-Type": "application/json"})
+    assert response.status_code == 202
+
+
 def test_json_nested_past_the_limit_is_refused(api):
     """Too deep for the parser was a 500 (RecursionError); deep enough to fail when stored, too."""
     assert api.post("/api/v1/jobs", data=b"[" * 100_000 + b"]" * 100_000).status_code == 400

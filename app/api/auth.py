@@ -111,7 +111,7 @@ def _authenticate() -> None:
         raise AuthFailed("bad signature")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        tenants.mark_key_used(key.id, now)  # committed with the replay record: at most one write a minute
+        tenants.mark_key_used(key.id, now)  # at most one write a minute
     g.tenant_id = key.tenant_id
     g.api_key_id = key.id
     digest = _digest(key_id, valid)

@@ -117,9 +117,9 @@ def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
     if claim is not None:
         body = response.get_json(silent=True)
         record = idempotency.new_record(claim, response.status_code, body, writes.replayed_headers(response))
-    # What the request wrote before (its key's last use, once a minute) is committed first: a
-    # request must hold no lock while it waits for its turn (on SQLite the batch needs the
-    # write lock).
+    # A request holds no transaction while it waits for its turn (on SQLite the batch needs the
+    # write lock; on PostgreSQL a row lock would hold up its group). Nothing before the view
+    # writes through the session; this ends what a read may have begun.
     db.session.commit()
     outcome = _combiner(Submission(g.get("signature_digest"), record, rows))
     if isinstance(outcome, Exception):
@@ -137,16 +137,22 @@ def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
 
 
 def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
-    """Write submissions in one transaction and commit; after a failure, each alone."""
+    """Write submissions in one transaction and commit. When a write fails, each is written
+    again alone; when the COMMIT fails, every one gets its error (the commit may have gone
+    through: written again, each would find its own signature and be refused as a replay)."""
     try:
         outcomes = _write(submissions)
-        db.session.commit()
-        return list(outcomes)
     except Exception as err:
         db.session.rollback()
         if len(submissions) == 1:
             return [err]
-    return [write_batch([one])[0] for one in submissions]
+        return [write_batch([one])[0] for one in submissions]
+    try:
+        db.session.commit()
+    except Exception as err:
+        db.session.rollback()
+        return [err] * len(submissions)
+    return list(outcomes)
 
 
 def _write(submissions: list[Submission]) -> list[Outcome]:

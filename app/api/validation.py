@@ -16,20 +16,31 @@ MAX_JSON_DEPTH = 64
 
 
 def unstorable(value: Any) -> str | None:
-    """Why a JSON value cannot be taken (U+0000 in a string or a key, nesting beyond
-    MAX_JSON_DEPTH), or None. Iterative, so no body can exhaust the stack here."""
+    """Why a JSON value cannot be taken (U+0000 or a lone surrogate such as "\\ud800" in a
+    string or a key, nesting beyond MAX_JSON_DEPTH), or None. Iterative, so no body can exhaust
+    the stack here."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
             if NUL in item:
                 return "Text must not contain NUL characters (U+0000)."
+            if not item.isascii() and not _encodable(item):
+                return "Text must be valid Unicode: a lone surrogate (\\ud800–\\udfff) cannot be stored."
         elif isinstance(item, dict | list):
             if depth > MAX_JSON_DEPTH:
                 return f"JSON must not be nested deeper than {MAX_JSON_DEPTH} levels."
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
     return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Pattern(validate.Regexp):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, exists, select, update
 
-from app.extensions import core_execute, db
+from app.extensions import db
 from app.models import ApiKey, SeenSignature, Tenant
 from app.models.base import utcnow
 from app.models.tenants import key_active
@@ -139,10 +139,10 @@ _MARK_USED = update(ApiKey).where(ApiKey.id == bindparam("key_id"))
 
 
 def active_key_secret(key_id: str, *, replay_digests: Sequence[str] | None = None) -> tuple[SigningKey, str] | None:
-    """The active key and its decrypted secret, or None for an unknown or revoked key (one
-    statement, outside the session's transaction: a request that writes nothing of its own,
-    like a grouped job submission (app/api/grouped.py), opens none). With `replay_digests`, the same statement also tells
-    whether any of those signature digests was recorded already (`SigningKey.replayed`):
+    """The active key and its decrypted secret, or None for an unknown or revoked key. One
+    statement, outside the session's transaction: a request whose rows are written by its
+    group (app/api/grouped.py) opens none. With `replay_digests`, the same statement also
+    tells whether any of those signature digests was recorded already (`SigningKey.replayed`):
     a signed write learns that it is a replay without a second round trip."""
     with single_statement(db.engine) as conn:
         if replay_digests is None:
@@ -156,5 +156,8 @@ def active_key_secret(key_id: str, *, replay_digests: Sequence[str] | None = Non
 
 
 def mark_key_used(key_id: str, when: datetime) -> None:
-    """Record the key's last use in the session's transaction."""
-    core_execute(_MARK_USED, {"key_id": key_id, "last_used_at": when})
+    """Record the key's last use, in a statement of its own: the request holds no lock on the
+    key's row (nor, on SQLite, the write lock) while it does its work, or while it waits for
+    its group (app/api/grouped.py)."""
+    with single_statement(db.engine) as conn:
+        conn.execute(_MARK_USED, {"key_id": key_id, "last_used_at": when})
