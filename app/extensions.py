@@ -81,13 +81,18 @@ def add_as_loaded(model: type[Model], row: dict[str, Any]) -> Model:
     """For a row just inserted with Core: its ORM object, held by the session as if it had
     been loaded (every column set, those `row` leaves out None, so none reloads on access; a
     change to it is flushed as an UPDATE, never a second INSERT)."""
-    empty = _EMPTY_ROWS.get(model)
-    if empty is None:
-        empty = _EMPTY_ROWS[model] = dict.fromkeys(c.key for c in model.__table__.columns)  # type: ignore[attr-defined]
-    obj = model(**{**empty, **row})
+    obj = model(**full_row(model, row))
     make_transient_to_detached(obj)
     db.session.add(obj)
     return obj
+
+
+def full_row(model: type, row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every column of `model` it leaves out set to None (as a new row reads back)."""
+    empty = _EMPTY_ROWS.get(model)
+    if empty is None:
+        empty = _EMPTY_ROWS[model] = dict.fromkeys(c.key for c in model.__table__.columns)  # type: ignore[attr-defined]
+    return {**empty, **row}
 
 
 migrate = Migrate()

@@ -157,30 +157,10 @@ def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
 
 def _write(submissions: list[Submission]) -> list[Outcome]:
     outcomes = [Outcome.COMMITTED] * len(submissions)
-    by_digest: dict[str, int] = {}
-    for n, sub in enumerate(submissions):
-        if sub.digest is not None:
-            if sub.digest in by_digest:
-                outcomes[n] = Outcome.REPLAYED
-            else:
-                by_digest[sub.digest] = n
-    # Rows go in in key order: two batches inserting the same keys take their locks in one order.
-    new = auth.record_signatures(sorted(by_digest))
-    for digest, n in by_digest.items():
-        if digest not in new:
-            outcomes[n] = Outcome.REPLAYED
-    by_key: dict[tuple[str, str], int] = {}
-    for n, sub in enumerate(submissions):
-        if sub.record is not None and outcomes[n] is Outcome.COMMITTED:
-            key = (sub.record["tenant_id"], sub.record["key"])
-            if key in by_key:
-                outcomes[n] = Outcome.KEY_HELD
-            else:
-                by_key[key] = n
-    stored = idempotency.store_many([submissions[by_key[key]].record for key in sorted(by_key)])  # type: ignore[misc]
-    for key, n in by_key.items():
-        if key not in stored:
-            outcomes[n] = Outcome.KEY_HELD
+    _first_wins(submissions, outcomes, _digest, Outcome.REPLAYED,
+                lambda winners: auth.record_signatures([sub.digest for sub in winners]))  # fmt: skip
+    _first_wins(submissions, outcomes, _record_key, Outcome.KEY_HELD,
+                lambda winners: idempotency.store_many([sub.record for sub in winners]))  # fmt: skip
     rows: Rows = {}
     for sub, outcome in zip(submissions, outcomes, strict=True):
         if outcome is Outcome.COMMITTED:
@@ -188,6 +168,36 @@ def _write(submissions: list[Submission]) -> list[Outcome]:
                 rows.setdefault(model, []).extend(some)
     _insert(rows)
     return outcomes
+
+
+def _digest(sub: Submission) -> str | None:
+    return sub.digest
+
+
+def _record_key(sub: Submission) -> tuple[str, str] | None:
+    return None if sub.record is None else (sub.record["tenant_id"], sub.record["key"])
+
+
+def _first_wins(submissions: list[Submission], outcomes: list[Outcome], key_of: Callable[[Submission], Any],
+                loser: Outcome, insert: Callable[[list[Any]], set[Any]]) -> None:  # fmt: skip
+    """Claim each still-committed submission's key (a signature digest, an Idempotency-Key):
+    the first submission with a key inserts it, and keeps it unless the database held it
+    already (`insert` returns the keys it inserted); the others, and one whose key was held,
+    become `loser`. Keys go in sorted, so two batches inserting the same keys take their
+    locks in one order."""
+    first: dict[Any, int] = {}
+    for n, sub in enumerate(submissions):
+        key = key_of(sub)
+        if key is None or outcomes[n] is not Outcome.COMMITTED:
+            continue
+        if key in first:
+            outcomes[n] = loser
+        else:
+            first[key] = n
+    taken = insert([submissions[first[key]] for key in sorted(first)])
+    for key, n in first.items():
+        if key not in taken:
+            outcomes[n] = loser
 
 
 def _insert(rows: Rows) -> None:
@@ -205,14 +215,9 @@ def _table_order() -> dict[Any, int]:
     return {table: n for n, table in enumerate(db.metadata.sorted_tables)}
 
 
+@functools.cache
 def _statement(model: type) -> Any:
-    stmt = _INSERTS.get(model)
-    if stmt is None:
-        stmt = _INSERTS[model] = insert(model)
-    return stmt
-
-
-_INSERTS: dict[type, Any] = {}
+    return insert(model)
 
 
 _combiner: Combiner[Submission, Outcome | Exception] = Combiner(write_batch)

@@ -15,6 +15,7 @@ from app.api.grouped import defer, grouped_write
 from app.api.openapi import CURSOR, doc
 from app.api.validation import Float
 from app.api.writes import json_body, write
+from app.extensions import full_row
 from app.models import Job
 from app.models.jobs import PRIORITIES, JobStatus
 from app.services import jobs
@@ -71,10 +72,6 @@ def _answer(dumped: dict[str, Any], status: int) -> Response:
     return response
 
 
-#: A new job's columns its row leaves unset.
-_UNSET = dict.fromkeys(column.key for column in Job.__table__.columns)
-
-
 @bp.post("/jobs")
 @doc(status=202, body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
 @grouped_write()
@@ -94,7 +91,7 @@ def create_job() -> Response:
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None
     defer(Job, [row])
-    return _answer(job_schema.dump({**_UNSET, **row}), 202)
+    return _answer(job_schema.dump(full_row(Job, row)), 202)
 
 
 @bp.get("/jobs")
