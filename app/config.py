@@ -98,6 +98,9 @@ class Config:
         #: Largest request body accepted (413 above); upload routes raise their own limit.
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
         self.IDEMPOTENCY_TTL_HOURS = _int("IDEMPOTENCY_TTL_HOURS", 48)
+        #: Bulk calls (POST /jobs/batch, /events/batch): most items, and largest body (413 above).
+        self.API_BATCH_MAX_ITEMS = _int("API_BATCH_MAX_ITEMS", 1000)
+        self.API_BATCH_MAX_BYTES = _int("API_BATCH_MAX_BYTES", 5 * 1024 * 1024)
 
         # Ledger, outbox and recovery
         self.JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 30)

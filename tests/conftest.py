@@ -171,7 +171,8 @@ class SignedClient:
     ) -> Any:
         body = data if data is not None else (b"" if json is None else jsonlib.dumps(json).encode())
         if timestamp is None:
-            # An identical request in the same second is a replay; step back a second instead.
+            # An identical request in the same second is the same request sent again (answered
+            # from the first); step back a second so that each call is a request of its own.
             timestamp = int(time.time())
             while (method, path, body.hex(), str(timestamp)) in self._used:
                 timestamp -= 1

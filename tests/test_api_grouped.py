@@ -13,7 +13,7 @@ from dramatiq import Message
 from app.api import grouped
 from app.api.grouped import Outcome, Submission
 from app.extensions import db, queue
-from app.models import Event, IdempotencyRecord, Job, SeenSignature, WebhookDelivery
+from app.models import Event, IdempotencyRecord, Job, WebhookDelivery
 from app.models.base import utcnow
 from app.services import idempotency, jobs
 from tests.helpers import LOOPBACK, make_endpoint, post_event
@@ -35,12 +35,17 @@ def app_config(request, database_url):
 
 
 def _submission(app, tenant, n: int, *, digest: str | None = None, key: str | None = None) -> Submission:
+    """A job submission keyed by its Idempotency-Key, or else by its signature's digest."""
     row = jobs.new_row("system.echo", {"message": f"m{n}"}, tenant_id=tenant.tenant_id)
-    record = None
     if key is not None:
         claim = idempotency.Claim(tenant.tenant_id, key, f"hash-{n}")
-        record = idempotency.new_record(claim, 202, {"id": row["id"]}, {})
-    return Submission(digest or f"{n:064x}", record, {Job: [row]})
+    else:
+        claim = idempotency.signature_claim(tenant.tenant_id, digest or f"{n:064x}", f"hash-{n}", timedelta(minutes=10))
+    return Submission(idempotency.new_record(claim, 202, {"id": row["id"]}, {}), {Job: [row]})
+
+
+def _jobs(*subs: Submission) -> set[str]:
+    return {sub.rows[Job][0]["id"] for sub in subs}
 
 
 def _published(queue_name: str = "default") -> list[str]:
@@ -82,27 +87,25 @@ def _concurrently(app, send, n: int) -> dict[int, object]:
 
 
 def test_a_batch_keeps_each_requests_rows_together(app, tenant):
-    """One batch: a new request, a replay of it, a signature recorded before, a twin by key and
-    a key a record holds. Only the new request's job is written and published; every
-    signature is recorded; each refusal writes nothing else."""
-    db.session.add(SeenSignature(digest="e" * 64, seen_at=utcnow()))
-    held = _submission(app, tenant, 9, key="held")
-    assert grouped.write_batch([held]) == [Outcome.COMMITTED]
+    """One batch: new requests with and without an Idempotency-Key, the same signed request
+    twice, one whose signature a record holds, a twin by key and a key a record holds. Only the
+    new requests' jobs are written and published; each other request writes nothing."""
+    earlier, held = _submission(app, tenant, 8), _submission(app, tenant, 9, key="held")
+    assert grouped.write_batch([earlier, held]) == [Outcome.COMMITTED] * 2
 
-    fresh = _submission(app, tenant, 1, key="k1")
-    replay = _submission(app, tenant, 2, digest=fresh.digest)
-    seen = _submission(app, tenant, 3, digest="e" * 64, key="k3")
-    twin = _submission(app, tenant, 4, key="k1")
-    again = _submission(app, tenant, 5, key="held")
-    outcomes = grouped.write_batch([fresh, replay, seen, twin, again])
+    fresh, unkeyed = _submission(app, tenant, 1, key="k1"), _submission(app, tenant, 2)
+    resent = _submission(app, tenant, 3, digest=f"{2:064x}")  # `unkeyed` again, in its batch
+    seen = _submission(app, tenant, 4, digest=f"{8:064x}")  # `earlier` again
+    twin = _submission(app, tenant, 5, key="k1")
+    again = _submission(app, tenant, 6, key="held")
+    outcomes = grouped.write_batch([fresh, unkeyed, resent, seen, twin, again])
 
-    assert outcomes == [Outcome.COMMITTED, Outcome.REPLAYED, Outcome.REPLAYED, Outcome.KEY_HELD, Outcome.KEY_HELD]
+    assert outcomes == [Outcome.COMMITTED] * 2 + [Outcome.KEY_HELD] * 4
     db.session.expire_all()
-    assert {job.id for job in db.session.query(Job)} == {held.rows[Job][0]["id"], fresh.rows[Job][0]["id"]}
-    assert {r.key: r.request_hash for r in db.session.query(IdempotencyRecord)} == {"held": "hash-9", "k1": "hash-1"}
-    digests = {s.digest for s in db.session.query(SeenSignature)}
-    assert {fresh.digest, twin.digest, again.digest, "e" * 64} <= digests
-    assert sorted(_published()) == sorted([held.rows[Job][0]["id"], fresh.rows[Job][0]["id"]])
+    assert {job.id for job in db.session.query(Job)} == _jobs(earlier, held, fresh, unkeyed)
+    records = {r.key: r.response_body["id"] for r in db.session.query(IdempotencyRecord)}
+    assert records == {sub.record["key"]: sub.rows[Job][0]["id"] for sub in (earlier, held, fresh, unkeyed)}
+    assert sorted(_published()) == sorted(_jobs(earlier, held, fresh, unkeyed))
 
 
 def test_a_bad_row_fails_only_its_own_request(app, tenant):
@@ -118,15 +121,15 @@ def test_a_bad_row_fails_only_its_own_request(app, tenant):
     assert db.session.get(Job, good.rows[Job][0]["id"]) is not None
     assert db.session.query(Job).count() == 2
     assert db.session.query(IdempotencyRecord).filter_by(key="g").count() == 1
-    assert db.session.get(SeenSignature, bad.digest) is None  # nothing of the failed request is kept
+    assert db.session.query(IdempotencyRecord).filter_by(key=bad.record["key"]).count() == 0  # nothing of it kept
     assert sorted(_published()) == sorted([first.rows[Job][0]["id"], good.rows[Job][0]["id"]])
 
 
 def test_a_failed_commit_fails_every_request_of_its_batch(app, tenant, monkeypatch):
     """A COMMIT that raises may have gone through (a connection lost at that moment): written
-    again, each request would find its own signature and be told it is a replay (401) for a
-    job that exists. Each gets the error instead (500), and a retry with its Idempotency-Key
-    finds its record."""
+    again, each request would find its own record and answer from it, for a job it could not
+    tell exists. Each gets the error instead (500), and a retry with its Idempotency-Key finds
+    its record."""
     session_class = type(db.session())
     real_commit = session_class.commit
     calls = []
@@ -169,10 +172,10 @@ def test_concurrent_submissions_commit_together(app, api, monkeypatch):
     assert sorted(_published()) == sorted(set(ids.values()))
 
 
-def test_replays_and_twins_inside_one_batch(app, api, monkeypatch):
+def test_repeats_and_twins_inside_one_batch(app, api, monkeypatch):
     """The same signed request twice, and one Idempotency-Key with two bodies, all in one batch
-    (none recorded before it, so only the batch can tell): one 202 and one 401, one 202 and one
-    422; neither refused request leaves a job."""
+    (none recorded before it, so only the batch can tell): two 202s with one job, the second
+    marked replayed; one 202 and one 422. Neither repeat nor refusal leaves a job."""
     sizes = _hold_first_batch(monkeypatch, 4)
     ts = int(time.time())
 
@@ -187,7 +190,9 @@ def test_replays_and_twins_inside_one_batch(app, api, monkeypatch):
     results = _concurrently(app, send, 5)
 
     assert sizes == [1, 4], sizes
-    assert sorted(results[n].status_code for n in (1, 2)) == [202, 401]
+    assert [results[n].status_code for n in (1, 2)] == [202, 202]
+    assert results[1].get_json() == results[2].get_json()
+    assert sorted(results[n].headers.get("Idempotent-Replayed", "") for n in (1, 2)) == ["", "true"]
     assert sorted(results[n].status_code for n in (3, 4)) == [202, 422]
     refused = next(results[n] for n in (3, 4) if results[n].status_code == 422)
     assert refused.get_json()["title"] == "Idempotency key reused"

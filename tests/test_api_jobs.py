@@ -134,9 +134,10 @@ def test_idempotency_key_with_another_body_is_422(api):
     assert db.session.query(Job).count() == 1
 
 
-def test_a_replayed_signature_gets_no_stored_response(api, monkeypatch):
-    """Replay protection comes before the Idempotency-Key and before the view: a captured request
-    sent again is refused without being run, not answered with the first response."""
+def test_the_same_signed_request_again_gets_the_first_answer(api, monkeypatch):
+    """A client's automatic retry re-sends the same signed request: with or without an
+    Idempotency-Key it is answered as the first time (202, marked replayed), and no second job
+    is made. Without a key the view does not even run again."""
     import time
 
     from app.services import jobs
@@ -144,23 +145,29 @@ def test_a_replayed_signature_gets_no_stored_response(api, monkeypatch):
     submitted = []
     real_new_row = jobs.new_row
     monkeypatch.setattr(jobs, "new_row", lambda *a, **k: submitted.append(a) or real_new_row(*a, **k))
-    for headers in ({"Idempotency-Key": "captured"}, {}):
+    for headers in ({"Idempotency-Key": "retried"}, {}):
         ts = int(time.time()) - 10 * len(submitted)
         first = api.post("/api/v1/jobs", JOB, headers=headers, timestamp=ts)
         assert first.status_code == 202
         ran = len(submitted)
         again = api.post("/api/v1/jobs", JOB, headers=headers, timestamp=ts)
-        assert again.status_code == 401 and "Idempotent-Replayed" not in again.headers
-        assert len(submitted) == ran  # the view did not run
+        assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.get_json() == first.get_json() and again.headers["Location"] == first.headers["Location"]
+        assert len(submitted) == ran + (1 if headers else 0)
+    assert db.session.query(Job).count() == 2
 
 
-def test_a_failed_write_cannot_be_replayed(api):
-    """A write that fails keeps nothing but its signature: the same signed request again is 401."""
+def test_a_refused_write_sent_again_is_refused_again_from_its_record(api):
+    """A write refused by validation creates nothing; the same signed request again gets the
+    same 422, replayed from the first answer."""
     import time
 
     ts = int(time.time())
-    assert api.post("/api/v1/jobs", {"type": "nope"}, timestamp=ts).status_code == 422
-    assert api.post("/api/v1/jobs", {"type": "nope"}, timestamp=ts).status_code == 401
+    first = api.post("/api/v1/jobs", {"type": "nope"}, timestamp=ts)
+    again = api.post("/api/v1/jobs", {"type": "nope"}, timestamp=ts)
+    assert first.status_code == again.status_code == 422 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json() and again.mimetype == "application/problem+json"
+    assert db.session.query(Job).count() == 0
 
 
 def test_a_twin_that_loses_the_race_answers_with_the_winners_response(api, monkeypatch):
@@ -174,11 +181,11 @@ def test_a_twin_that_loses_the_race_answers_with_the_winners_response(api, monke
     real = idempotency.lookup
     calls = []
 
-    def lookup_before_the_twin_committed(tenant_id, key, req_hash):
-        calls.append(key)
+    def lookup_before_the_twin_committed(claim):
+        calls.append(claim.key)
         if len(calls) == 1:
-            return idempotency.Claim(tenant_id, key, req_hash)
-        return real(tenant_id, key, req_hash)
+            return claim
+        return real(claim)
 
     monkeypatch.setattr(idempotency, "lookup", lookup_before_the_twin_committed)
     second = api.post(f"/api/v1/jobs/{job_id}/cancel", headers={"Idempotency-Key": "stop"})

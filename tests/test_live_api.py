@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,23 @@ def test_readme_curl_example_submits_a_job(app, tenant, workers):
     assert wait_for_status(body["id"], "succeeded", logs=workers.logs).result == {"message": "hello"}
 
 
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("openssl")), reason="curl and openssl not installed")
+def test_readme_batch_example_submits_two_jobs(app, tenant, workers):
+    import json
+
+    url = workers.start_web()
+    env = {**os.environ, "OPSDECK_URL": url, "OPSDECK_KEY": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
+    runs = []
+    for _ in range(2):  # a second apart: the same signature would replay the whole first answer
+        runs.append(subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("batch-example")], env=env,
+                                   capture_output=True, text=True, timeout=30))  # fmt: skip
+        time.sleep(1.1)
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr
+    first, again = (json.loads(run.stdout)["data"] for run in runs)
+    assert [j["payload"]["message"] for j in first] == ["a", "b"] and not any(j["replayed"] for j in first)
+    assert again[0]["replayed"] is True and again[0]["id"] == first[0]["id"]  # its idempotency_key
+
+
 def test_python_client_signs_queries_and_replays_idempotent_posts(app, tenant, workers):
     url = workers.start_web()
     client = OpsdeckClient(url, tenant.key_id, tenant.secret)
@@ -47,11 +65,23 @@ def test_python_client_signs_queries_and_replays_idempotent_posts(app, tenant, w
     again = client.request("POST", "/api/v1/jobs", {"type": "system.echo", "payload": {"message": "c"}},
                            idempotency_key="k-1")  # fmt: skip
     assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first["id"]
-    # Identical GETs in the same second would be a replay; the client steps to the next second.
-    for _ in range(2):
+    for _ in range(3):  # identical reads in one second: the timestamp window is their only guard
         page = client.get("/api/v1/jobs?limit=5&status=pending")
         assert [j["id"] for j in page["data"]] == [first["id"]]
     assert job_row(first["id"]).status == "pending"  # published; the relay confirms it later
+
+
+def test_python_client_submits_and_publishes_in_batches(app, tenant, workers):
+    url = workers.start_web()
+    client = OpsdeckClient(url, tenant.key_id, tenant.secret)
+    jobs = [{"type": "system.echo", "payload": {"message": f"m{n}"}, "idempotency_key": f"k{n}"} for n in range(5)]
+    first = client.submit_many(jobs, batch_size=2)
+    assert [j["payload"]["message"] for j in first] == [f"m{n}" for n in range(5)]
+    assert not any(j["replayed"] for j in first)
+    again = client.submit_many(jobs, batch_size=3)  # the whole list again, after a failure
+    assert [j["id"] for j in again] == [j["id"] for j in first] and all(j["replayed"] for j in again)
+    events = client.publish_many([{"type": "order.paid", "payload": {"n": n}, "id": f"o{n}"} for n in range(3)])
+    assert [e["client_id"] for e in events] == ["o0", "o1", "o2"]
 
 
 def test_python_client_retries_connection_errors_without_doubling(app, tenant, workers, tmp_path: Path):

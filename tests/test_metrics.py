@@ -52,7 +52,7 @@ ROUTER_PASSWORD = "r0uter-secret"
 CLOSED = {
     "state": {"waiting", "delayed", "running", "retrying", "dead"},
     "reason": {"missing_headers", "malformed_timestamp", "timestamp_outside_tolerance", "unknown_or_revoked_key",
-               "bad_signature", "replayed_signature", "hard_bounce"},
+               "bad_signature", "too_many_signature_values", "hard_bounce"},
     "outcome": {"sent", "retrying", "failed", "deferred", "success", "http_error", "no_response", "provisioned",
                 "expired"},
     "verdict": {"clean", "infected", "error"},

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from app.api import errors
 from app.api.auth import authenticate
@@ -19,6 +20,8 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 #: Endpoints reachable without a signature.
 PUBLIC_ENDPOINTS = {"api.openapi", "api.mpesa_callback"}
+#: Bulk calls: their own body limit, and each item counts against the rate limit (`charge`).
+BATCH_ENDPOINTS = {"api.create_jobs", "api.create_events"}
 
 
 @bp.before_request
@@ -34,20 +37,28 @@ def _authenticate_and_limit() -> None:
         if request.content_length is not None and request.content_length > limit:
             raise too_large(current_app.config["SCAN_MAX_BYTES"])
         request.max_content_length = limit
+    elif request.endpoint in BATCH_ENDPOINTS:
+        request.max_content_length = current_app.config["API_BATCH_MAX_BYTES"]
     authenticate()
+    if request.endpoint not in BATCH_ENDPOINTS:
+        charge(1)
+    for name, value in request.args.items(multi=True):
+        if NUL in name or NUL in value:
+            raise errors.validation_failed({name.replace(NUL, ""): ["Must not contain NUL characters (U+0000)."]})
+
+
+def charge(cost: int) -> None:
+    """Count `cost` against the tenant's rate limit (a bulk call: one per item), or 429."""
     limit = current_app.config["API_RATE_LIMIT_PER_MINUTE"]
-    decision = ratelimit.hit(f"api:{g.tenant_id}", limit, 60)
+    decision = ratelimit.hit(f"api:{g.tenant_id}", limit, 60, cost=cost)
     if not decision.allowed:
         raise errors.ApiProblem(
             429,
             "Too many requests",
-            f"Rate limit of {limit} requests per minute exceeded.",
+            f"Rate limit of {limit} requests (or bulk items) per minute exceeded.",
             type="rate-limited",
             headers={"Retry-After": str(decision.retry_after)},
         )
-    for name, value in request.args.items(multi=True):
-        if NUL in name or NUL in value:
-            raise errors.validation_failed({name.replace(NUL, ""): ["Must not contain NUL characters (U+0000)."]})
 
 
 def family(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -69,22 +80,23 @@ def family(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 @bp.errorhandler(errors.ApiProblem)
-def _problem(err: errors.ApiProblem):
-    return err.response()
-
-
 @bp.errorhandler(ValidationError)
-def _validation(err: ValidationError):
-    messages = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-    return errors.validation_failed(messages).response()
-
-
 @bp.errorhandler(HTTPException)
-def _http(err: HTTPException):
-    return errors.from_http(err).response()
+def _problem(err: Exception):
+    problem = errors.as_problem(err)
+    assert problem is not None  # the three kinds registered here
+    return problem.response()
+
+
+class ItemId(BaseConverter):
+    """An id in a collection that also has a bulk call: any path segment but `batch`, so that
+    /jobs/batch is the bulk call alone (its `Allow` does not offer the item's GET)."""
+
+    regex = r"(?!batch$)[^/]+"
 
 
 def register(app) -> None:  # type: ignore[no-untyped-def]
     from app.api import email, jobs, openapi, provisioning, scans, webhooks  # noqa: F401  (routes attach to bp)
 
+    app.url_map.converters["item"] = ItemId
     app.register_blueprint(bp)

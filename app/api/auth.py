@@ -5,7 +5,8 @@
     Opsdeck-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{METHOD}.{path with query}." + body)>
 
 Up to four space-separated `v1=` values may be sent; any valid one passes. Every failure is the
-same 401 to the client; the reason is logged.
+same 401 to the client; the reason is logged. The timestamp window is the only guard of a read;
+a write sent again with the same signature is answered as the first time (app/api/writes.py).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from flask import current_app, g, request
 from app import metrics
 from app.api.errors import ApiProblem
 from app.client import signature as sign
-from app.extensions import Prepared, core_execute, db
-from app.models import SeenSignature
 from app.models.base import utcnow
 from app.services import tenants
+from app.services.idempotency import SIGNATURE_KEY_PREFIX
 
 log = logging.getLogger("opsdeck.api.auth")
 
@@ -69,14 +69,6 @@ def _refused(failure: AuthFailed) -> None:
     metrics.api_auth_failed(failure.reason)
 
 
-def replay_refused() -> AuthFailed:
-    """The error for a write whose signature turned out to be recorded already (logged and
-    counted like every refusal); the caller raises it."""
-    failure = AuthFailed("replayed signature")
-    _refused(failure)
-    return failure
-
-
 def _authenticate() -> None:
     key_id = request.headers.get(KEY_HEADER, "")
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
@@ -95,10 +87,11 @@ def _authenticate() -> None:
     if len(candidates) > MAX_SIGNATURE_VALUES:
         raise AuthFailed("too many signature values")
     view = current_app.view_functions.get(request.endpoint or "")
-    write = getattr(view, "idempotent", False)
-    # A write asks whether its signature was used before with the key lookup (one statement).
-    digests = [_digest(key_id, value) for value in candidates] if write and candidates else None
-    found = tenants.active_key_secret(key_id, replay_digests=digests)
+    # A write without an Idempotency-Key is keyed by its signature (app/api/writes.py): it asks
+    # whether a record holds that key with the key lookup (one statement).
+    implicit = getattr(view, "idempotent", False) and "Idempotency-Key" not in request.headers
+    keys = [SIGNATURE_KEY_PREFIX + _digest(key_id, value) for value in candidates] if implicit else None
+    found = tenants.active_key_secret(key_id, replay_keys=keys or None)
     if found is None:
         raise AuthFailed("unknown or revoked key")
     key, secret = found
@@ -114,70 +107,17 @@ def _authenticate() -> None:
         tenants.mark_key_used(key.id, now)  # at most one write a minute
     g.tenant_id = key.tenant_id
     g.api_key_id = key.id
-    digest = _digest(key_id, valid)
-    if write:
-        # A write: its signature goes in with its work, in its one transaction (app/api/writes.py).
-        # A replay already recorded is refused now, before the view does anything; one racing
-        # its original is refused by the insert.
-        if key.replayed:
-            raise AuthFailed("replayed signature")
-        g.signature_digest = digest
-        return
-    _reject_replay(digest)
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        db.session.commit()  # reads commit nothing else
+    if implicit:
+        g.signature_digest = _digest(key_id, valid)
+        g.signature_seen = key.replayed
 
 
-def record_signature() -> None:
-    """For a write: record the request's signature in its transaction, or refuse a replay
-    (AuthFailed)."""
-    digest = g.get("signature_digest")
-    if digest is None:
-        return
-    try:
-        _reject_replay(digest)
-    except AuthFailed as failure:
-        _refused(failure)
-        raise
-
-
-def record_signature_alone() -> None:
-    """For a write whose work was rolled back (an error, or a twin with its Idempotency-Key
-    committed first): record its signature in a transaction of its own, so the request cannot
-    be replayed. Best effort: when the database is what failed, nothing was done either."""
-    digest = g.get("signature_digest")
-    if digest is None:
-        return
-    try:
-        core_execute(_RECORD_SIGNATURE, {"digest": digest, "seen_at": utcnow()})
-        db.session.commit()
-    except Exception as err:  # the request's own error is the one to report
-        db.session.rollback()
-        log.warning("signature of a failed write not recorded: %s", err)
-
-
-def record_signatures(digests: list[str]) -> set[str]:
-    """Record distinct signature digests in one statement, in the current transaction; returns
-    those that were new (the others are replays)."""
-    if not digests:
-        return set()
-    seen_at = utcnow()
-    return {row.digest for row in core_execute(_RECORD_SIGNATURE, [{"digest": d, "seen_at": seen_at} for d in digests])}
-
-
-def _reject_replay(digest: str) -> None:
-    """Insert the signature's digest, or raise AuthFailed when it is there already (a second
-    use of a signature fails here, or waits for the first request's transaction and then fails)."""
-    if core_execute(_RECORD_SIGNATURE, {"digest": digest, "seen_at": utcnow()}).first() is None:
-        raise AuthFailed("replayed signature")
+def signature_window() -> timedelta:
+    """How long a signature is accepted from its first use: a timestamp passes from `tolerance`
+    before it to `tolerance` after."""
+    return timedelta(seconds=2 * current_app.config["API_SIGNATURE_TOLERANCE"])
 
 
 def _digest(key_id: str, signature: str) -> str:
     """What is recorded of a used signature."""
     return hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
-
-
-#: Returns each digest that was new, nothing for one seen before.
-_RECORD_SIGNATURE = Prepared(
-    lambda insert: insert(SeenSignature).on_conflict_do_nothing().returning(SeenSignature.digest)
-)

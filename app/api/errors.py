@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, json
+from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_BASE = "https://opsdeck.dev/problems/"
@@ -44,6 +45,17 @@ class ApiProblem(Exception):
         response = Response(json.dumps(body), status=self.status, mimetype="application/problem+json")
         response.headers.update(self.headers)
         return response
+
+
+def as_problem(err: Exception) -> ApiProblem | None:
+    """The problem the API answers `err` with, or None for an unexpected error (a 500)."""
+    if isinstance(err, ApiProblem):
+        return err
+    if isinstance(err, ValidationError):
+        return validation_failed(err.messages if isinstance(err.messages, dict) else {"_schema": err.messages})
+    if isinstance(err, HTTPException):
+        return from_http(err)
+    return None
 
 
 def from_http(err: HTTPException) -> ApiProblem:

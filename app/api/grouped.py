@@ -1,24 +1,20 @@
 """Group commit: concurrent requests' writes in one transaction (job submissions, events).
 
-A signed write commits its signature, its work and its Idempotency-Key record together
-(app/api/writes.py). For a job submission the work is one row (for an event, a few), and most
-of the request's cost was the transaction around it: BEGIN, an Idempotency-Key lookup, three
-INSERTs, COMMIT and a publish, a round trip each. Under `grouped_write` the view only builds its
-rows (`defer`), and the request hands its signature digest, its record and its rows to a Combiner
-(app/combining.py): the request holding the turn writes those of every request waiting meanwhile
-in one transaction (one INSERT per table, one COMMIT, one publish to Redis). A request alone
-goes at once, in a batch of one.
+A write commits its work and its idempotency record together (app/api/writes.py). For a job
+submission the work is one row (for an event, a few), and most of the request's cost is the
+transaction around it. Under `grouped_write` the view only builds its rows (`defer`), and the
+request hands its record and its rows to a Combiner (app/combining.py): the request holding the
+turn writes those of every request waiting meanwhile in one transaction (one INSERT per table,
+one COMMIT, one publish to Redis). A request alone goes at once, in a batch of one.
 
-Each request's rows still commit together or not at all:
-- a signature recorded already (a replay racing its original) leaves the request's record and
-  rows out, and it is refused (401);
-- an Idempotency-Key a record holds leaves its rows out, and the request answers as that record
-  says: the stored response replayed, 422 for another body, or, when the record has expired,
-  its own write, alone;
-- a batch that fails is written again one request at a time, so a bad row fails only its own.
+Each request's rows still commit together or not at all: a record holding its key (its
+Idempotency-Key or its signature) leaves its rows out, and the request answers as that record
+says: the stored response replayed, 422 for another body, or, when the record has expired, its
+own write, alone. A batch that fails is written again one request at a time, so a bad row
+fails only its own.
 
-There is no Idempotency-Key lookup before the view: the key is claimed by the record's INSERT,
-and only a repeat pays for a read.
+There is no lookup before the view: the key is claimed by the record's INSERT, and only a
+repeat pays for a read.
 """
 
 from __future__ import annotations
@@ -29,10 +25,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from flask import Response, g, make_response, request
+from flask import Response, g, make_response
 from sqlalchemy import insert
 
-from app.api import auth, writes
+from app.api import writes
 from app.combining import Combiner
 from app.extensions import core_execute, db
 from app.models import Job
@@ -41,9 +37,7 @@ from app.services import idempotency, jobs
 
 class Outcome(Enum):
     COMMITTED = "committed"
-    #: Its signature was recorded already: a replay.
-    REPLAYED = "replayed"
-    #: A record holds its Idempotency-Key: nothing of it was written but its signature.
+    #: A record holds its idempotency key: nothing of it was written.
     KEY_HELD = "key held"
 
 
@@ -53,10 +47,9 @@ Rows = dict[type, list[dict[str, Any]]]
 
 @dataclass
 class Submission:
-    """What one request writes: its signature's digest, its Idempotency-Key record (from
-    `idempotency.new_record`) and its rows (jobs from `jobs.new_row`)."""
+    """What one request writes: its idempotency record (from `idempotency.new_record`, keyed
+    by its Idempotency-Key or its signature) and its rows (jobs from `jobs.new_row`)."""
 
-    digest: str | None
     record: dict[str, Any] | None
     rows: Rows
 
@@ -96,22 +89,20 @@ def deferring() -> bool:
 
 
 def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
-    key = request.headers.get("Idempotency-Key")
-    claim = writes.new_claim(key) if key is not None else None
+    claim = writes.request_claim()
+    if claim is not None and claim.implicit and g.get("signature_seen"):
+        found = writes.look_up(claim)  # the same signed request again: no need to run the view
+        if isinstance(found, idempotency.Replay):
+            return writes.replayed(found)
+        claim = found
     g.grouped_rows = rows = {}
     try:
         response = make_response(view(*args, **kwargs))
-    except Exception:
-        db.session.rollback()
-        twin = writes.twin_answer(claim)  # a repeat is answered as the first time, refusals too
-        if twin is not None:
-            return twin
-        auth.record_signature_alone()
-        raise
+    except Exception as err:
+        return writes.failed(claim, err)  # a repeat is answered as the first time, refusals too
     finally:
         g.grouped_rows = None
     if response.status_code >= 500:
-        auth.record_signature_alone()
         return response
     record = None
     if claim is not None:
@@ -121,14 +112,11 @@ def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
     # write lock; on PostgreSQL a row lock would hold up its group). Nothing before the view
     # writes through the session; this ends what a read may have begun.
     db.session.commit()
-    outcome = _combiner(Submission(g.get("signature_digest"), record, rows))
+    outcome = _combiner(Submission(record, rows))
     if isinstance(outcome, Exception):
         raise outcome
-    if outcome is Outcome.REPLAYED:
-        raise auth.replay_refused()
-    if outcome is Outcome.KEY_HELD:
-        g.signature_digest = None  # recorded with the batch
-        found = writes.look_up(key or "")
+    if outcome is Outcome.KEY_HELD and claim is not None:
+        found = writes.look_up(claim)
         if isinstance(found, idempotency.Replay):
             return writes.replayed(found)
         _insert(rows)  # the record has expired: this request's write, alone
@@ -139,7 +127,8 @@ def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
 def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
     """Write submissions in one transaction and commit. When a write fails, each is written
     again alone; when the COMMIT fails, every one gets its error (the commit may have gone
-    through: written again, each would find its own signature and be refused as a replay)."""
+    through: written again, each would find its own record and answer from it, for rows that
+    may not exist)."""
     try:
         outcomes = _write(submissions)
     except Exception as err:
@@ -157,10 +146,7 @@ def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
 
 def _write(submissions: list[Submission]) -> list[Outcome]:
     outcomes = [Outcome.COMMITTED] * len(submissions)
-    _first_wins(submissions, outcomes, _digest, Outcome.REPLAYED,
-                lambda winners: auth.record_signatures([sub.digest for sub in winners]))  # fmt: skip
-    _first_wins(submissions, outcomes, _record_key, Outcome.KEY_HELD,
-                lambda winners: idempotency.store_many([sub.record for sub in winners]))  # fmt: skip
+    _claim_keys(submissions, outcomes)
     rows: Rows = {}
     for sub, outcome in zip(submissions, outcomes, strict=True):
         if outcome is Outcome.COMMITTED:
@@ -170,34 +156,28 @@ def _write(submissions: list[Submission]) -> list[Outcome]:
     return outcomes
 
 
-def _digest(sub: Submission) -> str | None:
-    return sub.digest
-
-
 def _record_key(sub: Submission) -> tuple[str, str] | None:
     return None if sub.record is None else (sub.record["tenant_id"], sub.record["key"])
 
 
-def _first_wins(submissions: list[Submission], outcomes: list[Outcome], key_of: Callable[[Submission], Any],
-                loser: Outcome, insert: Callable[[list[Any]], set[Any]]) -> None:  # fmt: skip
-    """Claim each still-committed submission's key (a signature digest, an Idempotency-Key):
-    the first submission with a key inserts it, and keeps it unless the database held it
-    already (`insert` returns the keys it inserted); the others, and one whose key was held,
-    become `loser`. Keys go in sorted, so two batches inserting the same keys take their
-    locks in one order."""
-    first: dict[Any, int] = {}
+def _claim_keys(submissions: list[Submission], outcomes: list[Outcome]) -> None:
+    """Store each submission's record: the first submission with a key inserts it, and keeps
+    it unless the database held it already; the others, and one whose key was held, are
+    KEY_HELD. Keys go in sorted, so two batches inserting the same keys take their locks in
+    one order."""
+    first: dict[tuple[str, str], int] = {}
     for n, sub in enumerate(submissions):
-        key = key_of(sub)
-        if key is None or outcomes[n] is not Outcome.COMMITTED:
+        key = _record_key(sub)
+        if key is None:
             continue
         if key in first:
-            outcomes[n] = loser
+            outcomes[n] = Outcome.KEY_HELD
         else:
             first[key] = n
-    taken = insert([submissions[first[key]] for key in sorted(first)])
+    taken = idempotency.store_many([submissions[first[key]].record for key in sorted(first)])  # type: ignore[misc]
     for key, n in first.items():
         if key not in taken:
-            outcomes[n] = loser
+            outcomes[n] = Outcome.KEY_HELD
 
 
 def _insert(rows: Rows) -> None:

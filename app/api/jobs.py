@@ -9,9 +9,9 @@ from flask import Response, g, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app import jobtypes
-from app.api import bp
+from app.api import batches, bp
 from app.api.errors import ApiProblem, validation_failed
-from app.api.grouped import defer, grouped_write
+from app.api.grouped import defer, deferring, grouped_write
 from app.api.openapi import CURSOR, doc
 from app.api.validation import Float
 from app.api.writes import json_body, write
@@ -33,6 +33,13 @@ class JobSchema(Schema):
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
     delay_seconds = Float(load_only=True, load_default=0, validate=validate.Range(min=0, max=30 * 86400))
     max_attempts = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1))
+    idempotency_key = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "The platform's own key for the job, unique per tenant: a job submitted "
+                  "again with it is answered with the first (while the first is kept)."},
+    )  # fmt: skip
     queue = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
     result = fields.Raw(dump_only=True, allow_none=True)
@@ -72,26 +79,70 @@ def _answer(dumped: dict[str, Any], status: int) -> Response:
     return response
 
 
+class JobBatchSchema(Schema):
+    jobs = fields.List(
+        fields.Nested(JobSchema), required=True, metadata={"description": "1 to API_BATCH_MAX_ITEMS jobs"}
+    )
+
+
+class SubmittedJobSchema(JobSchema):
+    replayed = fields.Boolean(dump_only=True, metadata={"description": "its idempotency_key named a job already"})
+
+
+class JobBatchAnswerSchema(Schema):
+    data = fields.List(fields.Nested(SubmittedJobSchema), dump_only=True)
+
+
+def _row(data: dict[str, Any]) -> dict[str, Any]:
+    """A validated submission's job row (raises jobs.JobInputError)."""
+    return jobs.new_row(
+        data["type"],
+        data["payload"],
+        tenant_id=g.tenant_id,
+        priority=data["priority"],
+        delay_seconds=data["delay_seconds"],
+        max_attempts=data["max_attempts"],
+        idempotency_key=data["idempotency_key"],
+        public_only=True,
+    )
+
+
+def _has_own_key() -> bool:
+    """A job with the platform's own key is written alone: its dedupe needs the INSERT's answer."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the view refuses it
+        return False
+    return isinstance(body, dict) and body.get("idempotency_key") is not None
+
+
 @bp.post("/jobs")
-@doc(status=202, body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
-@grouped_write()
+@doc(status=202, also=(200,), body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
+@grouped_write(alone=_has_own_key)
 def create_job() -> Response:
-    """Submit a job"""
+    """Submit a job (200 with the first job for a known idempotency_key)"""
     data = job_schema.load(json_body())
     try:
-        row = jobs.new_row(
-            data["type"],
-            data["payload"],
-            tenant_id=g.tenant_id,
-            priority=data["priority"],
-            delay_seconds=data["delay_seconds"],
-            max_attempts=data["max_attempts"],
-            public_only=True,
-        )
+        row = _row(data)
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None
-    defer(Job, [row])
-    return _answer(job_schema.dump(full_row(Job, row)), 202)
+    if deferring():  # committed with other requests' (app/api/grouped.py)
+        defer(Job, [row])
+        return _answer(job_schema.dump(full_row(Job, row)), 202)
+    submitted = jobs.submit_many([row])[0]
+    job = full_row(Job, submitted.job) if isinstance(submitted.job, dict) else submitted.job
+    return _answer(job_schema.dump(job), 200 if submitted.replayed else 202)
+
+
+@bp.post("/jobs/batch")
+@doc(status=202, body=JobBatchSchema, response=JobBatchAnswerSchema, problems=(400, 413, 415, 422))
+@write
+def create_jobs() -> Response:
+    """Submit 1 to API_BATCH_MAX_ITEMS jobs in one transaction"""
+    _, rows = batches.load_each("jobs", job_schema, _row, (jobs.JobInputError,))
+    submitted = jobs.submit_many(rows)
+    dumped = [job_schema.dump(full_row(Job, s.job) if isinstance(s.job, dict) else s.job) for s in submitted]
+    return batches.answer(dumped, [s.replayed for s in submitted])
 
 
 @bp.get("/jobs")
@@ -107,7 +158,7 @@ def list_jobs() -> Response:
     return jsonify({"data": job_schema.dump(page.items, many=True), "next_cursor": page.next_cursor})
 
 
-@bp.get("/jobs/<job_id>")
+@bp.get("/jobs/<item:job_id>")
 @doc(response=JobSchema, problems=(404,))
 def get_job(job_id: str) -> Response:
     """Read a job"""

@@ -32,6 +32,19 @@ COMMON_PROBLEMS = (401, 429)
 BODY_PROBLEMS = (400, 413, 415, 422)
 #: A route that takes an Idempotency-Key: the key malformed or reused with another request (422).
 IDEMPOTENCY_PROBLEMS = (422,)
+IDEMPOTENCY_KEY = (
+    "Your key for this operation (kept IDEMPOTENCY_TTL_HOURS): sent again with the same body, the first "
+    "answer is replayed with `Idempotent-Replayed: true`; with another body, 422. Without it, the request's "
+    "signature is the key while the signature is valid."
+)
+DESCRIPTION = (
+    "Signed JSON API: every request carries Opsdeck-Key, Opsdeck-Timestamp (unix seconds, within "
+    "API_SIGNATURE_TOLERANCE of the server's clock) and Opsdeck-Signature (v1=hex HMAC-SHA256 of "
+    "'{timestamp}.{METHOD}.{path with query}.{body}'). A read (GET, HEAD) may be sent any number of times "
+    "within the window. A write sent again with the same signature (an automatic retry) is answered as the "
+    "first time, refusals included, with `Idempotent-Replayed: true`, and changes nothing a second time; "
+    "while the first is still running, the repeat waits for it. Errors are application/problem+json."
+)
 #: A URL with parameters can outgrow the web server's request line (gunicorn: 4094 bytes), which
 #: refuses it before the API sees it, in its own format.
 URI_TOO_LONG = "URI too long: refused by the web server in front of the API (not a problem document)"
@@ -124,7 +137,7 @@ def _operation(path_params: list[str], view: Any, body_name: str | None, public:
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_params
     ]
     if getattr(view, "idempotent", False):
-        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False, "description": IDEMPOTENCY_KEY,
                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}})  # fmt: skip
     if info["query"] is not None:
         params.append({"in": "query", "schema": info["query"]})
@@ -137,6 +150,9 @@ def _operation(path_params: list[str], view: Any, body_name: str | None, public:
             ref = {"anyOf": [ref, {"type": "object", "required": ["data"], "additionalProperties": False,
                                    "properties": {"data": {"type": "array", "items": ref}}}]}  # fmt: skip
         answer["content"] = {"application/json": {"schema": ref}}
+    if getattr(view, "idempotent", False):
+        answer["headers"] = {"Idempotent-Replayed": {"description": "`true` on an answer replayed for a repeat",
+                                                     "schema": {"type": "string", "enum": ["true"]}}}  # fmt: skip
     if info["binary"]:
         # The file's own type, as detected at upload.
         answer["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
@@ -171,7 +187,7 @@ def build_spec() -> dict[str, Any]:
         version="1.0.0",
         openapi_version="3.0.3",
         plugins=[marshmallow],
-        info={"description": "Signed JSON API. See the README for the Opsdeck-Signature scheme."},
+        info={"description": DESCRIPTION},
         servers=[{"url": "/api/v1"}],
     )
     marshmallow.converter.add_attribute_function(_exact_schema)  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ from flask import Response, current_app, g, jsonify, request, url_for
 from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import select
 
-from app.api import bp, family
+from app.api import batches, bp, family
 from app.api.errors import ApiProblem, validation_failed
 from app.api.grouped import defer, deferring, grouped_write
 from app.api.openapi import ANY_JSON, CURSOR, doc
@@ -155,7 +155,40 @@ def create_event() -> Response:
     return response
 
 
-@bp.get("/events/<event_id>")
+class EventBatchSchema(Schema):
+    events = fields.List(fields.Nested(EventSchema), required=True,
+                         metadata={"description": "1 to API_BATCH_MAX_ITEMS events"})  # fmt: skip
+
+
+class AcceptedEventSchema(EventSchema):
+    replayed = fields.Boolean(dump_only=True, metadata={"description": "its id named an event already"})
+
+
+class EventBatchAnswerSchema(Schema):
+    data = fields.List(fields.Nested(AcceptedEventSchema), dump_only=True)
+
+
+def _event_row(data: dict[str, Any]) -> dict[str, Any]:
+    return events.new_row(g.tenant_id, data["type"], data["payload"], client_id=data.get("id"))
+
+
+@bp.post("/events/batch")
+@doc(status=202, body=EventBatchSchema, response=EventBatchAnswerSchema, problems=(400, 413, 415, 422))
+@family("webhooks")
+@write
+def create_events() -> Response:
+    """Accept 1 to API_BATCH_MAX_ITEMS events in one transaction and fan each out"""
+    loaded, rows = batches.load_each("events", event_schema, _event_row, (events.PayloadTooLarge,))
+    accepted = events.create_many(g.tenant_id, rows)
+    payloads = {row["id"]: data["payload"] for data, row in zip(loaded, rows, strict=True)}
+    dumped = [
+        _dump_event(a.event, a.event.payload if isinstance(a.event, Event) else payloads[a.event["id"]])
+        for a in accepted
+    ]
+    return batches.answer(dumped, [a.replayed for a in accepted])
+
+
+@bp.get("/events/<item:event_id>")
 @doc(response=EventSchema, problems=(404,))
 @family("webhooks")
 def get_event(event_id: str) -> Response:

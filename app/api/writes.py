@@ -1,6 +1,11 @@
-"""The `write` decorator every POST/PATCH/DELETE view wears: one transaction per request (the
-request's signature, its work and its Idempotency-Key record commit together), the stored
-response replayed for a repeat.
+"""The `write` decorator every POST/PATCH/DELETE view wears: one transaction per request (its
+work and its idempotency record commit together), the stored response replayed for a repeat.
+
+A request's record is keyed by its Idempotency-Key, or by its signature when it has none: a
+client's automatic retry sends the same signed request again within the signature's window,
+and gets the first answer (marked `Idempotent-Replayed: true`), refusals (4xx) included. A
+repeat that arrives while the first is still running waits for the first to commit (the
+record's unique key holds it) and gets its answer.
 
 A view under `write` must not commit: a request that loses an Idempotency-Key race to a twin
 rolls its work back, and only what is still uncommitted goes."""
@@ -15,7 +20,7 @@ from typing import Any
 from flask import Response, g, json, make_response, request
 
 from app.api import auth
-from app.api.errors import ApiProblem, validation_failed
+from app.api.errors import ApiProblem, as_problem, validation_failed
 from app.api.validation import unstorable
 from app.extensions import db
 from app.services import idempotency
@@ -27,27 +32,18 @@ REPLAYED_HEADERS = ("Location",)
 def write(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
-        claim = None
-        key = request.headers.get("Idempotency-Key")
-        if key is not None:
-            found = look_up(key)
+        claim = request_claim()
+        if claim is not None and (not claim.implicit or g.get("signature_seen")):
+            found = look_up(claim)
             if isinstance(found, idempotency.Replay):
                 return replayed(found)
             claim = found
         try:
             response = make_response(view(*args, **kwargs))
-        except Exception:
-            # The view may have failed on a twin's committed work (a job it cancelled, a row it
-            # inserted): when the twin's answer is there, that is the answer.
-            db.session.rollback()
-            twin = twin_answer(claim)
-            if twin is not None:
-                return twin
-            auth.record_signature_alone()
-            raise
+        except Exception as err:
+            return failed(claim, err)
         if response.status_code >= 500:
             db.session.rollback()  # nothing of a failed request is kept, nor its key
-            auth.record_signature_alone()
             return response
         return commit(response, claim)
 
@@ -55,13 +51,44 @@ def write(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def request_claim() -> idempotency.Claim | None:
+    """The request's claim: on its Idempotency-Key (422 for a malformed one), else on its
+    signature (None for a request that was not signed, such as a test's)."""
+    key = request.headers.get("Idempotency-Key")
+    req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
+    if key is not None:
+        if not key or len(key) > 255 or key.startswith(idempotency.SIGNATURE_KEY_PREFIX):
+            raise ApiProblem(422, "Validation failed", "Idempotency-Key must be 1–255 characters and must not "
+                             f"start with {idempotency.SIGNATURE_KEY_PREFIX!r}.", type="validation-failed")  # fmt: skip
+        return idempotency.Claim(g.tenant_id, key, req_hash)
+    digest = g.get("signature_digest")
+    if digest is None:
+        return None
+    return idempotency.signature_claim(g.tenant_id, digest, req_hash, auth.signature_window())
+
+
+def failed(claim: idempotency.Claim | None, err: Exception) -> Response:
+    """The answer to a request whose view raised `err`, after rolling its work back: the
+    stored answer of a twin that committed meanwhile; for a write keyed by its signature, the
+    refusal (4xx), recorded so that the same request sent again gets it again; or `err` raised."""
+    db.session.rollback()
+    # The view may have failed on a twin's committed work (a job it cancelled, a row it
+    # inserted): when the twin's answer is there, that is the answer.
+    twin = twin_answer(claim)
+    if twin is not None:
+        return twin
+    problem = as_problem(err)
+    if claim is None or not claim.implicit or problem is None or problem.status >= 500:
+        raise err
+    return commit(problem.response(), claim)
+
+
 def commit(response: Response, claim: idempotency.Claim | None) -> Response:
-    """Record the request's signature and its Idempotency-Key record with its work, and commit
-    (or answer as the twin that stored the key first)."""
+    """Store the request's idempotency record with its work, and commit (or answer as the
+    twin that stored the key first)."""
     try:
-        auth.record_signature()
         if claim is not None:
-            stored = idempotency.store(claim, response.status_code, response.get_json(silent=True),
+            stored = idempotency.store(claim, response.status_code, response.get_json(silent=True, force=True),
                                        replayed_headers(response), sealed=bool(g.get("sealed_response")))  # fmt: skip
             if not stored:  # a twin with this key committed first: answer as it did
                 db.session.rollback()
@@ -82,7 +109,7 @@ def twin_answer(claim: idempotency.Claim | None) -> Response | None:
     if claim is None:
         return None
     try:
-        found = look_up(claim.key)
+        found = look_up(claim)
     except ApiProblem:  # the key answered another request meanwhile (422)
         raise
     except Exception:  # the database that failed the request fails this too: report the first
@@ -91,18 +118,9 @@ def twin_answer(claim: idempotency.Claim | None) -> Response | None:
     return replayed(found) if isinstance(found, idempotency.Replay) else None
 
 
-def new_claim(key: str) -> idempotency.Claim:
-    """The request's claim on its Idempotency-Key, before any lookup (422 for a malformed key)."""
-    if not key or len(key) > 255:
-        raise ApiProblem(422, "Validation failed", "Idempotency-Key must be 1–255 characters.",
-                         type="validation-failed")  # fmt: skip
-    return idempotency.Claim(g.tenant_id, key, idempotency.request_hash(request.method, request.path, _fingerprint()))
-
-
-def look_up(key: str) -> idempotency.Replay | idempotency.Claim:
-    mine = new_claim(key)
+def look_up(claim: idempotency.Claim) -> idempotency.Replay | idempotency.Claim:
     try:
-        return idempotency.lookup(mine.tenant_id, key, mine.request_hash)
+        return idempotency.lookup(claim)
     except idempotency.KeyReused:
         raise ApiProblem(
             422,
@@ -118,14 +136,10 @@ def replayed_headers(response: Response) -> dict[str, str]:
 
 
 def replayed(replay: idempotency.Replay) -> Response:
-    """The stored answer; the signature is recorded first (a replayed one is refused)."""
-    try:
-        auth.record_signature()
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    response = Response(json.dumps(replay.body), status=replay.status, mimetype="application/json")
+    """The stored answer, marked as replayed."""
+    db.session.rollback()  # ends the lookup's read
+    mimetype = "application/problem+json" if replay.status >= 400 else "application/json"
+    response = Response(json.dumps(replay.body), status=replay.status, mimetype=mimetype)
     response.headers.update(replay.headers)
     response.headers["Idempotent-Replayed"] = "true"
     return response

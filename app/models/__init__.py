@@ -2,7 +2,7 @@
 
 from app.models.audit import AuditEntry
 from app.models.email import Email, EmailBatch, Suppression
-from app.models.idempotency import IdempotencyRecord, SeenSignature
+from app.models.idempotency import IdempotencyRecord
 from app.models.jobs import Job, JobStatus
 from app.models.provisioning import MpesaToken, Payment, Plan, Router, Subscriber, Subscription, UnmatchedCallback
 from app.models.retention import LegalHold, RetentionPolicy, RetentionRun
@@ -35,7 +35,6 @@ __all__ = [
     "RetentionRun",
     "Scan",
     "SchedulerTick",
-    "SeenSignature",
     "SignatureVersion",
     "Tenant",
     "UnmatchedCallback",

@@ -1,4 +1,5 @@
-"""Idempotency records: one per (tenant, Idempotency-Key), kept IDEMPOTENCY_TTL_HOURS."""
+"""Idempotency records: one per (tenant, key), the key a client's Idempotency-Key (kept
+IDEMPOTENCY_TTL_HOURS) or a write's signature (kept while the signature is valid)."""
 
 from __future__ import annotations
 
@@ -27,15 +28,3 @@ class IdempotencyRecord(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
     __table_args__ = (UniqueConstraint("tenant_id", "key", name="uq_idempotency_tenant_key"),)
-
-
-class SeenSignature(db.Model):
-    """API request signatures seen within the tolerance window (replay protection).
-
-    Kept in the database, not Redis, so the API keeps accepting work while Redis is down.
-    """
-
-    __tablename__ = "seen_signatures"
-
-    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

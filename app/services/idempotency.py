@@ -37,6 +37,11 @@ class Replay:
     headers: dict[str, str]
 
 
+#: Prefix of the keys of records made for a write's signature. No Idempotency-Key may start
+#: with it (app/api/writes.py refuses one).
+SIGNATURE_KEY_PREFIX = "opsdeck-signature:"
+
+
 @dataclass
 class Claim:
     """A key no live record holds: the request runs, and `store` records its response."""
@@ -46,6 +51,16 @@ class Claim:
     request_hash: str
     #: An expired record still holding the key, deleted when the new one is stored.
     expired_id: int | None = None
+    #: How long the record is kept; None: IDEMPOTENCY_TTL_HOURS.
+    ttl: timedelta | None = None
+
+    @property
+    def implicit(self) -> bool:
+        """The claim of a write's signature, not of a client's Idempotency-Key."""
+        return self.key.startswith(SIGNATURE_KEY_PREFIX)
+
+    def again(self, expired_id: int | None = None) -> Claim:
+        return Claim(self.tenant_id, self.key, self.request_hash, expired_id, self.ttl)
 
 
 def request_hash(method: str, path: str, body: bytes) -> str:
@@ -71,15 +86,20 @@ _STORE = Prepared(
 )
 
 
-def lookup(tenant_id: str, key: str, req_hash: str) -> Replay | Claim:
-    """The stored response for a repeat, or a Claim for a key not in use (a read, no lock).
+def signature_claim(tenant_id: str, digest: str, req_hash: str, valid_for: timedelta) -> Claim:
+    """The claim of a write sent without an Idempotency-Key, by its signature's digest."""
+    return Claim(tenant_id, SIGNATURE_KEY_PREFIX + digest, req_hash, ttl=valid_for)
+
+
+def lookup(claim: Claim) -> Replay | Claim:
+    """The stored response for a repeat, or the claim for a key not in use (a read, no lock).
     Raises KeyReused when the key answered a different request."""
-    existing = core_execute(_RECORD, {"tenant": tenant_id, "idem_key": key}).first()
+    existing = core_execute(_RECORD, {"tenant": claim.tenant_id, "idem_key": claim.key}).first()
     if existing is None:
-        return Claim(tenant_id, key, req_hash)
+        return claim
     if existing.expires_at <= utcnow():
-        return Claim(tenant_id, key, req_hash, expired_id=existing.id)
-    if existing.request_hash != req_hash:
+        return claim.again(expired_id=existing.id)
+    if existing.request_hash != claim.request_hash:
         raise KeyReused()
     return Replay(existing.response_status, _unseal(existing.response_body), dict(existing.response_headers or {}))
 
@@ -109,7 +129,7 @@ def new_record(
         "response_body": body,
         "response_headers": headers,
         "created_at": now,
-        "expires_at": now + timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]),
+        "expires_at": now + (claim.ttl or timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"])),
     }
 
 

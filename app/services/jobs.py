@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from app import jobtypes
-from app.extensions import add_as_loaded, core_execute, db
+from app.extensions import Prepared, add_as_loaded, core_execute, db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
 from app.models.jobs import FINISHED, PRIORITIES
@@ -48,6 +48,8 @@ class JobOptions(TypedDict, total=False):
     public_only: bool
     #: For a caller that names the job in the same statement as its own row.
     job_id: str | None
+    #: The platform's own key for the job, unique per tenant (`submit_many` dedupes on it).
+    idempotency_key: str | None
 
 
 def new_row(job_type: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> dict[str, Any]:
@@ -83,6 +85,7 @@ def new_row(job_type: str, payload: dict[str, Any] | None = None, **options: Unp
         "attempts": 0,
         "max_attempts": max_attempts or jt.max_attempts,
         "next_attempt_at": now + timedelta(seconds=options.get("delay_seconds", 0)),
+        "idempotency_key": options.get("idempotency_key"),
         "created_at": now,
         "updated_at": now,
     }
@@ -115,6 +118,66 @@ def submit_rows(rows: list[dict[str, Any]]) -> None:
 
 
 _INSERT = insert(Job)
+
+
+@dataclass
+class Submitted:
+    """One row given to `submit_many`: the job's row as inserted, or the job that held its
+    idempotency key already (`replayed`)."""
+
+    job: dict[str, Any] | Job
+    replayed: bool
+
+
+def submit_many(rows: list[dict[str, Any]]) -> list[Submitted]:
+    """Add rows from `new_row` to the current transaction in one INSERT, published after
+    commit. A row whose idempotency key a job of its tenant holds (committed before, or an
+    earlier row of the same call) is not inserted: its answer is that job, replayed. Answers
+    are in the rows' order."""
+    first: dict[tuple[str | None, str], int] = {}
+    fresh: list[dict[str, Any]] = []
+    for n, row in enumerate(rows):
+        key = row["idempotency_key"]
+        if key is not None and (row["tenant_id"], key) in first:
+            continue
+        if key is not None:
+            first[(row["tenant_id"], key)] = n
+        fresh.append(row)
+    inserted = {r.id for r in core_execute(_INSERT_NEW, fresh)} if fresh else set()
+    for row in fresh:
+        if row["id"] in inserted:
+            outbox.publish_row_after_commit(db.session, row)
+    held = {key: n for key, n in first.items() if rows[n]["id"] not in inserted}
+    existing: dict[tuple[str | None, str], Job] = {}
+    if held:
+        found = db.session.scalars(
+            select(Job).where(or_(*(and_(Job.tenant_id == tenant, Job.idempotency_key == key) for tenant, key in held)))
+        )
+        existing = {(job.tenant_id, job.idempotency_key or ""): job for job in found}
+    answers = []
+    for row in rows:
+        key = (row["tenant_id"], row["idempotency_key"])
+        if row["idempotency_key"] is None:
+            answers.append(Submitted(row, False))
+        elif key in held:
+            answers.append(Submitted(existing[key], True))
+        elif rows[first[key]] is row:
+            answers.append(Submitted(row, False))
+        else:  # a second row with an earlier row's key, in this call
+            answers.append(Submitted(rows[first[key]], True))
+    return answers
+
+
+#: Returns the id of each row inserted; nothing for one whose idempotency key a job holds.
+_INSERT_NEW = Prepared(
+    lambda insert: (
+        insert(Job)
+        .on_conflict_do_nothing(
+            index_elements=["tenant_id", "idempotency_key"], index_where=Job.idempotency_key.is_not(None)
+        )
+        .returning(Job.id)
+    )
+)
 
 
 def get_for_tenant(job_id: str, tenant_id: str | None) -> Job | None:

@@ -1,16 +1,14 @@
 """Housekeeping the relay tick does: recover lost workers' jobs, publish the outbox, drop
-expired replay-protection rows."""
+expired idempotency records."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import SeenSignature
+from app.models import IdempotencyRecord
 from app.models.base import utcnow
 from app.services import ledger, outbox, redelivery
 
@@ -29,26 +27,27 @@ def relay_tick() -> dict[str, int]:
         redelivery.requeue_from_dead_workers()
     except Exception as err:  # Redis down: nothing to redeliver from until it is back
         log.warning("redelivery skipped: %s", err)
-    window = timedelta(seconds=2 * current_app.config["API_SIGNATURE_TOLERANCE"])
-    pruned = db.session.execute(delete(SeenSignature).where(SeenSignature.seen_at < utcnow() - window)).rowcount
-    db.session.commit()
+    pruned = prune_expired(max_batches=PRUNE_BATCHES_PER_TICK)["idempotency_records"]
     return {"recovered": requeued, "dead": dead, "lost_in_redis": lost, "published": published,
-            "signatures_pruned": pruned}  # fmt: skip
+            "records_pruned": pruned}  # fmt: skip
 
 
-def prune_expired() -> dict[str, int]:
-    """Drop idempotency records past their IDEMPOTENCY_TTL_HOURS (hourly, in batches)."""
-    from sqlalchemy import select
+#: A tick deletes at most this many batches of expired records; what is left goes at the next.
+PRUNE_BATCHES_PER_TICK = 10
 
-    from app.models import IdempotencyRecord
 
-    deleted = 0
-    while True:
+def prune_expired(*, max_batches: int | None = None, batch: int = 1000) -> dict[str, int]:
+    """Drop idempotency records past their expiry, `batch` rows a transaction. Most are a
+    write's signature records, which expire minutes after they are made."""
+    deleted = batches = 0
+    while max_batches is None or batches < max_batches:
         ids = db.session.scalars(
-            select(IdempotencyRecord.id).where(IdempotencyRecord.expires_at < utcnow()).limit(1000)
+            select(IdempotencyRecord.id).where(IdempotencyRecord.expires_at < utcnow()).limit(batch)
         ).all()
         if not ids:
             break
         deleted += db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids))).rowcount
         db.session.commit()
+        batches += 1
+    db.session.commit()
     return {"idempotency_records": deleted}

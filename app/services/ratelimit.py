@@ -21,16 +21,16 @@ class Decision:
 #: Count a hit in a window: KEYS[1] the window's counter; ARGV[1] its expiry (s), set by the
 #: window's first hit. One command (a MULTI of INCR and EXPIRE was four).
 _HIT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then
     redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return count
 """
 
 
-def hit(name: str, limit: int, window_seconds: int = 60) -> Decision:
-    """Count one hit on `name` in the current window. Fails open when Redis is unreachable
+def hit(name: str, limit: int, window_seconds: int = 60, *, cost: int = 1) -> Decision:
+    """Count `cost` hits on `name` in the current window. Fails open when Redis is unreachable
     (the API must keep accepting work into the outbox while Redis is down)."""
     if limit <= 0:
         return Decision(True, 0, 0)
@@ -38,7 +38,7 @@ def hit(name: str, limit: int, window_seconds: int = 60) -> Decision:
     window = int(now // window_seconds)
     key = f"opsdeck:rl:{name}:{window}"
     try:
-        count = int(queue.broker.script(_HIT)(keys=[key], args=[window_seconds + 1]))
+        count = int(queue.broker.script(_HIT)(keys=[key], args=[window_seconds + 1, cost]))
     except Exception as err:
         log.debug("rate limit check skipped, redis unavailable: %s", err)
         return Decision(True, limit, 0)

@@ -54,7 +54,6 @@ def schedules(app: Flask) -> list[Schedule]:
         Schedule("email.kick", app.config["EMAIL_DELAY"], run=batches.kick_if_due),
         Schedule("outbox.relay", app.config["OUTBOX_RELAY_INTERVAL"], run=maintenance.relay_tick),
         Schedule("scheduler.prune_ticks", 3600, run=prune_ticks),
-        Schedule("maintenance.prune_expired", 3600, run=maintenance.prune_expired),
         Schedule("stats.rollup", 60, run=stats.rollup),
         Schedule("scans.signatures", app.config["SCAN_SIGNATURE_CHECK_SECONDS"], run=signatures.check),
         Schedule("provisioning.expiry", app.config["EXPIRY_CHECK_SECONDS"], run=subscriptions.expire_due),

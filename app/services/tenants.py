@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import bindparam, exists, select, update
 
 from app.extensions import db
-from app.models import ApiKey, SeenSignature, Tenant
+from app.models import ApiKey, IdempotencyRecord, Tenant
 from app.models.base import utcnow
 from app.models.tenants import key_active
 from app.postgres import single_statement
@@ -125,7 +125,7 @@ class SigningKey:
     id: str
     tenant_id: str
     last_used_at: datetime | None
-    #: One of the signature digests asked about was recorded already (see active_key_secret).
+    #: A record holds one of the idempotency keys asked about (see active_key_secret).
     replayed: bool = False
 
 
@@ -133,25 +133,30 @@ _SIGNING_KEY = select(
     ApiKey.id, ApiKey.tenant_id, ApiKey.secret_encrypted, ApiKey.revoked_at, ApiKey.expires_at, ApiKey.last_used_at
 ).where(ApiKey.id == bindparam("key_id"))
 _SIGNING_KEY_AND_REPLAY = _SIGNING_KEY.add_columns(
-    exists().where(SeenSignature.digest.in_(bindparam("digests", expanding=True))).label("replayed")
+    exists()
+    .where(
+        IdempotencyRecord.tenant_id == ApiKey.tenant_id, IdempotencyRecord.key.in_(bindparam("keys", expanding=True))
+    )
+    .label("replayed")
 )
 _MARK_USED = update(ApiKey).where(ApiKey.id == bindparam("key_id"))
 
 
-def active_key_secret(key_id: str, *, replay_digests: Sequence[str] | None = None) -> tuple[SigningKey, str] | None:
+def active_key_secret(key_id: str, *, replay_keys: Sequence[str] | None = None) -> tuple[SigningKey, str] | None:
     """The active key and its decrypted secret, or None for an unknown or revoked key. One
     statement, outside the session's transaction: a request whose rows are written by its
-    group (app/api/grouped.py) opens none. With `replay_digests`, the same statement also
-    tells whether any of those signature digests was recorded already (`SigningKey.replayed`):
-    a signed write learns that it is a replay without a second round trip."""
+    group (app/api/grouped.py) opens none. With `replay_keys`, the same statement also tells
+    whether the key's tenant holds an idempotency record under any of them
+    (`SigningKey.replayed`): a signed write learns that it is a repeat without a second
+    round trip."""
     with single_statement(db.engine) as conn:
-        if replay_digests is None:
+        if replay_keys is None:
             row = conn.execute(_SIGNING_KEY, {"key_id": key_id}).first()
         else:
-            row = conn.execute(_SIGNING_KEY_AND_REPLAY, {"key_id": key_id, "digests": list(replay_digests)}).first()
+            row = conn.execute(_SIGNING_KEY_AND_REPLAY, {"key_id": key_id, "keys": list(replay_keys)}).first()
     if row is None or not key_active(row.revoked_at, row.expires_at):
         return None
-    key = SigningKey(row.id, row.tenant_id, row.last_used_at, bool(replay_digests is not None and row.replayed))
+    key = SigningKey(row.id, row.tenant_id, row.last_used_at, bool(replay_keys is not None and row.replayed))
     return key, crypto.decrypt_kept(row.secret_encrypted)
 
 

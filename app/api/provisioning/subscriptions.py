@@ -29,6 +29,7 @@ subscription_schema = SubscriptionSchema()
 def dump(row: Subscription) -> dict[str, Any]:
     body = subscription_schema.dump(row)
     body["password"] = subscriptions.password_of(row)
+    g.sealed_response = True  # a write's stored answer keeps the password encrypted at rest
     return body
 
 

@@ -4,6 +4,7 @@ the caller's transaction, so an accepted event is never half fanned out."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from flask import current_app
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import add_as_loaded, core_execute, db
+from app.extensions import Prepared, add_as_loaded, core_execute, db
 from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
 from app.postgres import single_statement
@@ -86,6 +87,10 @@ def new_row(tenant_id: str, event_type: str, data: Any, *, client_id: str | None
 
 
 _INSERT_EVENT = insert(Event)
+#: Returns the id of each event inserted; nothing for one whose client id the tenant used.
+_INSERT_NEW_EVENT = Prepared(
+    lambda insert: insert(Event).on_conflict_do_nothing(index_elements=["tenant_id", "client_id"]).returning(Event.id)
+)
 _INSERT_DELIVERY = insert(WebhookDelivery)
 _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
     WebhookEndpoint.tenant_id == bindparam("tenant"),
@@ -95,15 +100,20 @@ _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
 
 
 def subscribers(tenant_id: str, event_type: str, *, alone: bool = False) -> list[str]:
-    """Ids of the tenant's endpoints that receive `event_type` (no `event_types`: every type).
-    A Core read: nothing the caller added is flushed for it. `alone`: outside the session's
+    """Ids of the tenant's endpoints that receive `event_type`. `alone`: outside the session's
     transaction (a request that writes nothing through the session opens none)."""
+    return [id_ for id_, types in _subscriptions(tenant_id, alone=alone) if types is None or event_type in types]
+
+
+def _subscriptions(tenant_id: str, *, alone: bool = False) -> list[tuple[str, list[str] | None]]:
+    """(endpoint id, its event types; None: every type) of each of the tenant's live
+    endpoints. A Core read: nothing the caller added is flushed for it."""
     if alone:
         with single_statement(db.engine) as conn:
             rows = conn.execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
     else:
         rows = core_execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
-    return [row.id for row in rows if row.event_types is None or event_type in row.event_types]
+    return [(row.id, row.event_types) for row in rows]
 
 
 def fan_out(event: Event) -> int:
@@ -114,6 +124,61 @@ def fan_out(event: Event) -> int:
         jobs.submit_rows(job_rows)
         core_execute(_INSERT_DELIVERY, rows)
     return len(rows)
+
+
+@dataclass
+class Accepted:
+    """One event given to `create_many`: its row as inserted, or the event that held its
+    client id already (`replayed`)."""
+
+    event: dict[str, Any] | Event
+    replayed: bool
+
+
+def create_many(tenant_id: str, rows: list[dict[str, Any]]) -> list[Accepted]:
+    """Record the tenant's events (rows from `new_row`) in one INSERT and fan each new one out
+    (caller's transaction): the deliveries' jobs in one INSERT, the deliveries in another. An
+    event whose client id the tenant used already (before, or for an earlier row of this call)
+    is not inserted nor fanned out: its answer is the first event, replayed. Answers are in the
+    rows' order."""
+    first: dict[str, int] = {}
+    fresh = []
+    for n, row in enumerate(rows):
+        client_id = row["client_id"]
+        if client_id is not None and client_id in first:
+            continue
+        if client_id is not None:
+            first[client_id] = n
+        fresh.append(row)
+    inserted = {r.id for r in core_execute(_INSERT_NEW_EVENT, fresh)}
+    held = {client_id for client_id, n in first.items() if rows[n]["id"] not in inserted}
+    existing: dict[str, Event] = {}
+    if held:
+        found = db.session.scalars(select(Event).where(Event.tenant_id == tenant_id, Event.client_id.in_(held)))
+        existing = {event.client_id or "": event for event in found}
+    subscriptions = _subscriptions(tenant_id)
+    job_rows, delivery_rows = [], []
+    for row in fresh:
+        if row["id"] in inserted:
+            endpoint_ids = [id_ for id_, types in subscriptions if types is None or row["type"] in types]
+            more_jobs, more_deliveries = fan_out_rows(row["id"], tenant_id, row["created_at"], endpoint_ids)
+            job_rows += more_jobs
+            delivery_rows += more_deliveries
+    if delivery_rows:
+        jobs.submit_rows(job_rows)
+        core_execute(_INSERT_DELIVERY, delivery_rows)
+    answers = []
+    for row in rows:
+        client_id = row["client_id"]
+        if client_id is None:
+            answers.append(Accepted(row, False))
+        elif client_id in held:
+            answers.append(Accepted(existing[client_id], True))
+        elif rows[first[client_id]] is row:
+            answers.append(Accepted(row, False))
+        else:  # a second row with an earlier row's client id, in this call
+            answers.append(Accepted(rows[first[client_id]], True))
+    return answers
 
 
 def new_rows(tenant_id: str, event_type: str, data: Any) -> dict[type, list[dict[str, Any]]]:
