@@ -70,7 +70,8 @@ def request_claim() -> idempotency.Claim | None:
 def failed(claim: idempotency.Claim | None, err: Exception) -> Response:
     """The answer to a request whose view raised `err`, after rolling its work back: the
     stored answer of a twin that committed meanwhile; for a write keyed by its signature, the
-    refusal (4xx), recorded so that the same request sent again gets it again; or `err` raised."""
+    refusal (4xx but 429), recorded so that the same request sent again gets it again; or `err`
+    raised."""
     db.session.rollback()
     # The view may have failed on a twin's committed work (a job it cancelled, a row it
     # inserted): when the twin's answer is there, that is the answer.
@@ -78,7 +79,8 @@ def failed(claim: idempotency.Claim | None, err: Exception) -> Response:
     if twin is not None:
         return twin
     problem = as_problem(err)
-    if claim is None or not claim.implicit or problem is None or problem.status >= 500:
+    # A 429 is about the moment, not the request: the same request later is a new try.
+    if claim is None or not claim.implicit or problem is None or problem.status >= 500 or problem.status == 429:
         raise err
     return commit(problem.response(), claim)
 
