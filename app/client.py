@@ -61,7 +61,6 @@ class OpsdeckClient:
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.session = session or requests.Session()
 
-
     def request(
         self, method: str, path: str, body: Any = None, *, idempotency_key: str | None = None
     ) -> requests.Response:
