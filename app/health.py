@@ -1,4 +1,4 @@
-"""/healthz (process up) and /readyz (dependencies reachable)."""
+"""/healthz (process up) and /readyz (can this process serve the API; every dependency's state)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Database and Redis; with ?deep=1 also a canary job through the workers."""
-    report = health.readiness(deep=request.args.get("deep") in {"1", "true"})
-    down = sorted(name for name, state in report.items() if state != "ok")
-    body = {"status": "ok" if not down else "unavailable", "checks": report}
-    if down:
-        body["down"] = down
-    return jsonify(body), 503 if down else 200
+    """For load balancers: 200 while this process can serve the API, i.e. its database answers,
+    with `status` `degraded` and the rest listed under `down` when Redis, clamd or the SMTP
+    relay is away (work waits in the ledger for them); 503 when the database does not answer.
+
+    `?deep=1`, for monitoring: a canary job through the workers too, and 503 when anything is
+    down. Not for a load balancer: a peer's outage would take every web process out."""
+    deep = request.args.get("deep") in {"1", "true"}
+    report = health.readiness(deep=deep)
+    body: dict[str, object] = {"status": report.status, "checks": report.checks}
+    if report.down:
+        body["down"] = report.down
+    failed = report.status == "unavailable" or (deep and bool(report.down))
+    return jsonify(body), 503 if failed else 200

@@ -239,14 +239,6 @@ def test_version_replies_are_parsed():
             clamav.parse_reply(odd)
 
 
-def test_readyz_reports_clamd(app, own_clamd):
-    app.config["CLAMD_URL"] = own_clamd.url
-    assert app.test_client().get("/readyz").get_json()["checks"]["clamd"] == "ok"
-    own_clamd.stop()
-    ready = app.test_client().get("/readyz")
-    assert ready.status_code == 503 and ready.get_json()["checks"]["clamd"] == "down: unavailable"
-
-
 def test_nested_zip_content_is_still_a_zip(app, api):
     scan = scanned(api, "bundle.zip", zipped("a.txt", b"fine"))
     assert scan["status"] == "clean"

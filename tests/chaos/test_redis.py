@@ -46,8 +46,9 @@ def test_redis_down_while_the_platform_submits(app, stack, tenant_key, broker_re
     broker_redis.stop()
     ready = requests.get(stack.url + "/readyz", timeout=10)
     report.add("readyz_while_down", {"status": ready.status_code, "down": ready.json().get("down")})
-    if ready.status_code != 503 or "redis" not in ready.json().get("down", []):
-        report.problems.append(f"readyz did not report Redis down: {ready.status_code} {ready.json()}")
+    # Still ready for the load balancer (the web process takes work into the ledger), degraded.
+    if ready.status_code != 200 or "redis" not in ready.json().get("down", []):
+        report.problems.append(f"readyz did not report Redis down, ready: {ready.status_code} {ready.json()}")
     for i in range(40):
         shop.echo(f"while down {i}", sleep=0.1)
     for i in range(10):

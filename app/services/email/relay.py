@@ -22,20 +22,24 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 _EXPECTED = ((250,), (250, 251), (354,))
 
 
-def connect() -> smtplib.SMTP:
+def _open(timeout: float) -> tuple[smtplib.SMTP, ssl.SSLContext | None]:
+    """A connection to the relay whose greeting was read (TLS first for SMTP_SECURITY=ssl), and
+    the TLS context a STARTTLS must use."""
     config = current_app.config
-    security, timeout = config["SMTP_SECURITY"], config["SMTP_TIMEOUT"]
-    host, port = config["SMTP_HOST"], config["SMTP_PORT"]
-    smtp: smtplib.SMTP
+    security, host, port = config["SMTP_SECURITY"], config["SMTP_HOST"], config["SMTP_PORT"]
     # Certificates are verified (smtplib's own default context does not), against SMTP_CA_FILE
     # when set, else the system's CAs.
     context = ssl.create_default_context(cafile=config["SMTP_CA_FILE"] or None) if security != "none" else None
     if security == "ssl":
-        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout)
+        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=context), context
+    return smtplib.SMTP(host, port, timeout=timeout), context
+
+
+def connect() -> smtplib.SMTP:
+    config = current_app.config
+    smtp, context = _open(config["SMTP_TIMEOUT"])
     try:
-        if security == "starttls":
+        if config["SMTP_SECURITY"] == "starttls":
             smtp.starttls(context=context)
         if config["SMTP_USERNAME"]:
             smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
@@ -44,6 +48,17 @@ def connect() -> smtplib.SMTP:
         smtp.close()
         raise
     return smtp
+
+
+def greet(timeout: float) -> None:
+    """Connect, read the relay's 220 greeting and say QUIT: whether the relay answers, for
+    /readyz. No EHLO, STARTTLS or login, so a probe every few seconds costs the relay no session.
+    Raises OSError or smtplib.SMTPException (a greeting other than 220 is SMTPConnectError)."""
+    smtp, _ = _open(timeout)
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()  # it greeted: that was the question
 
 
 def wire(data: bytes) -> bytes:
