@@ -62,7 +62,7 @@ REQUEST_TIMEOUT = 60.0
 WARM_BATCHES = 4
 #: The columns a submitted job's row sets (jobs.new_row), in the baseline's INSERT.
 COLUMNS = ("id", "tenant_id", "type", "queue", "priority", "status", "payload", "attempts", "max_attempts",
-           "next_attempt_at", "created_at", "updated_at")  # fmt: skip
+           "next_attempt_at", "idempotency_key", "created_at", "updated_at")  # fmt: skip
 
 
 class BatchSigner:
@@ -113,9 +113,9 @@ def send(base: str, batches: list[load.Request]) -> Sent:
 
 
 def bare_inserts(redis_url: str, tenant_id: str, jobs: int) -> float:
-    """The baseline: jobs/s inserting `jobs` rows with one executemany and COMMIT per 500 and
-    publishing their messages in one pipeline per 500 (in the app's context: its engine and
-    connection settings, none of its code)."""
+    """The baseline: jobs/s inserting `jobs` rows (each with an idempotency_key, as the batches'
+    are) with one executemany and COMMIT per 500, and publishing their messages in one pipeline
+    per 500 (in the app's context: its engine and connection settings, none of its code)."""
     from app.extensions import db
 
     raw = db.engine.raw_connection()
@@ -132,8 +132,8 @@ def bare_inserts(redis_url: str, tenant_id: str, jobs: int) -> float:
             stamp: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
             ids = [str(uuid.uuid4()) for _ in range(start, min(start + BATCH, jobs))]
             rows = [(job_id, tenant_id, "system.echo", QUEUE, "normal", "pending",
-                     json.dumps({"message": f"bare {run} {start + i}"}), 0, 3, stamp, stamp, stamp)
-                    for i, job_id in enumerate(ids)]  # fmt: skip
+                     json.dumps({"message": f"bare {run} {start + i}"}), 0, 3, stamp, f"bare-{run}-{start + i}", stamp,
+                     stamp) for i, job_id in enumerate(ids)]  # fmt: skip
             cursor = raw.cursor()
             if sqlite:
                 cursor.execute("BEGIN IMMEDIATE")  # the app's connections leave transactions to their caller
