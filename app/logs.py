@@ -1,6 +1,7 @@
 """Logs: JSON lines on stdout, one per request and per job transition, each with the time, level,
 request id (accepted from and returned as X-Request-ID), tenant, job id, actor and duration,
-and never a secret (the Sentry scrubber's patterns run over every line).
+and never a secret: every format (json, text, and gunicorn's own lines: supervisor/gunicorn.conf.py)
+passes the Sentry scrubber over each line.
 
 Entry points call `configure` (wsgi.py, workers/__init__.py, workers/scheduler.py); the web
 app binds the request context in `install`, the worker middleware the job context in `job`.
@@ -83,15 +84,24 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Development: one readable line, the context appended."""
+    """Development: one readable line, the context appended, the traceback after it; the whole
+    of it scrubbed, as a JSON line is."""
 
-    def __init__(self) -> None:
+    def __init__(self, scrubber: observability.Scrubber | None = None) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self.scrubber = scrubber or observability.Scrubber()
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        # Apart, so that a header's value running to the end of the message takes no context with it.
+        text = self.scrubber.line(super().format(record))
         context = " ".join(f"{k}={v}" for k, v in bound().items())
-        return f"{text} [{context}]" if context else text
+        return f"{text} [{self.scrubber.text(context)}]" if context else text
+
+
+def formatter(config: Any) -> JsonFormatter | TextFormatter:
+    """The formatter LOG_FORMAT names (json, or else text), scrubbing the configured secrets too."""
+    scrubber = observability.Scrubber(observability.config_secrets(config))
+    return JsonFormatter(scrubber) if config.get("LOG_FORMAT", "json") == "json" else TextFormatter(scrubber)
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -129,10 +139,7 @@ def configure(config: Any) -> None:
     Idempotent (the handler is replaced, not added twice)."""
     handler = LineHandler(sys.stdout)
     handler.set_name("opsdeck")
-    if config.get("LOG_FORMAT", "json") == "json":
-        handler.setFormatter(JsonFormatter(observability.Scrubber(observability.config_secrets(config))))
-    else:
-        handler.setFormatter(TextFormatter())
+    handler.setFormatter(formatter(config))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "opsdeck" or _plain_std(h)]:
         root.removeHandler(old)

@@ -65,8 +65,9 @@ _KEY_HINTS = ("passw", "pwd", "secret", "token", "signature", "api", "csrf", "xs
 _PATTERNS: list[tuple[tuple[str, ...], re.Pattern[str], str]] = [
     (("sk_",), re.compile(r"sk_[A-Za-z0-9_-]{20,}"), FILTERED),  # API secrets
     (("whsec_",), re.compile(r"whsec_[A-Za-z0-9+/=]{20,}"), FILTERED),  # webhook signing secrets
-    # The M-Pesa callback token is the last segment of its URL.
-    (("/mpesa/callback/",), re.compile(r"(/mpesa/callback/)[^/?#\s'\"<>\]]+"), rf"\1{FILTERED}"),
+    # The M-Pesa callback token is the last segment of its URL ("[" excluded: what was scrubbed
+    # already stays as it is, when a line is scrubbed twice).
+    (("/mpesa/callback/",), re.compile(r"(/mpesa/callback/)[^/?#\s'\"<>\[\]]+"), rf"\1{FILTERED}"),
     # 'password': 'x', "token": "x", password='x' (dict and dataclass reprs, JSON in strings)
     (
         _KEY_HINTS,
@@ -249,6 +250,10 @@ class Scrubber:
                 self._memo.clear()
             clean = self._memo[value] = self._text(value)
         return clean
+
+    def line(self, value: str) -> str:
+        """`text` for a string seen once (a log line with its time): not worth remembering."""
+        return self._text(value)
 
     def _text(self, value: str) -> str:
         if self._literals is not None:

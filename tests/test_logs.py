@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pytest
 
-from app import logs
+from app import logs, observability
 
 
 def test_a_request_gets_an_id_and_one_access_line_with_its_tenant(app, api, tenant):
@@ -98,3 +99,103 @@ def test_a_worker_writes_one_json_line_per_job_transition(app, workers):
     assert (
         succeeded["actor"] == "system_echo" and succeeded["duration_ms"] >= 0 and succeeded["job_type"] == "system.echo"
     )
+
+
+#: What must never reach a log, whatever its format, and the lines that carry it.
+CALLBACK_TOKEN = "cbtok" + "Z" * 27
+BEARER = "Bearer " + "t0ken" * 8
+SIGNATURE = "v1=" + "ab" * 32
+WEBHOOK_SECRET = "whsec_" + "Q" * 32
+PASSWORD = "hunter2-but-longer"
+SMTP_PASSWORD = "relay-password-from-the-settings"
+SECRETS = (CALLBACK_TOKEN, BEARER.split()[1], SIGNATURE.removeprefix("v1="), WEBHOOK_SECRET, PASSWORD, SMTP_PASSWORD)
+
+
+def _log_every_kind_of_secret(log: logging.Logger) -> int:
+    """Log lines carrying SECRETS as code does; returns how many lines."""
+    log.info("POST %s 404", f"/api/v1/payments/mpesa/callback/{CALLBACK_TOKEN}")
+    log.info("request headers %s", {"Authorization": BEARER, "Opsdeck-Signature": SIGNATURE})
+    log.warning("raw headers:\r\nAuthorization: %s\r\nOpsdeck-Signature: %s", BEARER, SIGNATURE)
+    log.info("endpoint created with %s", WEBHOOK_SECRET)
+    log.info("router login user=admin password=%s", PASSWORD)
+    log.info("relay refused %s", SMTP_PASSWORD)
+    try:
+        raise RuntimeError(f"signing with {WEBHOOK_SECRET} failed")
+    except RuntimeError:
+        log.exception("crashed")
+    return 7
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_no_format_logs_a_secret(log_format):
+    stream = io.StringIO()
+    handler = logs.LineHandler(stream)
+    handler.setFormatter(logs.formatter({"LOG_FORMAT": log_format, "SMTP_PASSWORD": SMTP_PASSWORD}))
+    log = logging.getLogger("opsdeck.test.secrets")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with logs.bind(request_id="req-1"):
+            lines = _log_every_kind_of_secret(log)
+    finally:
+        log.removeHandler(handler)
+    written = stream.getvalue()
+    assert written.count("req-1") == lines and "[Filtered]" in written, written  # every line is there
+    assert [s for s in SECRETS if s in written] == [], written
+    if log_format == "json":
+        assert all(json.loads(line) for line in written.splitlines())
+
+
+def test_scrubbed_text_scrubbed_again_is_unchanged():
+    """gunicorn's access line is scrubbed twice: its atoms, then the line."""
+    scrubber = observability.Scrubber()
+    for text in (f"POST /api/v1/payments/mpesa/callback/{CALLBACK_TOKEN} HTTP/1.1", f"password={PASSWORD}",
+                 f"{{'token': '{PASSWORD}'}}", BEARER, f"https://user:{PASSWORD}@relay/", WEBHOOK_SECRET):  # fmt: skip
+        once = scrubber.line(text)
+        assert once != text and scrubber.line(once) == once, once
+
+
+def test_the_text_access_line_hides_the_callback_token(app):
+    """What `make run` shows (LOG_FORMAT=text): the request's access line, token scrubbed."""
+    stream = io.StringIO()
+    handler = logs.LineHandler(stream)
+    handler.setFormatter(logs.formatter({"LOG_FORMAT": "text"}))
+    logging.getLogger("opsdeck.access").addHandler(handler)
+    logging.getLogger("opsdeck.access").setLevel(logging.INFO)
+    try:
+        answer = app.test_client().post(f"/api/v1/payments/mpesa/callback/{CALLBACK_TOKEN}", json={})
+    finally:
+        logging.getLogger("opsdeck.access").removeHandler(handler)
+    assert answer.status_code == 404
+    assert "POST /api/v1/payments/mpesa/callback/[Filtered] 404" in stream.getvalue()
+    assert CALLBACK_TOKEN not in stream.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # logging does not depend on it
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_gunicorn_logs_no_secret_in_either_format(app, workers, log_format):
+    """The production web command with gunicorn's access log on, printing headers, and its error
+    log at debug level (which names every request's path): gunicorn's lines come out in
+    LOG_FORMAT, scrubbed like the app's."""
+    import requests
+
+    access_format = "%(r)s %(s)s auth=%({authorization}i)s sig=%({opsdeck-signature}i)s"
+    url = workers.start_web(LOG_FORMAT=log_format, SMTP_PASSWORD=SMTP_PASSWORD,
+                            GUNICORN_CMD_ARGS=f"--access-logfile - --log-level debug --access-logformat '{access_format}'")  # fmt: skip
+    callback = requests.post(f"{url}/api/v1/payments/mpesa/callback/{CALLBACK_TOKEN}", json={}, timeout=10)
+    signed = requests.get(f"{url}/healthz?password={PASSWORD}", timeout=10,
+                          headers={"Authorization": BEARER, "Opsdeck-Signature": SIGNATURE})  # fmt: skip
+    assert (callback.status_code, signed.status_code) == (404, 200)
+    web = workers.started[-1]
+    web.wait_for_log("GET /healthz?password=[Filtered] HTTP/1.1 200 auth=[Filtered] sig=[Filtered]")  # access lines
+    web.wait_for_log("POST /api/v1/payments/mpesa/callback/[Filtered] HTTP/1.1 404 auth=- sig=-")
+    web.stop()
+    written = web.log()
+    assert [s for s in SECRETS if s in written] == [], written
+    if log_format == "json":
+        said = {(e["logger"], e["message"]) for e in map(json.loads, written.splitlines())}
+    else:  # time, level, logger, message (lines that do not start with a date continue the one before)
+        said = {tuple(line.split(" ", 4)[3:]) for line in written.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)}
+    assert ("gunicorn.error", "POST /api/v1/payments/mpesa/callback/[Filtered]") in said  # the debug line
+    assert any(logger == "gunicorn.error" and message.startswith("Booting worker") for logger, message in said)
