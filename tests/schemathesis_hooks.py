@@ -1,5 +1,6 @@
 """Schemathesis hooks for tests/test_api_fuzz.py (loaded by `st run` through tests/schemathesis.toml):
-every request signed as it goes on the wire, and valid list cursors to page with."""
+every request signed as it goes on the wire, valid list cursors to page with, and one check of
+our own: an upload sent again is answered as the first time, in the same media type."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 import requests
 import schemathesis
@@ -59,6 +61,34 @@ class Signer(requests.auth.AuthBase):
 
 def _cursor(when: datetime, row_id: str) -> str:
     return pagination.encode_cursor(SimpleNamespace(created_at=when, id=row_id))
+
+
+#: Sends an upload again, outside schemathesis (whose checks see one answer per request).
+_resender = requests.Session()
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip()
+
+
+@schemathesis.check
+def upload_sent_again_is_answered_alike(ctx: Any, response: Any, case: Any) -> None:
+    """A multipart upload sent again exactly as it went (a client's automatic retry: the same
+    signature, and the same Idempotency-Key when it has one) is answered from the first one's
+    record: the same status in the same media type, a refusal as application/problem+json both
+    times. The document's own checks see the first answer only; this holds the replayed one to
+    it. Uploads only, so that the run stays short: every write sent twice would nearly double
+    its requests."""
+    sent = response.request
+    if not (sent.headers.get("Content-Type") or "").startswith("multipart/form-data"):
+        return
+    if response.status_code >= 500 or response.status_code in (401, 429):  # no answer is kept for these
+        return
+    again = _resender.send(sent.copy(), timeout=30)
+    first = _media_type((response.headers.get("content-type") or [""])[0])
+    second = _media_type(again.headers.get("Content-Type", ""))
+    if (again.status_code, second) != (response.status_code, first):
+        raise AssertionError(f"sent again, answered {again.status_code} {second}; first {response.status_code} {first}")
 
 
 # A cursor is opaque: the `next_cursor` of a page, as app/services/pagination.py writes it.

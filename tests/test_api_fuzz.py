@@ -1,7 +1,9 @@
 """Schemathesis against the running API (gunicorn, the production web command): every operation
 in /api/v1/openapi.json, every request signed, every phase and check, a fixed seed and a bounded
-number of cases (tests/schemathesis.toml). No 5xx, no status code or body the document does not
-declare, no schema-valid request refused or invalid one taken beyond the rules listed there."""
+number of cases (tests/schemathesis.toml). No 5xx, no status code, media type or body the document
+does not declare, no schema-valid request refused or invalid one taken beyond the rules listed
+there; and an upload sent again answered as the first time, in the same media type (the check in
+tests/schemathesis_hooks.py)."""
 
 from __future__ import annotations
 
