@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from app import create_app, logs
+from app import create_app
 from app.extensions import socketio
+from app.telemetry import logs
 
 app = create_app()
 logs.configure(app.config)

@@ -9,15 +9,15 @@ from flask import Flask, Response, render_template_string, request
 from sqlalchemy.orm import configure_mappers
 from werkzeug.exceptions import HTTPException
 
-from app import logs, metrics, observability
 from app.config import ROOT, Config
+from app.telemetry import logs, metrics, sentry
 
 
 def create_app(config: Any = None) -> Flask:
     """Build the app. `config` is a Config instance (default: Config from the environment)."""
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder="static")
     app.config.from_object(config or Config())
-    observability.init_sentry(app.config)  # before the broker exists: Sentry patches Broker.__init__
+    sentry.init_sentry(app.config)  # before the broker exists: Sentry patches Broker.__init__
     metrics.init_app(app)  # before anything counts: points prometheus_client at PROMETHEUS_MULTIPROC_DIR
     _check_secrets(app)
     from app.services.scans import precheck
@@ -28,7 +28,7 @@ def create_app(config: Any = None) -> Flask:
 
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     db.init_app(app)
-    from app import postgres, sqlite
+    from app.db import postgres, sqlite
 
     with app.app_context():
         sqlite.install(db.engine)
@@ -42,11 +42,11 @@ def create_app(config: Any = None) -> Flask:
     limiter.init_app(app)
 
     from app import jobtypes, models  # noqa: F401  (registers models and job types)
-    from app.services import outbox
+    from app.services.jobs import outbox
 
     jobtypes.load()
     outbox.install()
-    configure_mappers()  # now, not on the process's first query (app/warmup.py)
+    configure_mappers()  # now, not on the process's first query (app/db/warmup.py)
 
     from app import admin, api, cli, health, live, public
 

@@ -11,7 +11,8 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app.extensions import db
-from app.services import jobs, outbox, tenants, users
+from app.services import jobs, tenants, users
+from app.services.jobs import outbox
 
 users_cli = AppGroup("users", help="Admin users.")
 tenants_cli = AppGroup("tenants", help="Tenants and API keys.")
@@ -194,7 +195,7 @@ def retry_dead(job_type: str | None) -> None:
 @outbox_cli.command("relay")
 def relay() -> None:
     """Recover lost workers' jobs and publish what is due, once."""
-    from app.services import ledger
+    from app.services.jobs import ledger
 
     requeued, dead = ledger.recover_expired()
     click.echo(f"recovered {requeued} job(s), {dead} dead; published {outbox.relay()} job(s)")

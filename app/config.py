@@ -64,7 +64,7 @@ class Config:
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         #: PostgreSQL: a pooled connection idle longer than this is pinged before use (0: always).
         self.DATABASE_PING_AFTER_SECONDS = _float("DATABASE_PING_AFTER_SECONDS", 1.0)
-        #: Database connections each web and worker process opens as it boots (app/warmup.py).
+        #: Database connections each web and worker process opens as it boots (app/db/warmup.py).
         self.DATABASE_WARM_CONNECTIONS = _int("DATABASE_WARM_CONNECTIONS", 4)
         #: Redis for the Dramatiq broker, rate limits and the live feed.
         self.REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -278,7 +278,7 @@ def _engine_options(url: str) -> dict[str, Any]:
         # Connections are cheap but set up with PRAGMAs: keep one per thread instead of
         # opening and closing overflow connections under load.
         return {"connect_args": {"timeout": 30, "check_same_thread": False}, "pool_size": 32, "max_overflow": 32}
-    # No pool_pre_ping: app/postgres.py pings only connections idle past DATABASE_PING_AFTER_SECONDS.
+    # No pool_pre_ping: app/db/postgres.py pings only connections idle past DATABASE_PING_AFTER_SECONDS.
     # LIFO keeps the busy connections warm (and their prepared statements); the idle tail ages.
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_use_lifo": True}
     # libpq waits for an unreachable server as long as the OS lets it (minutes) unless the URL

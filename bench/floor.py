@@ -18,12 +18,15 @@ import json
 from flask import Flask, Response, jsonify, request
 from sqlalchemy import insert
 
-from app import create_app, jobtypes, logs
+from app import create_app, jobtypes
 from app.client import signature
-from app.extensions import core_execute, csrf, db
+from app.db.statements import core_execute
+from app.extensions import csrf, db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
-from app.services import outbox, tenants
+from app.services import tenants
+from app.services.jobs import outbox
+from app.telemetry import logs
 
 FLOOR_PATH = "/bench/floor/jobs"
 _INSERT = insert(Job)

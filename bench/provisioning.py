@@ -56,7 +56,7 @@ THREADS = 8
 #: Callbacks at RATE for this long before the measured ones, reported on a line of their own:
 #: each run starts a fresh web process on a freshly created database, and on PostgreSQL here
 #: the first seconds answered 5-40x slower (p95 130-370 ms) than the rest, longer after P6
-#: had written a million rows (the processes themselves warm up at boot: app/warmup.py).
+#: had written a million rows (the processes themselves warm up at boot: app/db/warmup.py).
 WARM_SECONDS = 4.0
 
 

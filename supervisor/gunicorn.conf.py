@@ -6,7 +6,7 @@
   connects over WebSocket only, and Socket.IO's Redis queue reaches every process.
 - post_worker_init: each process subscribes to the live feed's Redis channel as it boots,
   not when its first operator connects (an event published meanwhile would be lost), and
-  opens its first database and Redis connections (app/warmup.py) before it takes requests.
+  opens its first database and Redis connections (app/db/warmup.py) before it takes requests.
 - child_exit: when a worker exits, prometheus_client's multiprocess mode removes its
   per-process gauge files (README: Metrics). Its counters stay in the directory: a total must
   not drop because one process restarted.
@@ -28,15 +28,15 @@ graceful_timeout = 30
 
 class ScrubbedLogger(glogging.Logger):
     """gunicorn's error log, and its access log when a deployment turns one on (--access-logfile),
-    written in LOG_FORMAT through app.logs' formatter, wherever gunicorn sends them. Both can hold
+    written in LOG_FORMAT through app.telemetry.logs' formatter, wherever gunicorn sends them. Both can hold
     a secret: the error log names the target of a request that failed (and, at debug level, of
     every request), which may be an M-Pesa callback URL with its token; an access log format may
     print request headers. Those header atoms are scrubbed by name too: a bare Opsdeck-Signature
     value has no shape the text patterns would know."""
 
     def setup(self, cfg: Any) -> None:
-        from app import logs
         from app.config import Config
+        from app.telemetry import logs
 
         super().setup(cfg)  # gunicorn's handlers, where the settings send its lines
         formatter = logs.formatter(vars(Config()))
@@ -53,7 +53,8 @@ logger_class = ScrubbedLogger
 
 
 def post_worker_init(worker: Any) -> None:
-    from app import live, warmup
+    from app import live
+    from app.db import warmup
 
     live.listen_now()
     warmup.warm(worker.wsgi)

@@ -81,7 +81,7 @@ def run_attempt(delivery_id: str) -> Any:
     """One attempt of the delivery's current job, through the ledger as a worker makes it:
     claim, the service's attempt, then success (with the attempt's writes), failure or postpone."""
     from app.models import WebhookDelivery
-    from app.services import ledger
+    from app.services.jobs import ledger
     from app.services.webhooks import delivery
 
     db.session.rollback()
@@ -110,7 +110,7 @@ def fresh(model: Any, ident: Any) -> Any:
 # -- scans ------------------------------------------------------------------------
 def run_scan_job(job_id: str) -> Any:
     """One attempt of a scans job as a worker makes it: claim, the service, then the ledger."""
-    from app.services import ledger
+    from app.services.jobs import ledger
     from app.services.scans import signatures, verdicts
 
     db.session.rollback()
@@ -149,7 +149,7 @@ def files_in(folder: str | Path) -> list[Path]:
 # -- provisioning ----------------------------------------------------------------------
 def run_provisioning_job(job_id: str) -> Any:
     """One attempt of a provisioning job as a worker makes it: claim, the service, the ledger."""
-    from app.services import ledger
+    from app.services.jobs import ledger
     from app.services.provisioning import payments, routers, subscriptions
 
     db.session.rollback()

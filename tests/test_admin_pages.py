@@ -227,7 +227,7 @@ def test_job_detail_lists_every_attempt(app, admin):
     from datetime import timedelta
 
     from app.models.base import utcnow
-    from app.services import ledger
+    from app.services.jobs import ledger
 
     job_id = submit(payload={"message": "x"}, max_attempts=3)
     ledger.claim(job_id, "host:1", 30)

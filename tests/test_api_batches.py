@@ -9,7 +9,7 @@ from dramatiq import Message
 
 from app.extensions import db, queue
 from app.models import Event, Job, WebhookDelivery
-from app.services import outbox
+from app.services.jobs import outbox
 from tests.helpers import LOOPBACK, make_endpoint
 
 

@@ -257,7 +257,7 @@ def test_expired_idempotency_keys_are_pruned_and_can_be_reused(api):
     from datetime import timedelta
 
     from app.models.base import utcnow
-    from app.services import maintenance
+    from app.services.jobs import maintenance
 
     first = api.post("/api/v1/jobs", JOB, headers={"Idempotency-Key": "old"}).get_json()["id"]
     db.session.query(IdempotencyRecord).update({"expires_at": utcnow() - timedelta(seconds=1)})

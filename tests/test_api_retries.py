@@ -14,7 +14,8 @@ import pytest
 from app.extensions import db
 from app.models import Event, IdempotencyRecord, Job, WebhookDelivery
 from app.models.base import utcnow
-from app.services import idempotency, jobs, maintenance
+from app.services import idempotency, jobs
+from app.services.jobs import maintenance
 from tests.helpers import LOOPBACK, make_endpoint
 
 JOB = {"type": "system.echo", "payload": {"message": "hi"}}

@@ -1,4 +1,4 @@
-"""The broker's consumers (app/broker.py): after a fetch that found nothing, a consumer waits on
+"""The broker's consumers (app/broker/redis.py): after a fetch that found nothing, a consumer waits on
 Redis for the next message instead of sleeping blind, so an idle worker takes a job as it lands."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import redis
 from dramatiq import Message
 from dramatiq.errors import ConnectionClosed
 
-from app.broker import Broker, Publication, WaitingConsumer
+from app.broker.redis import Broker, Publication, WaitingConsumer
 from tests.fakes.processes import RedisServer, wait_until
 
 

@@ -1,4 +1,4 @@
-"""Combiner (app/combining.py): calls from many threads combined into batches."""
+"""Combiner (app/broker/combining.py): calls from many threads combined into batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from app.combining import Combiner
+from app.broker.combining import Combiner
 from tests.fakes.processes import wait_until
 
 

@@ -9,7 +9,8 @@ import pytest
 from app.extensions import db
 from app.models import Job
 from app.models.base import utcnow
-from app.services import jobs, ledger
+from app.services import jobs
+from app.services.jobs import ledger
 from tests.helpers import job_row, submit
 
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from app import logs, observability
+from app.telemetry import logs, sentry
 
 
 def test_a_request_gets_an_id_and_one_access_line_with_its_tenant(app, api, tenant):
@@ -148,7 +148,7 @@ def test_no_format_logs_a_secret(log_format):
 
 def test_scrubbed_text_scrubbed_again_is_unchanged():
     """gunicorn's access line is scrubbed twice: its atoms, then the line."""
-    scrubber = observability.Scrubber()
+    scrubber = sentry.Scrubber()
     for text in (f"POST /api/v1/payments/mpesa/callback/{CALLBACK_TOKEN} HTTP/1.1", f"password={PASSWORD}",
                  f"{{'token': '{PASSWORD}'}}", BEARER, f"https://user:{PASSWORD}@relay/", WEBHOOK_SECRET):  # fmt: skip
         once = scrubber.line(text)

@@ -20,13 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from sqlalchemy import select
 
-from app import jobtypes, metrics
+from app import jobtypes
 from app.extensions import db
 from app.models import Job, Scan, WebhookDelivery
 from app.models.base import new_id, utcnow
 from app.services import retention
 from app.services.email import batches
 from app.services.provisioning import subscriptions
+from app.telemetry import metrics
 from tests.fakes.http_receiver import Reply
 from tests.fakes.processes import wait_until
 from tests.fakes.routeros import RouterOsServer

@@ -6,7 +6,8 @@ import pytest
 
 from app.extensions import db, queue
 from app.models import Job
-from app.services import jobs, outbox
+from app.services import jobs
+from app.services.jobs import outbox
 from tests.helpers import job_row, submit, wait_for_status
 
 
@@ -50,7 +51,7 @@ def test_relay_publishes_again_what_redis_lost(app, app_config):
 
 @pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
 def test_jobs_already_queued_go_out_again_when_redis_comes_back_empty(app, app_config):
-    from app.services import maintenance
+    from app.services.jobs import maintenance
 
     first, second = submit(payload={"message": "a"}), submit(payload={"message": "b"})
     maintenance.relay_tick()  # confirms them `queued` (and sets Redis's epoch)

@@ -1,4 +1,4 @@
-"""PostgreSQL connections (app/postgres.py) against a real server: a pooled connection is
+"""PostgreSQL connections (app/db/postgres.py) against a real server: a pooled connection is
 pinged only after it sat idle, a dead one is replaced before use, and single statements run
 in autocommit without touching the connections that need transactions."""
 
@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from app import postgres
 from app.config import _engine_options, _normalise_db_url
+from app.db import postgres
 
 pytestmark = pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
                                      indirect=True)  # fmt: skip
@@ -69,7 +69,7 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(database_u
 
 
 def test_inside_the_window_a_dropped_connection_fails_once_then_the_pool_recovers(database_url, admin):
-    """The trade-off documented in app/postgres.py: no ping for a connection used a moment ago."""
+    """The trade-off documented in app/db/postgres.py: no ping for a connection used a moment ago."""
     engine = _engine(database_url, 3600.0)
     try:
         pid = _backend(engine, "doomed")

@@ -26,7 +26,7 @@ def test_no_limit_and_no_redis_both_allow(app, private_redis):
     assert ratelimit.hit("test-off", 0, 60).allowed
     import redis
 
-    from app.broker import Broker
+    from app.broker.redis import Broker
 
     saved = queue._broker
     queue._broker = Broker(client=redis.Redis.from_url(private_redis.url), middleware=[])

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 
 from app.extensions import db
 from app.models import Event, Job, Scan
-from app.services import ledger
+from app.services.jobs import ledger
 from app.services.scans import clamav, signatures, verdicts
 from tests.fakes.clamav import EICAR, ClamdServer
 from tests.helpers import files_in, fresh, run_scan_job, scanned, upload

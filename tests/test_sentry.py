@@ -20,17 +20,18 @@ import pytest
 import sentry_sdk
 from sentry_sdk.integrations.dramatiq import SentryMiddleware
 
-from app import create_app, observability
+from app import create_app
 from app.client import signature
 from app.config import ROOT
 from app.extensions import db, queue
 from app.services import system, tenants
+from app.telemetry import sentry
 from tests.conftest import ENCRYPTION_KEY, SignedClient, make_config
 from tests.fakes.http_receiver import HttpReceiver
 from tests.fakes.processes import wait_until
 from tests.helpers import submit, wait_for_status
 
-FILTERED = observability.FILTERED
+FILTERED = sentry.FILTERED
 
 
 # -- the DSN host and what it received ------------------------------------------------
@@ -190,7 +191,7 @@ def test_a_job_is_reported_once_when_it_dies_unless_every_attempt_is_asked_for(a
 @pytest.mark.parametrize("report_retries", [False, True])
 def test_only_the_dramatiq_capture_of_an_attempt_that_is_not_the_end_is_dropped(report_retries):
     sent: list[dict[str, Any]] = []
-    keep = observability._unless_not_the_end(lambda event, hint: sent.append(event) or event, report_retries)
+    keep = sentry._unless_not_the_end(lambda event, hint: sent.append(event) or event, report_retries)
 
     def captured(outcome: str, mechanism: str = "dramatiq") -> dict[str, Any]:
         return {"tags": {"job_outcome": outcome}, "exception": {"values": [{"mechanism": {"type": mechanism}}]}}
@@ -330,13 +331,13 @@ def test_no_dsn_means_no_sentry_at_all(redis_server, tmp_path, monkeypatch):
     ],
 )
 def test_scrubber_removes_secret_shaped_text(text, expected):
-    assert observability.Scrubber().text(text) == expected
+    assert sentry.Scrubber().text(text) == expected
 
 
 def test_scrubber_filters_sensitive_keys_and_configured_secrets():
     config = {"SECRET_KEY": "flask-session-key", "OPSDECK_ENCRYPTION_KEYS": ["old-fernet-key-1"],
               "SMTP_PASSWORD": "smtp-pass-9", "WTF_CSRF_HEADERS": ["X-CSRFToken"], "PORT": 5000}  # fmt: skip
-    scrubber = observability.Scrubber(observability.config_secrets(config))
+    scrubber = sentry.Scrubber(sentry.config_secrets(config))
     event = {
         "request": {
             "headers": {"Opsdeck-Signature": "v1=ab", "Opsdeck-Key": "key_1", "Set-Cookie": "s=1", "X-CSRFToken": "t"},
@@ -364,10 +365,10 @@ def test_release_defaults_to_the_checked_out_commit(tmp_path: Path):
     if (ROOT / ".git").exists():
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
         if head.returncode == 0:
-            assert observability.git_commit(ROOT) == head.stdout.strip()
-    assert observability.git_commit(tmp_path) is None
+            assert sentry.git_commit(ROOT) == head.stdout.strip()
+    assert sentry.git_commit(tmp_path) is None
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (repo / ".git" / "packed-refs").write_text("# pack-refs\n" + "a" * 40 + " refs/heads/main\n")
-    assert observability.git_commit(repo) == "a" * 40
+    assert sentry.git_commit(repo) == "a" * 40

@@ -1,4 +1,4 @@
-"""A process pays its first-use costs as it boots (app/warmup.py): the mappers are configured
+"""A process pays its first-use costs as it boots (app/db/warmup.py): the mappers are configured
 when the app is built, and web and worker processes open their first connections before
 they take work."""
 
@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from flask import Flask
 
-from app import create_app, warmup
+from app import create_app
+from app.db import warmup
 from app.extensions import db
 from tests.conftest import ENCRYPTION_KEY, make_config
 from tests.fakes.processes import ROOT, free_port, wait_until

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from app.extensions import db, queue
 from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
 from app.models.base import utcnow
-from app.services import ledger
+from app.services.jobs import ledger
 from app.services.webhooks import delivery
 from tests.fakes.http_receiver import Reply
 from tests.helpers import LOOPBACK, fresh, make_endpoint, post_event, run_attempt

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from app import create_app, logs
-from workers import broker as _broker
+from app import create_app
+from app.telemetry import logs
+from workers import runtime as _broker
 
 for _name in ("alembic", "apscheduler"):  # chatty at INFO; their warnings still show
     logging.getLogger(_name).setLevel(logging.WARNING)

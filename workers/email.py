@@ -8,8 +8,8 @@ from typing import Any
 
 from app import live
 from app.services.email import batches, outcomes
-from app.services.ledger import ClaimedJob
-from workers.broker import job_actor
+from app.services.jobs.ledger import ClaimedJob
+from workers.runtime import job_actor
 
 
 @job_actor(batches.FLUSH, time_limit=600_000, min_backoff=5_000, max_backoff=60_000)

@@ -19,10 +19,13 @@ from dramatiq import Message, Middleware
 from dramatiq.middleware import Shutdown, SkipMessage
 from flask import Flask
 
-from app import live, logs, metrics, observability, warmup
-from app.combining import Combiner
+from app import live
+from app.broker.combining import Combiner
+from app.db import warmup
 from app.models.base import utcnow
-from app.services import ledger, redelivery, stats
+from app.services import stats
+from app.services.jobs import ledger, redelivery
+from app.telemetry import logs, metrics, sentry
 
 log = logging.getLogger("opsdeck.worker")
 
@@ -62,7 +65,7 @@ class AppContext(Middleware):
 
 
 class Claims:
-    """Claims of a worker process's threads combined (app/combining.py): the thread whose turn
+    """Claims of a worker process's threads combined (app/broker/combining.py): the thread whose turn
     it is claims its job together with every job the other threads asked for meanwhile, in one
     statement and one transaction. Under load that is one write transaction for several
     messages (on SQLite, one turn of its single write lock); alone, a thread claims at once."""
@@ -247,7 +250,7 @@ class Ledger(Middleware):
             raise SkipMessage("job too old")
         _local.job, _local.began = job, time.perf_counter()
         metrics.job_event("started", job.type, _base_queue(message.queue_name))
-        observability.tag_job(job.id, job.type, job.tenant_id, message.actor_name)
+        sentry.tag_job(job.id, job.type, job.tenant_id, message.actor_name)
         _local.log_context = logs.enter(job_id=job.id, actor=message.actor_name, tenant=job.tenant_id)
         with self._lock:
             self._running.add(job.id)
@@ -288,12 +291,12 @@ class Ledger(Middleware):
             # Not re-enqueued from here: this worker could fetch it again while it stops.
             # The relay publishes released jobs to the workers still running.
             ledger.release(job.id, self.worker_id)
-            observability.job_outcome("released")
+            sentry.job_outcome("released")
             log.warning("job %s released at shutdown; the relay will re-queue it", job.id)
             return
         if isinstance(exception, ledger.Postpone):
             due = ledger.postpone(job.id, self.worker_id, exception.seconds)
-            observability.job_outcome("postponed")
+            sentry.job_outcome("postponed")
             if due is not None and exception.seconds <= self.max_broker_delay:
                 self._republish(broker, message, job.id, exception.seconds)
             log.debug("job %s postponed %.1f s: %s", job.id, exception.seconds, exception)
@@ -311,7 +314,7 @@ class Ledger(Middleware):
         )
         if outcome.status:
             metrics.job_event("retried" if outcome.status == "retrying" else "dead", job.type, queue_name, ran)
-            observability.job_outcome(outcome.status)
+            sentry.job_outcome(outcome.status)
         failed = {"job_type": job.type, "duration_ms": round(ran * 1000, 2), "attempt": job.attempts}
         if outcome.status == "retrying":
             log.warning("job retrying in %.1f s: %s", delay or 0, exception, extra=failed)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from app import live
-from app.services.ledger import ClaimedJob
+from app.services.jobs.ledger import ClaimedJob
 from app.services.provisioning import payments, routers, subscriptions
-from workers.broker import job_actor
+from workers.runtime import job_actor
 
 
 def _publish(items: list[tuple[str, dict[str, Any]]], tenant_id: str | None) -> None:

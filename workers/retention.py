@@ -7,8 +7,8 @@ from typing import Any
 
 from app import live
 from app.services import retention
-from app.services.ledger import ClaimedJob, GiveUp
-from workers.broker import job_actor
+from app.services.jobs.ledger import ClaimedJob, GiveUp
+from workers.runtime import job_actor
 
 
 @job_actor(retention.RUN, time_limit=4 * 3600_000, min_backoff=60_000, max_backoff=600_000)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.services import system
-from app.services.ledger import ClaimedJob
-from workers.broker import job_actor
+from app.services.jobs.ledger import ClaimedJob
+from workers.runtime import job_actor
 
 
 @job_actor(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from app import live
-from app.services.ledger import ClaimedJob
+from app.services.jobs.ledger import ClaimedJob
 from app.services.webhooks import delivery
-from workers.broker import job_actor
+from workers.runtime import job_actor
 
 
 @job_actor(delivery.DELIVER, time_limit=60_000, max_backoff=60_000)

@@ -95,17 +95,17 @@ def register(app: Flask) -> None:
         dashboard,
         email,
         jobs,
+        layout,
         payments,
         provisioning,
         retention,
         scans,
         tenants,
         users,
-        views,
         webhooks,
-    )  # fmt: skip
+    )
 
     app.register_blueprint(bp)
     app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))
-    app.jinja_env.filters.update(views.FILTERS)
-    app.context_processor(views.layout_context)
+    app.jinja_env.filters.update(layout.FILTERS)
+    app.context_processor(layout.layout_context)

@@ -20,12 +20,12 @@ from datetime import timedelta
 
 from flask import current_app, g, request
 
-from app import metrics
 from app.api.errors import ApiProblem
 from app.client import signature as sign
 from app.models.base import utcnow
 from app.services import tenants
 from app.services.idempotency import SIGNATURE_KEY_PREFIX
+from app.telemetry import metrics
 
 log = logging.getLogger("opsdeck.api.auth")
 

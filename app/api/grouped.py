@@ -3,7 +3,7 @@
 A write commits its work and its idempotency record together (app/api/writes.py). For a job
 submission the work is one row (for an event, a few), and most of the request's cost is the
 transaction around it. Under `grouped_write` the view only builds its rows (`defer`), and the
-request hands its record and its rows to a Combiner (app/combining.py): the request holding the
+request hands its record and its rows to a Combiner (app/broker/combining.py): the request holding the
 turn writes those of every request waiting meanwhile in one transaction (one INSERT per table,
 one COMMIT, one publish to Redis). A request alone goes at once, in a batch of one.
 
@@ -29,8 +29,9 @@ from flask import Response, g, make_response
 from sqlalchemy import insert
 
 from app.api import writes
-from app.combining import Combiner
-from app.extensions import core_execute, db
+from app.broker.combining import Combiner
+from app.db.statements import core_execute
+from app.extensions import db
 from app.models import Job
 from app.services import idempotency, jobs
 

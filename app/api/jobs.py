@@ -15,7 +15,7 @@ from app.api.grouped import defer, deferring, grouped_write
 from app.api.openapi import CURSOR, doc
 from app.api.validation import Float
 from app.api.writes import json_body, write
-from app.extensions import full_row
+from app.db.statements import full_row
 from app.models import Job
 from app.models.jobs import PRIORITIES, JobStatus
 from app.services import jobs

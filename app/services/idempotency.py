@@ -20,7 +20,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, delete, select
 
-from app.extensions import Prepared, core_execute
+from app.db.statements import Prepared, core_execute
 from app.models import IdempotencyRecord
 from app.models.base import utcnow
 from app.services import crypto

@@ -20,7 +20,6 @@ from flask import current_app
 from marshmallow import Schema, fields, validate
 from sqlalchemy import and_, delete, func, or_, select
 
-from app import metrics
 from app.extensions import db, queue
 from app.jobtypes import JobType, register
 from app.models import (
@@ -42,6 +41,7 @@ from app.models.base import utcnow
 from app.services import audit
 from app.services.provisioning.payments import unmatched_details
 from app.services.scans import cleanup
+from app.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,9 @@ class Schedule:
 
 def schedules(app: Flask) -> list[Schedule]:
     """Every periodic trigger; families add theirs here."""
-    from app.services import maintenance, retention, stats
+    from app.services import retention, stats
     from app.services.email import batches
+    from app.services.jobs import maintenance
     from app.services.provisioning import payments, routers, subscriptions
     from app.services.scans import signatures
     from app.services.webhooks import delivery

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import bindparam, exists, select, update
 
+from app.db.postgres import single_statement
 from app.extensions import db
 from app.models import ApiKey, IdempotencyRecord, Tenant
 from app.models.base import utcnow
 from app.models.tenants import key_active
-from app.postgres import single_statement
 from app.services import audit, crypto
 
 

@@ -12,12 +12,12 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
 
-from app import metrics
 from app.extensions import db
 from app.models import Email, Suppression
 from app.models.base import new_id, utcnow
 from app.services import audit
 from app.services.email import render
+from app.telemetry import metrics
 
 
 class EmailInputError(ValueError):

@@ -17,13 +17,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, update
 
-from app import metrics
 from app.extensions import db
 from app.models import Email
 from app.models.base import UTCDateTime, utcnow
-from app.services import ledger
 from app.services.email import mails
+from app.services.jobs import ledger
 from app.services.webhooks import events
+from app.telemetry import metrics
 
 #: The most sent mails whose results are not yet committed (what a crash can send twice).
 RECORD_EVERY = 20

@@ -13,7 +13,8 @@ from marshmallow import Schema, fields
 from sqlalchemy import bindparam, case, delete, literal, select, update
 
 from app import live
-from app.extensions import Prepared, conflict_insert, core_execute, db
+from app.db.statements import Prepared, conflict_insert, core_execute
+from app.extensions import db
 from app.jobtypes import JobType, register
 from app.models.base import new_id, utcnow
 from app.models.provisioning import Payment, Plan, Router, Subscriber, UnmatchedCallback

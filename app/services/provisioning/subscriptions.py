@@ -17,15 +17,16 @@ from flask import current_app
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
-from app import metrics
 from app.extensions import db, queue
 from app.jobtypes import JobType, register
 from app.models import Job
 from app.models.base import new_id, utcnow
 from app.models.provisioning import Plan, Router, Subscription
-from app.services import audit, crypto, jobs, ledger
+from app.services import audit, crypto, jobs
+from app.services.jobs import ledger
 from app.services.provisioning import hotspot
 from app.services.webhooks import events
+from app.telemetry import metrics
 
 
 class SubscriptionPayload(Schema):

@@ -9,12 +9,13 @@ from typing import Any, BinaryIO
 from flask import current_app
 from sqlalchemy import insert, select
 
-from app import metrics
-from app.extensions import add_as_loaded, core_execute, db
+from app.db.statements import add_as_loaded, core_execute
+from app.extensions import db
 from app.models.base import new_id, utcnow
 from app.models.scans import Scan
 from app.services import pagination
 from app.services.scans import precheck, storage, verdicts
+from app.telemetry import metrics
 
 
 class TooLarge(ValueError):

@@ -13,16 +13,18 @@ from flask import current_app
 from marshmallow import Schema, fields
 from sqlalchemy import bindparam, func, select, update
 
-from app import metrics
-from app.extensions import core_execute, db
+from app.db.postgres import single_statement
+from app.db.statements import core_execute
+from app.extensions import db
 from app.jobtypes import JobType, register
 from app.models import Job
 from app.models.base import utcnow
 from app.models.scans import Scan
-from app.postgres import single_statement
-from app.services import jobs, ledger
+from app.services import jobs
+from app.services.jobs import ledger
 from app.services.scans import clamav, storage
 from app.services.webhooks import events
+from app.telemetry import metrics
 
 
 class ScanPayload(Schema):

@@ -18,14 +18,15 @@ from flask import current_app
 from marshmallow import Schema, fields
 from sqlalchemy import bindparam, func, insert, select, update
 
-from app import metrics
+from app.db.postgres import single_statement
 from app.extensions import db
 from app.jobtypes import JobType, register
 from app.models import Event, Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.models.base import UTCDateTime, utcnow
-from app.postgres import single_statement
-from app.services import audit, jobs, ledger, ratelimit
+from app.services import audit, jobs, ratelimit
+from app.services.jobs import ledger
 from app.services.webhooks import endpoints, transport
+from app.telemetry import metrics
 
 
 class DeliverPayload(Schema):

@@ -12,10 +12,11 @@ from flask import current_app
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from app.extensions import Prepared, add_as_loaded, core_execute, db
+from app.db.postgres import single_statement
+from app.db.statements import Prepared, add_as_loaded, core_execute
+from app.extensions import db
 from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
-from app.postgres import single_statement
 from app.services import jobs
 from app.services.webhooks import delivery
 

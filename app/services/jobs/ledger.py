@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
 
+from app.db.postgres import single_statement
 from app.extensions import db
 from app.models import Job, JobStatus
 from app.models.base import UTCDateTime, utcnow
 from app.models.jobs import CLAIMABLE
-from app.postgres import single_statement
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from app import observability
+from app.telemetry import sentry
 
 #: The context every line carries when it is set.
 CONTEXT_FIELDS = ("request_id", "tenant", "job_id", "actor")
@@ -61,9 +61,9 @@ def bind(**fields: Any) -> Iterator[None]:
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, scrubber: observability.Scrubber | None = None) -> None:
+    def __init__(self, scrubber: sentry.Scrubber | None = None) -> None:
         super().__init__()
-        self.scrubber = scrubber or observability.Scrubber()
+        self.scrubber = scrubber or sentry.Scrubber()
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -87,9 +87,9 @@ class TextFormatter(logging.Formatter):
     """Development: one readable line, the context appended, the traceback after it; the whole
     of it scrubbed, as a JSON line is."""
 
-    def __init__(self, scrubber: observability.Scrubber | None = None) -> None:
+    def __init__(self, scrubber: sentry.Scrubber | None = None) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
-        self.scrubber = scrubber or observability.Scrubber()
+        self.scrubber = scrubber or sentry.Scrubber()
 
     def format(self, record: logging.LogRecord) -> str:
         # Apart, so that a header's value running to the end of the message takes no context with it.
@@ -100,7 +100,7 @@ class TextFormatter(logging.Formatter):
 
 def formatter(config: Any) -> JsonFormatter | TextFormatter:
     """The formatter LOG_FORMAT names (json, or else text), scrubbing the configured secrets too."""
-    scrubber = observability.Scrubber(observability.config_secrets(config))
+    scrubber = sentry.Scrubber(sentry.config_secrets(config))
     return JsonFormatter(scrubber) if config.get("LOG_FORMAT", "json") == "json" else TextFormatter(scrubber)
 
 

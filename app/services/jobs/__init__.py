@@ -17,11 +17,13 @@ from marshmallow import ValidationError
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from app import jobtypes
-from app.extensions import Prepared, add_as_loaded, core_execute, db
+from app.db.statements import Prepared, add_as_loaded, core_execute
+from app.extensions import db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
 from app.models.jobs import FINISHED, PRIORITIES
-from app.services import audit, outbox, pagination
+from app.services import audit, pagination
+from app.services.jobs import outbox
 from app.services.pagination import Page
 
 

@@ -17,11 +17,12 @@ from flask import current_app
 from sqlalchemy import case, event, or_, select, update
 from sqlalchemy.orm import Session
 
-from app import jobtypes, metrics
-from app.broker import Publication
+from app import jobtypes
+from app.broker.redis import Publication
 from app.extensions import db, queue
 from app.models import Job, JobStatus
 from app.models.base import utcnow
+from app.telemetry import metrics
 
 log = logging.getLogger(__name__)
 

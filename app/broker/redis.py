@@ -19,7 +19,7 @@ it waits: app/extensions.py sizes the client's pool for that.
 Publishing many messages is one script call (`Broker.enqueue_many`, what the outbox uses):
 Dramatiq's `enqueue` is a round trip per message, and the outbox's marker for each another.
 
-Acks are combined (app/combining.py). Dramatiq acks each message with its own script call, a
+Acks are combined (app/broker/combining.py). Dramatiq acks each message with its own script call, a
 round trip made by the worker thread that ran it; here the thread whose turn it is acks its
 message and every message the consumer's other threads finished meanwhile in one script call
 (`ACK_MANY`: the same heartbeat, SREM and HDEL as Dramatiq's ack, for each id). Measured
@@ -40,7 +40,7 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 
-from app.combining import Combiner
+from app.broker.combining import Combiner
 
 log = logging.getLogger(__name__)
 

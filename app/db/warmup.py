@@ -2,7 +2,7 @@
 
 A web or worker process that has just started did three things on its first requests that
 it never does again: SQLAlchemy configured every mapper (about 30 ms, under a global lock),
-the SQL dialect modules behind `extensions.dialect_insert` were imported (about 17 ms, under
+the SQL dialect modules behind `statements.dialect_insert` were imported (about 17 ms, under
 the import lock), and each thread opened its database connection (on PostgreSQL a new server
 process) and the first Redis connection. Callbacks arriving 50 a second at a fresh web
 process waited for all of that in turn: measured on P7, the first 50 after boot answered in

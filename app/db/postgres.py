@@ -1,5 +1,5 @@
 """PostgreSQL connections: fewer round trips per unit of work (SQLite needs none of this; see
-app/sqlite.py for its own settings).
+app/db/sqlite.py for its own settings).
 
 - **A ping only after idleness.** SQLAlchemy's `pool_pre_ping` sends a statement on every
   checkout: with psycopg that is a round trip per request and per job transaction (a quarter
@@ -74,7 +74,7 @@ def ping(dbapi_connection: Any) -> None:
 def single_statement(engine: Engine) -> Iterator[Connection]:
     """A connection for work that is one statement: a read, or a write that is atomic on its
     own (a guarded UPDATE). PostgreSQL runs it in autocommit; other databases in a transaction
-    committed at the end (on SQLite a write still takes the write lock, as in app/sqlite.py).
+    committed at the end (on SQLite a write still takes the write lock, as in app/db/sqlite.py).
     Never for two statements that must commit together."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

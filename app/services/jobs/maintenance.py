@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from app.extensions import db
 from app.models import IdempotencyRecord
 from app.models.base import utcnow
-from app.services import ledger, outbox, redelivery
+from app.services.jobs import ledger, outbox, redelivery
 
 log = logging.getLogger(__name__)
 

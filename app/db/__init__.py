@@ -1,0 +1,1 @@
+"""The database: engine settings per dialect, warm-up at boot, statement helpers."""

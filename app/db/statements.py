@@ -1,0 +1,74 @@
+"""Statement helpers for the hot paths: a Core statement prepared once per dialect, run in the
+session's transaction without the ORM, and a row inserted that way held as a loaded ORM object.
+Every caller that writes rows in bulk goes through these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
+
+from app.extensions import db
+
+
+def dialect_insert(dialect_name: str) -> Callable[[Any], Any]:
+    """The `insert()` with ON CONFLICT clauses of a dialect (SQLite's and PostgreSQL's share
+    `on_conflict_do_nothing` / `on_conflict_do_update`). Both modules are imported with this
+    one, at boot, rather than on a process's first request."""
+    return sqlite.insert if dialect_name == "sqlite" else postgresql.insert
+
+
+def conflict_insert(model: Any) -> Any:
+    """`INSERT` for `model` with this database's ON CONFLICT clauses."""
+    return dialect_insert(db.engine.dialect.name)(model)
+
+
+class Prepared:
+    """A Core statement built once (per SQL dialect: their ON CONFLICT clauses differ) and run
+    with parameters: compiled once per process instead of on every call (building a statement
+    and its cache key costs about as much as running it)."""
+
+    def __init__(self, build: Callable[[Any], Any]) -> None:
+        """`build(insert)` returns the statement; `insert` is the dialect's `insert()`."""
+        self._build = build
+        self._built: dict[str, Any] = {}
+
+    def on(self, dialect: Any) -> Any:
+        stmt = self._built.get(dialect.name)
+        if stmt is None:
+            stmt = self._built[dialect.name] = self._build(dialect_insert(dialect.name))
+        return stmt
+
+
+def core_execute(stmt: Any, params: Any = None) -> Any:
+    """Run a Core statement in the session's transaction without the ORM's execution layer
+    (no autoflush, no ORM compile step), for the hot paths. Only for statements whose results
+    need no ORM objects and that need not see the session's unflushed changes."""
+    connection = db.session.connection()
+    if isinstance(stmt, Prepared):
+        stmt = stmt.on(connection.dialect)
+    return connection.execute(stmt, params)
+
+
+Model = TypeVar("Model")
+_EMPTY_ROWS: dict[type, dict[str, None]] = {}
+
+
+def add_as_loaded(model: type[Model], row: dict[str, Any]) -> Model:
+    """For a row just inserted with Core: its ORM object, held by the session as if it had
+    been loaded (every column set, those `row` leaves out None, so none reloads on access; a
+    change to it is flushed as an UPDATE, never a second INSERT)."""
+    obj = model(**full_row(model, row))
+    make_transient_to_detached(obj)
+    db.session.add(obj)
+    return obj
+
+
+def full_row(model: type, row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every column of `model` it leaves out set to None (as a new row reads back)."""
+    empty = _EMPTY_ROWS.get(model)
+    if empty is None:
+        empty = _EMPTY_ROWS[model] = dict.fromkeys(c.key for c in model.__table__.columns)  # type: ignore[attr-defined]
+    return {**empty, **row}

@@ -1,0 +1,1 @@
+"""Logs, metrics and errors: what a process tells its operators."""
