@@ -1,7 +1,8 @@
 """The scheduler process: `python -m workers.scheduler`.
 
-APScheduler fires each schedule of app/services/scheduler.py on its interval; the service
-claims the tick in the database first, so a second scheduler started by mistake is harmless.
+`schedules` is the table of periodic work. APScheduler fires each schedule on its interval;
+app/services/scheduler.py claims the tick in the database first, so a second scheduler started
+by mistake is harmless.
 """
 
 from __future__ import annotations
@@ -17,9 +18,33 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
-from app.services.scheduler import fire, schedules
+from app.services import scheduler as ticks
+from app.services.scheduler import Schedule, fire
 
 log = logging.getLogger("opsdeck.scheduler")
+
+
+def schedules(app: Flask) -> list[Schedule]:
+    """Every periodic trigger; families add theirs here."""
+    from app.services import retention, stats
+    from app.services.email import batches
+    from app.services.jobs import maintenance
+    from app.services.provisioning import payments, routers, subscriptions
+    from app.services.scans import signatures
+    from app.services.webhooks import delivery
+
+    return [
+        Schedule("webhooks.settle", 60, run=delivery.settle_orphans),
+        Schedule("retention.check", 60, run=retention.due_daily),
+        Schedule("email.kick", app.config["EMAIL_DELAY"], run=batches.kick_if_due),
+        Schedule("outbox.relay", app.config["OUTBOX_RELAY_INTERVAL"], run=maintenance.relay_tick),
+        Schedule("scheduler.prune_ticks", 3600, run=ticks.prune_ticks),
+        Schedule("stats.rollup", 60, run=stats.rollup),
+        Schedule("scans.signatures", app.config["SCAN_SIGNATURE_CHECK_SECONDS"], run=signatures.check),
+        Schedule("provisioning.expiry", app.config["EXPIRY_CHECK_SECONDS"], run=subscriptions.expire_due),
+        Schedule("routers.check", app.config["ROUTER_CHECK_SECONDS"], run=routers.queue_checks),
+        Schedule("payments.match", 60, run=payments.match_unmatched),
+    ]
 
 
 def build(app: Flask) -> BlockingScheduler:

@@ -1,4 +1,5 @@
-"""Periodic schedules and their ticks.
+"""Periodic schedules and their ticks (the table of schedules is the scheduler process's:
+workers/scheduler.py).
 
 Every firing first claims its tick in the database, so a restart or a second scheduler never
 runs a tick twice. Most schedules submit a job through the ledger; the outbox relay runs
@@ -38,29 +39,6 @@ class Schedule:
     run: Callable[[], Any] | None = None
     job_type: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
-
-
-def schedules(app: Flask) -> list[Schedule]:
-    """Every periodic trigger; families add theirs here."""
-    from app.services import retention, stats
-    from app.services.email import batches
-    from app.services.jobs import maintenance
-    from app.services.provisioning import payments, routers, subscriptions
-    from app.services.scans import signatures
-    from app.services.webhooks import delivery
-
-    return [
-        Schedule("webhooks.settle", 60, run=delivery.settle_orphans),
-        Schedule("retention.check", 60, run=retention.due_daily),
-        Schedule("email.kick", app.config["EMAIL_DELAY"], run=batches.kick_if_due),
-        Schedule("outbox.relay", app.config["OUTBOX_RELAY_INTERVAL"], run=maintenance.relay_tick),
-        Schedule("scheduler.prune_ticks", 3600, run=prune_ticks),
-        Schedule("stats.rollup", 60, run=stats.rollup),
-        Schedule("scans.signatures", app.config["SCAN_SIGNATURE_CHECK_SECONDS"], run=signatures.check),
-        Schedule("provisioning.expiry", app.config["EXPIRY_CHECK_SECONDS"], run=subscriptions.expire_due),
-        Schedule("routers.check", app.config["ROUTER_CHECK_SECONDS"], run=routers.queue_checks),
-        Schedule("payments.match", 60, run=payments.match_unmatched),
-    ]
 
 
 def tick_time(every_seconds: float, now: float) -> datetime:
