@@ -107,10 +107,13 @@ def test_a_batch_counts_its_items_against_the_rate_limit(api, app_config):
     refused = api.post("/api/v1/jobs/batch", {"jobs": [job(n) for n in range(3, 6)]}, timestamp=ts)
     assert refused.status_code == 429 and "Retry-After" in refused.headers
     assert db.session.query(Job).count() == 3
+    assert api.post("/api/v1/jobs", job(9)).status_code == 202  # the refused batch counted nothing
     for key in queue.redis.scan_iter("opsdeck:rl:*"):  # the next minute
         queue.redis.delete(key)
     later = api.post("/api/v1/jobs/batch", {"jobs": [job(n) for n in range(3, 6)]}, timestamp=ts)
     assert later.status_code == 202 and "Idempotent-Replayed" not in later.headers  # a 429 is not kept
+    too_big = api.post("/api/v1/jobs/batch", {"jobs": [job(n) for n in range(6)]})
+    assert too_big.status_code == 422 and "rate limit" in too_big.get_json()["errors"]["jobs"][0]
 
 
 def test_a_batch_is_accepted_while_redis_is_down_and_published_when_it_is_back(app, api, private_redis):
@@ -152,3 +155,40 @@ def test_an_invalid_event_refuses_its_batch(api, receiver):
     response = api.post("/api/v1/events/batch", {"events": [{"type": "a.b", "payload": 1}, {"type": "", "payload": 2}]})
     assert response.status_code == 422 and set(response.get_json()["errors"]["events"]) == {"1"}
     assert db.session.query(Event).count() == 0 and db.session.query(WebhookDelivery).count() == 0
+
+
+def test_a_full_batch_sent_again_is_answered_from_its_jobs(api):
+    """A platform resubmits a whole list after a failure: every item is found by its key."""
+    items = [job(n, idempotency_key=f"order-{n}") for n in range(1000)]
+    first = api.post("/api/v1/jobs/batch", {"jobs": items}).get_json()["data"]
+    again = api.post("/api/v1/jobs/batch", {"jobs": items})
+    assert again.status_code == 202 and "Idempotent-Replayed" not in again.headers  # a new request
+    assert [d["id"] for d in again.get_json()["data"]] == [d["id"] for d in first]
+    assert all(d["replayed"] for d in again.get_json()["data"])
+    assert db.session.query(Job).count() == 1000
+
+
+def test_overlapping_batches_at_once_make_each_job_once(app, api):
+    """Batches sharing keys in opposite orders, at once: each key one job, every answer the
+    same job for a key. (The keys go in sorted so that two such inserts cannot deadlock on
+    PostgreSQL; this test does not make them interleave finely enough to prove that.)"""
+    import threading
+
+    keys = [f"k{n:03}" for n in range(300)]
+    answers: dict[int, object] = {}
+
+    def send(n: int) -> None:
+        order = keys if n % 2 == 0 else keys[::-1]
+        with app.app_context():
+            answers[n] = api.post("/api/v1/jobs/batch", {"jobs": [job(n, idempotency_key=k) for k in order]})
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [answers[n].status_code for n in range(4)] == [202] * 4
+    by_key = [{d["idempotency_key"]: d["id"] for d in answers[n].get_json()["data"]} for n in range(4)]
+    assert all(ids == by_key[0] for ids in by_key)
+    db.session.expire_all()
+    assert db.session.query(Job).count() == 300

@@ -70,7 +70,7 @@ def test_a_plain_write_sent_again_is_done_once(api):
     assert again.get_json() == first.get_json()
 
 
-def test_a_repeat_in_flight_waits_for_the_first_and_gets_its_answer(app, api, monkeypatch):
+def test_a_repeat_in_flight_is_answered_by_whichever_commits_first(app, api, monkeypatch):
     """The first sending is still running when the repeat arrives: whichever commits first is
     the answer; the other writes nothing and answers as it did, marked replayed."""
     entered, release = threading.Event(), threading.Event()

@@ -28,6 +28,9 @@ def items(field: str) -> list[Any]:
         raise validation_failed({field: [f"Send a list of 1 to {most} items."]})
     if not 1 <= len(value) <= most:
         raise validation_failed({field: [f"Send 1 to {most} items; this list has {len(value)}."]})
+    per_minute = current_app.config["API_RATE_LIMIT_PER_MINUTE"]
+    if 0 < per_minute < len(value):  # it would be refused in every minute: say so, not 429
+        raise validation_failed({field: [f"Send at most {per_minute} items: the rate limit per minute."]})
     charge(len(value))
     return value
 

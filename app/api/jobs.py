@@ -15,7 +15,7 @@ from app.api.grouped import defer, deferring, grouped_write
 from app.api.openapi import CURSOR, doc
 from app.api.validation import Float
 from app.api.writes import json_body, write
-from app.db.statements import full_row
+from app.db.statements import Written, full_row
 from app.models import Job
 from app.models.jobs import PRIORITIES, JobStatus
 from app.services import jobs
@@ -130,8 +130,7 @@ def create_job() -> Response:
         defer(Job, [row])
         return _answer(job_schema.dump(full_row(Job, row)), 202)
     submitted = jobs.submit_many([row])[0]
-    job = full_row(Job, submitted.job) if isinstance(submitted.job, dict) else submitted.job
-    return _answer(job_schema.dump(job), 200 if submitted.replayed else 202)
+    return _answer(_dump_written(submitted), 200 if submitted.replayed else 202)
 
 
 @bp.post("/jobs/batch")
@@ -141,8 +140,12 @@ def create_jobs() -> Response:
     """Submit 1 to API_BATCH_MAX_ITEMS jobs in one transaction"""
     _, rows = batches.load_each("jobs", job_schema, _row, (jobs.JobInputError,))
     submitted = jobs.submit_many(rows)
-    dumped = [job_schema.dump(full_row(Job, s.job) if isinstance(s.job, dict) else s.job) for s in submitted]
-    return batches.answer(dumped, [s.replayed for s in submitted])
+    return batches.answer([_dump_written(s) for s in submitted], [s.replayed for s in submitted])
+
+
+def _dump_written(written: Written[Job]) -> dict[str, Any]:
+    """A job from `jobs.submit_many`: its row as inserted, or the job that held its key."""
+    return job_schema.dump(full_row(Job, written.value) if isinstance(written.value, dict) else written.value)
 
 
 @bp.get("/jobs")

@@ -43,7 +43,7 @@ DESCRIPTION = (
     "'{timestamp}.{METHOD}.{path with query}.{body}'). A read (GET, HEAD) may be sent any number of times "
     "within the window. A write sent again with the same signature (an automatic retry) is answered as the "
     "first time, refusals included, with `Idempotent-Replayed: true`, and changes nothing a second time; "
-    "while the first is still running, the repeat waits for it. Errors are application/problem+json."
+    "a repeat racing the first is answered by whichever commits first. Errors are application/problem+json."
 )
 #: A URL with parameters can outgrow the web server's request line (gunicorn: 4094 bytes), which
 #: refuses it before the API sees it, in its own format.

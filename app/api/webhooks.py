@@ -182,7 +182,7 @@ def create_events() -> Response:
     accepted = events.create_many(g.tenant_id, rows)
     payloads = {row["id"]: data["payload"] for data, row in zip(loaded, rows, strict=True)}
     dumped = [
-        _dump_event(a.event, a.event.payload if isinstance(a.event, Event) else payloads[a.event["id"]])
+        _dump_event(a.value, a.value.payload if isinstance(a.value, Event) else payloads[a.value["id"]])
         for a in accepted
     ]
     return batches.answer(dumped, [a.replayed for a in accepted])

@@ -4,8 +4,8 @@ work and its idempotency record commit together), the stored response replayed f
 A request's record is keyed by its Idempotency-Key, or by its signature when it has none: a
 client's automatic retry sends the same signed request again within the signature's window,
 and gets the first answer (marked `Idempotent-Replayed: true`), refusals (4xx) included. A
-repeat that arrives while the first is still running waits for the first to commit (the
-record's unique key holds it) and gets its answer.
+repeat that arrives while the first is still running is a twin: both run, the record's unique
+key lets one commit, and the other rolls back and answers as that one did.
 
 A view under `write` must not commit: a request that loses an Idempotency-Key race to a twin
 rolls its work back, and only what is still uncommitted goes."""
@@ -55,16 +55,17 @@ def request_claim() -> idempotency.Claim | None:
     """The request's claim: on its Idempotency-Key (422 for a malformed one), else on its
     signature (None for a request that was not signed, such as a test's)."""
     key = request.headers.get("Idempotency-Key")
-    req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
     if key is not None:
         if not key or len(key) > 255 or key.startswith(idempotency.SIGNATURE_KEY_PREFIX):
             raise ApiProblem(422, "Validation failed", "Idempotency-Key must be 1–255 characters and must not "
                              f"start with {idempotency.SIGNATURE_KEY_PREFIX!r}.", type="validation-failed")  # fmt: skip
+        req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
         return idempotency.Claim(g.tenant_id, key, req_hash)
     digest = g.get("signature_digest")
     if digest is None:
         return None
-    return idempotency.signature_claim(g.tenant_id, digest, req_hash, auth.signature_window())
+    # The signature covers the method, the target and the body: it is the request's hash too.
+    return idempotency.signature_claim(g.tenant_id, digest, digest, auth.signature_window())
 
 
 def failed(claim: idempotency.Claim | None, err: Exception) -> Response:

@@ -4,8 +4,9 @@ Every caller that writes rows in bulk goes through these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
@@ -72,3 +73,55 @@ def full_row(model: type, row: dict[str, Any]) -> dict[str, Any]:
     if empty is None:
         empty = _EMPTY_ROWS[model] = dict.fromkeys(c.key for c in model.__table__.columns)  # type: ignore[attr-defined]
     return {**empty, **row}
+
+
+Obj = TypeVar("Obj")
+
+
+@dataclass
+class Written(Generic[Obj]):
+    """One row given to `insert_once`: the row as inserted, or what held its key already
+    (`replayed`)."""
+
+    value: dict[str, Any] | Obj
+    replayed: bool
+
+
+def insert_once(
+    stmt: Prepared, rows: list[dict[str, Any]], key: str, holders: Callable[[str | None, list[str]], Iterable[Obj]]
+) -> tuple[list[Written[Obj]], list[dict[str, Any]]]:
+    """Insert, in the current transaction, each row whose `key` column (unique per
+    `tenant_id`; None: no key) no earlier row of `rows` has, with `stmt` (an INSERT … ON
+    CONFLICT DO NOTHING RETURNING id). A row whose key a committed row holds, or an earlier row
+    of the call took, is not inserted: its answer is that row, replayed (`holders(tenant, keys)`
+    reads the committed ones). Keys go in sorted, so two calls inserting the same keys take
+    their locks in one order. Returns the answers, in the rows' order, and the rows inserted."""
+    first: dict[tuple[str | None, str], int] = {}
+    fresh = []
+    for n, row in enumerate(rows):
+        if row[key] is not None:
+            if (row["tenant_id"], row[key]) in first:
+                continue
+            first[(row["tenant_id"], row[key])] = n
+        fresh.append(row)
+    fresh.sort(key=lambda row: (row[key] is None, row["tenant_id"] or "", row[key] or ""))
+    inserted = {r.id for r in core_execute(stmt, fresh)} if fresh else set()
+    held = {k for k, n in first.items() if rows[n]["id"] not in inserted}
+    by_tenant: dict[str | None, list[str]] = {}
+    for tenant, value in held:
+        by_tenant.setdefault(tenant, []).append(value)
+    found: dict[tuple[str | None, str], Obj] = {}
+    for tenant, values in by_tenant.items():
+        found.update(((tenant, getattr(obj, key)), obj) for obj in holders(tenant, values))
+    answers: list[Written[Obj]] = []
+    for row in rows:
+        k = (row["tenant_id"], row[key])
+        if row[key] is None:
+            answers.append(Written(row, False))
+        elif k in held:
+            answers.append(Written(found[k], True))
+        elif rows[first[k]] is row:
+            answers.append(Written(row, False))
+        else:  # a later row with an earlier row's key, in this call
+            answers.append(Written(rows[first[k]], True))
+    return answers, [row for row in fresh if row["id"] in inserted]

@@ -18,10 +18,15 @@ class Decision:
     retry_after: int
 
 
-#: Count a hit in a window: KEYS[1] the window's counter; ARGV[1] its expiry (s), set by the
-#: window's first hit. One command (a MULTI of INCR and EXPIRE was four).
+#: Count hits in a window unless they would pass the limit: KEYS[1] the window's counter; ARGV
+#: its expiry (s, set by the window's first hit), the hits, the limit. Returns the count with
+#: these hits (past the limit: refused, not counted).
 _HIT = """
-local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+local count = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[2])
+if count > tonumber(ARGV[3]) then
+    return count
+end
+redis.call('INCRBY', KEYS[1], ARGV[2])
 if count == tonumber(ARGV[2]) then
     redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
@@ -30,15 +35,16 @@ return count
 
 
 def hit(name: str, limit: int, window_seconds: int = 60, *, cost: int = 1) -> Decision:
-    """Count `cost` hits on `name` in the current window. Fails open when Redis is unreachable
-    (the API must keep accepting work into the outbox while Redis is down)."""
+    """Count `cost` hits on `name` in the current window, unless that would pass `limit` (then
+    refused, and nothing counted). Fails open when Redis is unreachable (the API must keep
+    accepting work into the outbox while Redis is down)."""
     if limit <= 0:
         return Decision(True, 0, 0)
     now = time.time()
     window = int(now // window_seconds)
     key = f"opsdeck:rl:{name}:{window}"
     try:
-        count = int(queue.broker.script(_HIT)(keys=[key], args=[window_seconds + 1, cost]))
+        count = int(queue.broker.script(_HIT)(keys=[key], args=[window_seconds + 1, cost, limit]))
     except Exception as err:
         log.debug("rate limit check skipped, redis unavailable: %s", err)
         return Decision(True, limit, 0)

@@ -7,7 +7,7 @@ finish, retry, recover) are in services/ledger.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, Unpack
@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from app import jobtypes
-from app.db.statements import Prepared, add_as_loaded, core_execute
+from app.db.statements import Prepared, Written, add_as_loaded, core_execute, insert_once
 from app.extensions import db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
@@ -122,52 +122,19 @@ def submit_rows(rows: list[dict[str, Any]]) -> None:
 _INSERT = insert(Job)
 
 
-@dataclass
-class Submitted:
-    """One row given to `submit_many`: the job's row as inserted, or the job that held its
-    idempotency key already (`replayed`)."""
-
-    job: dict[str, Any] | Job
-    replayed: bool
-
-
-def submit_many(rows: list[dict[str, Any]]) -> list[Submitted]:
+def submit_many(rows: list[dict[str, Any]]) -> list[Written[Job]]:
     """Add rows from `new_row` to the current transaction in one INSERT, published after
     commit. A row whose idempotency key a job of its tenant holds (committed before, or an
     earlier row of the same call) is not inserted: its answer is that job, replayed. Answers
     are in the rows' order."""
-    first: dict[tuple[str | None, str], int] = {}
-    fresh: list[dict[str, Any]] = []
-    for n, row in enumerate(rows):
-        key = row["idempotency_key"]
-        if key is not None and (row["tenant_id"], key) in first:
-            continue
-        if key is not None:
-            first[(row["tenant_id"], key)] = n
-        fresh.append(row)
-    inserted = {r.id for r in core_execute(_INSERT_NEW, fresh)} if fresh else set()
-    for row in fresh:
-        if row["id"] in inserted:
-            outbox.publish_row_after_commit(db.session, row)
-    held = {key: n for key, n in first.items() if rows[n]["id"] not in inserted}
-    existing: dict[tuple[str | None, str], Job] = {}
-    if held:
-        found = db.session.scalars(
-            select(Job).where(or_(*(and_(Job.tenant_id == tenant, Job.idempotency_key == key) for tenant, key in held)))
-        )
-        existing = {(job.tenant_id, job.idempotency_key or ""): job for job in found}
-    answers = []
-    for row in rows:
-        key = (row["tenant_id"], row["idempotency_key"])
-        if row["idempotency_key"] is None:
-            answers.append(Submitted(row, False))
-        elif key in held:
-            answers.append(Submitted(existing[key], True))
-        elif rows[first[key]] is row:
-            answers.append(Submitted(row, False))
-        else:  # a second row with an earlier row's key, in this call
-            answers.append(Submitted(rows[first[key]], True))
+    answers, inserted = insert_once(_INSERT_NEW, rows, "idempotency_key", _holding_keys)
+    for row in inserted:
+        outbox.publish_row_after_commit(db.session, row)
     return answers
+
+
+def _holding_keys(tenant_id: str | None, keys: list[str]) -> Iterable[Job]:
+    return db.session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key.in_(keys)))
 
 
 #: Returns the id of each row inserted; nothing for one whose idempotency key a job holds.

@@ -4,7 +4,7 @@ the caller's transaction, so an accepted event is never half fanned out."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db.postgres import single_statement
-from app.db.statements import Prepared, add_as_loaded, core_execute
+from app.db.statements import Prepared, Written, add_as_loaded, core_execute, insert_once
 from app.extensions import db
 from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
@@ -127,59 +127,28 @@ def fan_out(event: Event) -> int:
     return len(rows)
 
 
-@dataclass
-class Accepted:
-    """One event given to `create_many`: its row as inserted, or the event that held its
-    client id already (`replayed`)."""
-
-    event: dict[str, Any] | Event
-    replayed: bool
-
-
-def create_many(tenant_id: str, rows: list[dict[str, Any]]) -> list[Accepted]:
+def create_many(tenant_id: str, rows: list[dict[str, Any]]) -> list[Written[Event]]:
     """Record the tenant's events (rows from `new_row`) in one INSERT and fan each new one out
     (caller's transaction): the deliveries' jobs in one INSERT, the deliveries in another. An
     event whose client id the tenant used already (before, or for an earlier row of this call)
     is not inserted nor fanned out: its answer is the first event, replayed. Answers are in the
     rows' order."""
-    first: dict[str, int] = {}
-    fresh = []
-    for n, row in enumerate(rows):
-        client_id = row["client_id"]
-        if client_id is not None and client_id in first:
-            continue
-        if client_id is not None:
-            first[client_id] = n
-        fresh.append(row)
-    inserted = {r.id for r in core_execute(_INSERT_NEW_EVENT, fresh)}
-    held = {client_id for client_id, n in first.items() if rows[n]["id"] not in inserted}
-    existing: dict[str, Event] = {}
-    if held:
-        found = db.session.scalars(select(Event).where(Event.tenant_id == tenant_id, Event.client_id.in_(held)))
-        existing = {event.client_id or "": event for event in found}
+    answers, inserted = insert_once(_INSERT_NEW_EVENT, rows, "client_id", _holding_client_ids)
     subscriptions = _subscriptions(tenant_id)
     job_rows, delivery_rows = [], []
-    for row in fresh:
-        if row["id"] in inserted:
-            endpoint_ids = [id_ for id_, types in subscriptions if types is None or row["type"] in types]
-            more_jobs, more_deliveries = fan_out_rows(row["id"], tenant_id, row["created_at"], endpoint_ids)
-            job_rows += more_jobs
-            delivery_rows += more_deliveries
+    for row in inserted:
+        endpoint_ids = [id_ for id_, types in subscriptions if types is None or row["type"] in types]
+        more_jobs, more_deliveries = fan_out_rows(row["id"], tenant_id, row["created_at"], endpoint_ids)
+        job_rows += more_jobs
+        delivery_rows += more_deliveries
     if delivery_rows:
         jobs.submit_rows(job_rows)
         core_execute(_INSERT_DELIVERY, delivery_rows)
-    answers = []
-    for row in rows:
-        client_id = row["client_id"]
-        if client_id is None:
-            answers.append(Accepted(row, False))
-        elif client_id in held:
-            answers.append(Accepted(existing[client_id], True))
-        elif rows[first[client_id]] is row:
-            answers.append(Accepted(row, False))
-        else:  # a second row with an earlier row's client id, in this call
-            answers.append(Accepted(rows[first[client_id]], True))
     return answers
+
+
+def _holding_client_ids(tenant_id: str | None, client_ids: list[str]) -> Iterable[Event]:
+    return db.session.scalars(select(Event).where(Event.tenant_id == tenant_id, Event.client_id.in_(client_ids)))
 
 
 def new_rows(tenant_id: str, event_type: str, data: Any) -> dict[type, list[dict[str, Any]]]:
