@@ -1,11 +1,18 @@
-"""Settings, read from the environment (and `.env`) when a Config is created, never at import.
+"""Settings: one table (`SETTINGS`: the variable, how its text is read, its default, what it
+means), read from the environment (and `.env`) when a Config is created, never at import.
 
-Every setting has one documented safe default; the README lists them all.
+Every value is checked when the process starts: a value Opsdeck cannot use stops it with an
+error that names the variable, instead of being taken silently or failing later. The
+configuration table in the README is generated from this one (`python -m app.config`), and a
+test holds them equal.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +24,211 @@ ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ("system", "email", "webhooks", "scans", "retention", "provisioning")
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class ConfigError(ValueError):
+    """A setting whose value Opsdeck cannot use; the message names the variable."""
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
+# -- how a variable's text is read (each raises ValueError saying what it expects) ----------
+def text(raw: str) -> str:
+    return raw
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
+def integer(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+def number(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError("expected a number") from None
 
 
-def _list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in _env(name, default).split(",") if item.strip()]
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError("expected 1 or 0 (or true/false, yes/no, on/off)")
+    return value in _TRUE
+
+
+def words(raw: str) -> list[str]:
+    """Comma-separated items."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def seconds_list(raw: str) -> list[int]:
+    """Comma-separated whole seconds, each 0 or more."""
+    items = words(raw)
+    if not all(re.fullmatch(r"\d+", item) for item in items):
+        raise ValueError("expected comma-separated whole seconds, such as 5,60,300")
+    return [int(item) for item in items]
+
+
+def extensions(raw: str) -> list[str]:
+    return [item.lower().lstrip(".") for item in words(raw)]
+
+
+def base_url(raw: str) -> str:
+    if not re.match(r"https?://[^/]", raw.strip()):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.strip().rstrip("/")
+
+
+def hh_mm(raw: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw.strip()):
+        raise ValueError("expected a time of day as HH:MM (24-hour, UTC), such as 02:00")
+    return raw.strip()
+
+
+def choice(*options: str, upper: bool = False) -> Callable[[str], str]:
+    def read(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+
+    read.__name__ = f"one of {'|'.join(options)}"
+    return read
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: `parse` reads its text, `default` (a value, or a function of
+    the var directory for paths under it) stands when it is unset or empty."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    #: The default as the docs show it (when its value would not read well).
+    shown: str | None = None
+    #: Who reads it: Opsdeck's Config, or (documented here all the same) another program.
+    read_by: str = "config"
+
+    def read(self, var: Path) -> Any:
+        raw = os.environ.get(self.name, "")
+        if raw.strip() == "":
+            return self.default(var) if callable(self.default) else self.default
+        try:
+            return self.parse(raw)
+        except ValueError as err:
+            raise ConfigError(f"{self.name}={raw!r}: {err}") from None
+
+    def shown_default(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        value = self.default
+        if value in ("", []):
+            return "empty"
+        if isinstance(value, bool):
+            return f"`{int(value)}`"
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        return f"`{value}`"
+
+
+# fmt: off
+#: Every setting, in the order the docs list them.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", text, lambda var: f"sqlite:///{var / 'opsdeck.db'}", "SQLAlchemy URL; PostgreSQL in production (`postgresql://user@host/db`, psycopg 3); connecting gives up after 10 s unless the URL sets `connect_timeout`", shown="`sqlite:///var/opsdeck.db`"),
+    Setting("DATABASE_PING_AFTER_SECONDS", number, 1.0, 'PostgreSQL: a pooled connection idle longer than this is pinged before use, and replaced if dead (`0`: at every checkout)'),
+    Setting("DATABASE_WARM_CONNECTIONS", integer, 4, "Database connections each web and worker process opens as it boots, before its first request or message (at most the pool's size; `0`: none). On PostgreSQL they count against `max_connections`: `supervisor/opsdeck.conf` runs 11 such processes, 44 connections at the default"),
+    Setting("REDIS_URL", text, "redis://127.0.0.1:6379/0", "Dramatiq broker, rate limits, locks, the live feed's message queue"),
+    Setting("SECRET_KEY", text, "", "Flask session signing", shown="— (required in production)"),
+    Setting("OPSDECK_ENCRYPTION_KEYS", words, [], "comma-separated Fernet keys; the first encrypts, all decrypt (rotate by prepending a new key)", shown="— (required in production)"),
+    Setting("PORT", integer, 5000, "port of `python wsgi.py` and the dev stack's web process"),
+    Setting("WEB_CONCURRENCY", integer, 2, "gunicorn worker processes of the web program (`supervisor/gunicorn.conf.py`)", read_by="gunicorn"),
+    Setting("WEB_THREADS", integer, 32, "threads per web process (each open live-feed WebSocket holds one)", read_by="gunicorn"),
+    Setting("OPSDECK_ENV", text, "production", "`development` relaxes the secrets check (set by `make run`'s `.env`)"),
+    Setting("OPSDECK_VAR_DIR", text, lambda var: str(var), "where the embedded SQLite file and dev data live", shown="`var/`"),
+    Setting("OPSDECK_DISABLED_FAMILIES", words, [], 'comma-separated families switched off (`email,webhooks,…`): their job types are refused with 422'),
+    Setting("API_SIGNATURE_TOLERANCE", integer, 300, 'seconds a request timestamp may differ from the server clock'),
+    Setting("API_KEY_ROTATION_GRACE_HOURS", number, 24, 'after `flask tenants rotate-key`, older keys keep working this long (0: revoked at once)'),
+    Setting("API_RATE_LIMIT_PER_MINUTE", integer, 6000, 'per-tenant API requests (a bulk call: its items) per minute (0 disables)'),
+    Setting("MAX_CONTENT_LENGTH", integer, 1024 * 1024, 'largest request body in bytes (413 above)'),
+    Setting("IDEMPOTENCY_TTL_HOURS", integer, 48, 'how long Idempotency-Key responses are kept'),
+    Setting("API_BATCH_MAX_ITEMS", integer, 1000, 'most items in one bulk call (`/jobs/batch`, `/events/batch`)'),
+    Setting("API_BATCH_MAX_BYTES", integer, 5 * 1024 * 1024, 'largest body of a bulk call (413 above)'),
+    Setting("JOB_LEASE_SECONDS", integer, 30, "a running job's lease; a lost worker's jobs are re-queued after it expires"),
+    Setting("OUTBOX_RELAY_INTERVAL", number, 2.0, 'seconds between relay passes (publish pending, recover lost jobs)'),
+    Setting("OUTBOX_GRACE_SECONDS", number, 5.0, 'age before the relay re-publishes a pending job (the submitter publishes first)'),
+    Setting("OUTBOX_MAX_BROKER_DELAY", integer, 60, 'longest delay handed to Redis; longer delays wait in the ledger'),
+    Setting("OUTBOX_BATCH_SIZE", integer, 500, 'jobs per relay pass'),
+    Setting("JOB_MAX_ATTEMPTS_LIMIT", integer, 25, 'the largest `max_attempts` a request may ask for'),
+    Setting("WORKER_TIME_LIMIT_SECONDS", integer, 600, 'default actor time limit (actors may set a shorter `time_limit`)'),
+    Setting("SMTP_HOST", text, "127.0.0.1", "the relay (the dev stack's sink by default)"),
+    Setting("SMTP_PORT", integer, 1025, 'its port'),
+    Setting("SMTP_USERNAME", text, "", 'login, when a username is set'),
+    Setting("SMTP_PASSWORD", text, "", 'login, when a username is set'),
+    Setting("SMTP_SECURITY", choice("none", "starttls", "ssl"), "none", "`none`, `starttls` or `ssl` (any other value refuses to start: credentials never go out without TLS by mistake)"),
+    Setting("SMTP_TIMEOUT", number, 30.0, 'seconds for each SMTP command'),
+    Setting("SMTP_CA_FILE", text, "", "CA bundle for the relay's certificate (starttls/ssl; empty: the system's CAs; certificates are always verified)"),
+    Setting("EMAIL_FROM", text, "Opsdeck <opsdeck@localhost>", 'sender; its domain names the Message-IDs'),
+    Setting("EMAIL_BATCH_SIZE", integer, 100, 'most mails per batch (one SMTP connection)'),
+    Setting("EMAIL_DELAY", number, 1.0, "seconds between batches, and between the scheduler's checks for due mail"),
+    Setting("EMAIL_RATE_PER_MINUTE", integer, 100, 'mails per minute to the relay, across all worker processes (0: no limit)'),
+    Setting("EMAIL_DIGEST_WINDOW", integer, 600, 'seconds mails with one (tenant, recipient, digest_key) are gathered'),
+    Setting("EMAIL_RETRY_SCHEDULE", seconds_list, [60, 300, 1800, 7200, 21600], "seconds before each retry of a temporary failure; attempts = entries + 1"),
+    Setting("EMAIL_LEASE_SECONDS", integer, 120, 'how long a claimed mail is held by its batch before another may take it'),
+    Setting("OPSDECK_PUBLIC_URL", base_url, "http://localhost:5000", "where Opsdeck is reachable (unsubscribe links)"),
+    Setting("WEBHOOK_RETRY_SCHEDULE", seconds_list, [5, 300, 1800, 7200, 18000, 36000, 36000], "seconds before each retry of a failed delivery (±20% jitter); attempts = entries + 1"),
+    Setting("WEBHOOK_TIMEOUT", number, 15.0, 'seconds for a whole delivery attempt'),
+    Setting("WEBHOOK_CONNECT_TIMEOUT", number, 5.0, 'seconds to connect, within `WEBHOOK_TIMEOUT`'),
+    Setting("WEBHOOK_ALLOWED_NETWORKS", words, [], 'comma-separated CIDRs endpoints may resolve to although not public (development, tests)'),
+    Setting("WEBHOOK_ROTATION_GRACE", integer, 24 * 3600, "seconds an endpoint's previous secret keeps signing after a rotation"),
+    Setting("WEBHOOK_DISABLE_AFTER", integer, 5 * 86400, 'seconds (5 days) an endpoint may fail without a success before it is disabled'),
+    Setting("WEBHOOK_RETRY_AFTER_MAX", integer, 3600, 'longest `Retry-After` honoured, in seconds'),
+    Setting("WEBHOOK_MAX_PAYLOAD_BYTES", integer, 256 * 1024, 'largest event payload (JSON bytes); 413 above'),
+    Setting("CLAMD_URL", text, lambda var: f"unix://{var / 'clamav' / 'clamd.sock'}", "clamd's socket: `unix:///path/clamd.sock` or `tcp://host:3310`", shown="`unix://var/clamav/clamd.sock`"),
+    Setting("CLAMD_TIMEOUT", number, 60.0, 'seconds for connecting to clamd and for each read or write of a scan'),
+    Setting("CLAMD_FDPASS", boolean, True, 'on a unix socket, hand clamd the open file (`FILDES`) instead of streaming it (`INSTREAM`); `0` streams (needed only when something between Opsdeck and clamd forwards bytes but not descriptors, or a security module on clamd refuses passed descriptors: that shows as a protocol error, retried and ending in `error`, never `clean`)'),
+    Setting("SCAN_MAX_BYTES", integer, 25 * 1024 * 1024, "largest upload (25 MiB); 413 above. Keep it at or below clamd's `MaxFileSize` and `MaxScanSize` (and `StreamMaxLength` when streaming), with `AlertExceedsMax yes`"),
+    Setting("SCAN_ALLOWED_EXTENSIONS", extensions, ["pdf", "png", "jpg", "jpeg", "gif", "webp", "txt", "csv", "docx", "xlsx", "odt", "zip"], "extensions accepted (each checked against the content libmagic detects)"),
+    Setting("SCAN_STORAGE_DIR", text, lambda var: str(var / "files"), "where kept files live (never served directly)", shown="`var/files`"),
+    Setting("SCAN_QUARANTINE_DIR", text, lambda var: str(var / "quarantine"), "where infected files are moved", shown="`var/quarantine`"),
+    Setting("SCAN_RETRY_SCHEDULE", seconds_list, [10, 60, 300, 1800], "seconds before each retry when clamd gives no verdict; attempts = entries + 1, then `error`"),
+    Setting("SCAN_RESCAN_DAYS", integer, 30, "clean files with a verdict younger than this are rescanned when clamd's signatures change"),
+    Setting("SCAN_SIGNATURE_CHECK_SECONDS", integer, 300, 'how often the scheduler asks clamd for its signature DB version'),
+    Setting("PROVISION_RETRY_SCHEDULE", seconds_list, [5, 15, 30, 60, 120], "seconds before each retry of a failed router call; attempts = entries + 1"),
+    Setting("ROUTER_TIMEOUT", number, 10.0, 'seconds to connect to a router and for each API reply'),
+    Setting("ROUTER_CA_FILE", text, "", "CA bundle for routers' API-SSL certificates (empty: the system's CAs)"),
+    Setting("ROUTER_CHECK_SECONDS", integer, 60, 'between router checks'),
+    Setting("EXPIRY_CHECK_SECONDS", integer, 60, 'between expiry checks'),
+    Setting("MPESA_ALLOWED_NETWORKS", words, [], 'CIDRs the M-Pesa callback is accepted from (empty: anyone holding the token; Safaricom publishes its ranges)'),
+    Setting("TRUSTED_PROXIES", words, [], 'CIDRs of proxies whose `X-Forwarded-For` is believed'),
+    Setting("RETENTION_AT", hh_mm, "02:00", "when the daily retention run starts (HH:MM, UTC)"),
+    Setting("RETENTION_TIME_BUDGET", number, 1800.0, 'seconds one run may take; the rest waits for the next run'),
+    Setting("RETENTION_PAUSE_SECONDS", number, 0.0, 'pause between delete batches'),
+    Setting("SESSION_COOKIE_SECURE", boolean, False, '`1` behind TLS: the admin session cookie is sent over HTTPS only'),
+    Setting("ADMIN_SESSION_HOURS", integer, 12, 'lifetime of an admin session, in hours'),
+    Setting("ADMIN_LOGIN_LIMIT_PER_ACCOUNT", text, "5 per 15 minutes", 'failed logins allowed per account (Flask-Limiter syntax)'),
+    Setting("ADMIN_LOGIN_LIMIT_PER_IP", text, "20 per 15 minutes", 'failed logins allowed per client IP'),
+    Setting("LOG_FORMAT", choice("json", "text"), "json", "`json`: one JSON object per line on stdout; `text`: readable lines (`make run` sets it)"),
+    Setting("LOG_LEVEL", choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True), "INFO", "the root log level of every process"),
+    Setting("SENTRY_DSN", text, "", 'Sentry DSN for errors from the web process, every worker and the scheduler; empty: Sentry is not initialised at all'),
+    Setting("SENTRY_ENVIRONMENT", text, "", "environment of every Sentry event", shown="`OPSDECK_ENV`"),
+    Setting("SENTRY_RELEASE", text, "", "release of every Sentry event (empty: the checked-out commit, read from `.git` when there is one)", shown="the git commit"),
+    Setting("SENTRY_REPORT_RETRIES", boolean, False, '`1`: report every failed attempt of a job to Sentry, not only the one that leaves it dead'),
+    Setting("SENTRY_TRACES_SAMPLE_RATE", number, 0.0, 'share of requests and jobs sent to Sentry as performance traces (0: errors only)'),
+    Setting("PROMETHEUS_MULTIPROC_DIR", text, lambda var: str(var / "metrics"), "where every process writes its Prometheus samples (`GET /metrics` adds them up); empty it when the whole stack starts, never while it runs (see [Metrics](#metrics))", shown="`var/metrics`"),
+    Setting("METRICS_TOKEN", text, "", 'bearer token `GET /metrics` requires (`Authorization: Bearer …`); empty: open'),
+    Setting("OPSDECK_DEV_REDIS_PORT", integer, 6390, "dev stack only: port of its own redis-server", read_by="the dev stack"),
+    Setting("OPSDECK_DEV_ROUTER_PORT", integer, 18728, "dev stack only: port of its demo router (the RouterOS API test server)", read_by="the dev stack"),
+    Setting("TEST_DATABASE_URL", text, "postgresql://postgres@127.0.0.1:5432/test", "tests only: PostgreSQL server for the PostgreSQL half of the suite (skipped, and reported as skipped, when unreachable)", read_by="the tests"),
+    Setting("dramatiq_queue_prefetch", integer, 0, "Dramatiq's own: messages a worker prefetches per queue", shown="threads × 2", read_by="Dramatiq"),
+
+)
+# fmt: on
+#: Settings by name.
+BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
 def load_dotenv_file() -> None:
@@ -52,185 +241,33 @@ def load_dotenv_file() -> None:
 
 
 class Config:
-    """Production-safe settings from the environment."""
+    """Production-safe settings from the environment (raises ConfigError for a bad value)."""
 
     def __init__(self) -> None:
         load_dotenv_file()
-        var = Path(_env("OPSDECK_VAR_DIR", str(ROOT / "var")))
+        var = Path(BY_NAME["OPSDECK_VAR_DIR"].read(ROOT / "var"))
+        for setting in SETTINGS:
+            if setting.read_by == "config":
+                setattr(self, setting.name, setting.read(var))
         self.VAR_DIR = str(var)
-        #: SQLAlchemy URL; the embedded default is a SQLite file under var/.
-        self.SQLALCHEMY_DATABASE_URI = _normalise_db_url(_env("DATABASE_URL", f"sqlite:///{var / 'opsdeck.db'}"))
+        self.SQLALCHEMY_DATABASE_URI = _normalise_db_url(self.DATABASE_URL)
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = _engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
-        #: PostgreSQL: a pooled connection idle longer than this is pinged before use (0: always).
-        self.DATABASE_PING_AFTER_SECONDS = _float("DATABASE_PING_AFTER_SECONDS", 1.0)
-        #: Database connections each web and worker process opens as it boots (app/db/warmup.py).
-        self.DATABASE_WARM_CONNECTIONS = _int("DATABASE_WARM_CONNECTIONS", 4)
-        #: Redis for the Dramatiq broker, rate limits and the live feed.
-        self.REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
-        #: Flask session signing key. Empty means: refuse to start outside debug/testing.
-        self.SECRET_KEY = _env("SECRET_KEY", "")
-        #: Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
-        self.OPSDECK_ENCRYPTION_KEYS = _list("OPSDECK_ENCRYPTION_KEYS")
-        self.PORT = _int("PORT", 5000)
-        self.OPSDECK_ENV = _env("OPSDECK_ENV", "production")
-        #: Families switched off (their job types are refused with 422).
-        self.OPSDECK_DISABLED_FAMILIES = _list("OPSDECK_DISABLED_FAMILIES")
-
-        # Admin pages
-        #: Send the session cookie over HTTPS only (set in production behind TLS).
-        self.SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.PERMANENT_SESSION_LIFETIME = _int("ADMIN_SESSION_HOURS", 12) * 3600
-        #: Failed admin logins allowed per account and per client IP (Flask-Limiter syntax).
-        self.ADMIN_LOGIN_LIMIT_PER_ACCOUNT = _env("ADMIN_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
-        self.ADMIN_LOGIN_LIMIT_PER_IP = _env("ADMIN_LOGIN_LIMIT_PER_IP", "20 per 15 minutes")
+        self.PERMANENT_SESSION_LIFETIME = self.ADMIN_SESSION_HOURS * 3600
         self.RATELIMIT_SWALLOW_ERRORS = True  # Redis down: do not lock operators out
         self.RATELIMIT_KEY_PREFIX = "opsdeck-limiter"
         self.WTF_CSRF_TIME_LIMIT = None  # tied to the session instead
-
-        # Signed API
-        self.API_SIGNATURE_TOLERANCE = _int("API_SIGNATURE_TOLERANCE", 300)
-        #: After `tenants rotate-key`, the old key keeps working this long.
-        self.API_KEY_ROTATION_GRACE_HOURS = _float("API_KEY_ROTATION_GRACE_HOURS", 24)
-        self.API_RATE_LIMIT_PER_MINUTE = _int("API_RATE_LIMIT_PER_MINUTE", 6000)
-        #: Largest request body accepted (413 above); upload routes raise their own limit.
-        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
-        self.IDEMPOTENCY_TTL_HOURS = _int("IDEMPOTENCY_TTL_HOURS", 48)
-        #: Bulk calls (POST /jobs/batch, /events/batch): most items, and largest body (413 above).
-        self.API_BATCH_MAX_ITEMS = _int("API_BATCH_MAX_ITEMS", 1000)
-        self.API_BATCH_MAX_BYTES = _int("API_BATCH_MAX_BYTES", 5 * 1024 * 1024)
-
-        # Ledger, outbox and recovery
-        self.JOB_LEASE_SECONDS = _int("JOB_LEASE_SECONDS", 30)
-        self.OUTBOX_RELAY_INTERVAL = _float("OUTBOX_RELAY_INTERVAL", 2.0)
-        self.OUTBOX_GRACE_SECONDS = _float("OUTBOX_GRACE_SECONDS", 5.0)
-        self.OUTBOX_MAX_BROKER_DELAY = _int("OUTBOX_MAX_BROKER_DELAY", 60)
-        self.OUTBOX_BATCH_SIZE = _int("OUTBOX_BATCH_SIZE", 500)
-        self.JOB_MAX_ATTEMPTS_LIMIT = _int("JOB_MAX_ATTEMPTS_LIMIT", 25)
-
-        # Email
-        self.SMTP_HOST = _env("SMTP_HOST", "127.0.0.1")
-        self.SMTP_PORT = _int("SMTP_PORT", 1025)
-        self.SMTP_USERNAME = _env("SMTP_USERNAME", "")
-        self.SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
-        #: none | starttls | ssl
-        self.SMTP_SECURITY = _env("SMTP_SECURITY", "none")
-        self.SMTP_TIMEOUT = _float("SMTP_TIMEOUT", 30.0)
-        #: CA bundle the relay's certificate is checked against (empty: the system's CAs).
-        self.SMTP_CA_FILE = _env("SMTP_CA_FILE", "")
-        self.EMAIL_FROM = _env("EMAIL_FROM", "Opsdeck <opsdeck@localhost>")
-        #: Most mails one flush claims and sends over one SMTP connection.
-        self.EMAIL_BATCH_SIZE = _int("EMAIL_BATCH_SIZE", 100)
-        #: Seconds between batches (and between the scheduler's checks for due mail).
-        self.EMAIL_DELAY = _float("EMAIL_DELAY", 1.0)
-        #: Mails per minute the relay accepts, across every worker process (0: no limit).
-        self.EMAIL_RATE_PER_MINUTE = _int("EMAIL_RATE_PER_MINUTE", 100)
-        #: Seconds mails with the same (tenant, recipient, digest_key) are gathered into one.
-        self.EMAIL_DIGEST_WINDOW = _int("EMAIL_DIGEST_WINDOW", 600)
-        #: Seconds before each retry after a temporary (4xx or connection) failure; attempts = entries + 1.
-        self.EMAIL_RETRY_SCHEDULE = [int(x) for x in _list("EMAIL_RETRY_SCHEDULE", "60,300,1800,7200,21600")]
-        #: Seconds a claimed mail is held by its flush before another may take it.
-        self.EMAIL_LEASE_SECONDS = _int("EMAIL_LEASE_SECONDS", 120)
-        #: Where Opsdeck is reachable from the internet (unsubscribe links).
-        self.OPSDECK_PUBLIC_URL = _env("OPSDECK_PUBLIC_URL", "http://localhost:5000").rstrip("/")
-
-        # Webhooks
-        #: Seconds between attempts after each failure; attempts = entries + 1. ±20% jitter.
-        self.WEBHOOK_RETRY_SCHEDULE = [
-            int(x) for x in _list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
-        ]
-        #: Whole attempt (connect, send, first 4 KiB of the answer), and the connect part of it.
-        self.WEBHOOK_TIMEOUT = _float("WEBHOOK_TIMEOUT", 15.0)
-        self.WEBHOOK_CONNECT_TIMEOUT = _float("WEBHOOK_CONNECT_TIMEOUT", 5.0)
-        #: CIDRs endpoints may resolve to although not public (development, tests). Empty: none.
-        self.WEBHOOK_ALLOWED_NETWORKS = _list("WEBHOOK_ALLOWED_NETWORKS")
-        #: Seconds the previous signing secret still signs after a rotation.
-        self.WEBHOOK_ROTATION_GRACE = _int("WEBHOOK_ROTATION_GRACE", 24 * 3600)
-        #: Seconds an endpoint may fail without a single success before it is disabled.
-        self.WEBHOOK_DISABLE_AFTER = _int("WEBHOOK_DISABLE_AFTER", 5 * 86400)
-        #: Longest Retry-After honoured (seconds); longer answers wait this long.
-        self.WEBHOOK_RETRY_AFTER_MAX = _int("WEBHOOK_RETRY_AFTER_MAX", 3600)
-        #: Largest event payload accepted (413 above).
-        self.WEBHOOK_MAX_PAYLOAD_BYTES = _int("WEBHOOK_MAX_PAYLOAD_BYTES", 256 * 1024)
-
-        # Retention
-        #: When the daily run starts (HH:MM, UTC).
-        self.RETENTION_AT = _env("RETENTION_AT", "02:00")
-        #: Seconds one run may take; what is left waits for the next run.
-        self.RETENTION_TIME_BUDGET = _float("RETENTION_TIME_BUDGET", 1800.0)
-        #: Seconds between batches (gives the database room on busy systems).
-        self.RETENTION_PAUSE_SECONDS = _float("RETENTION_PAUSE_SECONDS", 0.0)
-
-        # Scans
-        #: clamd's socket: unix:///path/to/clamd.sock or tcp://host:3310 (dev: the stack's own clamd).
-        self.CLAMD_URL = _env("CLAMD_URL", f"unix://{var / 'clamav' / 'clamd.sock'}")
-        #: Seconds for connecting to clamd and for each read or write of a scan.
-        self.CLAMD_TIMEOUT = _float("CLAMD_TIMEOUT", 60.0)
-        #: On a unix socket, hand clamd the open file (FILDES) instead of streaming it (INSTREAM).
-        self.CLAMD_FDPASS = _bool("CLAMD_FDPASS", True)
-        #: Largest upload (413 above). Keep it at or below clamd's MaxFileSize and MaxScanSize (and
-        #: StreamMaxLength when streaming), with AlertExceedsMax yes (README: Scanning).
-        self.SCAN_MAX_BYTES = _int("SCAN_MAX_BYTES", 25 * 1024 * 1024)
-        #: Extensions accepted (each must match the content libmagic detects; see README).
-        self.SCAN_ALLOWED_EXTENSIONS = [
-            e.lower().lstrip(".")
-            for e in _list("SCAN_ALLOWED_EXTENSIONS", "pdf,png,jpg,jpeg,gif,webp,txt,csv,docx,xlsx,odt,zip")
-        ]
-        #: Kept files and quarantined files: folders no web server serves.
-        self.SCAN_STORAGE_DIR = _env("SCAN_STORAGE_DIR", str(var / "files"))
-        self.SCAN_QUARANTINE_DIR = _env("SCAN_QUARANTINE_DIR", str(var / "quarantine"))
-        #: Seconds before each retry when clamd gives no verdict; attempts = entries + 1, then `error`.
-        self.SCAN_RETRY_SCHEDULE = [int(x) for x in _list("SCAN_RETRY_SCHEDULE", "10,60,300,1800")]
-        #: Clean files with a verdict younger than this are rescanned when the signatures change.
-        self.SCAN_RESCAN_DAYS = _int("SCAN_RESCAN_DAYS", 30)
-        #: Seconds between the scheduler's checks of clamd's signature DB version.
-        self.SCAN_SIGNATURE_CHECK_SECONDS = _int("SCAN_SIGNATURE_CHECK_SECONDS", 300)
-
-        # Provisioning
-        #: Seconds before each retry of a failed router call; attempts = entries + 1.
-        self.PROVISION_RETRY_SCHEDULE = [int(x) for x in _list("PROVISION_RETRY_SCHEDULE", "5,15,30,60,120")]
-        #: Seconds for connecting to a router and for each API reply.
-        self.ROUTER_TIMEOUT = _float("ROUTER_TIMEOUT", 10.0)
-        #: CA bundle for routers' API-SSL certificates (empty: the system's CAs).
-        self.ROUTER_CA_FILE = _env("ROUTER_CA_FILE", "")
-        #: Seconds between router checks (resources, sessions, online/offline).
-        self.ROUTER_CHECK_SECONDS = _int("ROUTER_CHECK_SECONDS", 60)
-        #: Seconds between expiry checks (due subscriptions are removed from their router).
-        self.EXPIRY_CHECK_SECONDS = _int("EXPIRY_CHECK_SECONDS", 60)
-        #: CIDRs the M-Pesa callback is accepted from (empty: anyone holding the callback token).
-        self.MPESA_ALLOWED_NETWORKS = _list("MPESA_ALLOWED_NETWORKS")
-        #: Proxies whose X-Forwarded-For is believed (CIDRs). Empty: none.
-        self.TRUSTED_PROXIES = _list("TRUSTED_PROXIES")
-
-        # Errors (Sentry)
-        #: Where errors are reported. Empty: Sentry is not initialised at all.
-        self.SENTRY_DSN = _env("SENTRY_DSN", "")
-        #: Environment and release of every event (empty: OPSDECK_ENV; the checked-out git commit).
-        self.SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", "")
-        self.SENTRY_RELEASE = _env("SENTRY_RELEASE", "")
-        #: Share of requests and jobs traced for performance (0: none, errors only).
-        self.SENTRY_TRACES_SAMPLE_RATE = _float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
-        #: Report every failed attempt of a job, not only the one that leaves it dead.
-        self.SENTRY_REPORT_RETRIES = _bool("SENTRY_REPORT_RETRIES", False)
-
-        # Metrics (Prometheus)
-        #: Where every process writes its samples (prometheus_client multiprocess mode); emptied
-        #: when the whole stack starts. GET /metrics adds up every file in it.
-        self.PROMETHEUS_MULTIPROC_DIR = _env("PROMETHEUS_MULTIPROC_DIR", "") or str(var / "metrics")
-        #: Bearer token GET /metrics requires (empty: open; then keep /metrics off the internet).
-        self.METRICS_TOKEN = _env("METRICS_TOKEN", "")
-
-        # Logs
-        #: json: one JSON object per line on stdout (production); text: readable lines (development).
-        self.LOG_FORMAT = _env("LOG_FORMAT", "json")
-        self.LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
-
-        # Worker runtime
-        self.WORKER_TIME_LIMIT_SECONDS = _int("WORKER_TIME_LIMIT_SECONDS", 600)
         self.TESTING = False
         self.DEBUG = False
+
+
+def settings_markdown() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | {s.shown_default()} | {s.doc} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"
 
 
 class TestConfig(Config):
@@ -286,3 +323,7 @@ def _engine_options(url: str) -> dict[str, Any]:
     if "connect_timeout" not in make_url(url).query:
         options["connect_args"] = {"connect_timeout": 10}
     return options
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

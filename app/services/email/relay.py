@@ -27,6 +27,8 @@ def _open(timeout: float) -> tuple[smtplib.SMTP, ssl.SSLContext | None]:
     the TLS context a STARTTLS must use."""
     config = current_app.config
     security, host, port = config["SMTP_SECURITY"], config["SMTP_HOST"], config["SMTP_PORT"]
+    if security not in ("none", "starttls", "ssl"):  # Config refuses others; never log in in the clear by mistake
+        raise ValueError(f"SMTP_SECURITY {security!r} is not none, starttls or ssl")
     # Certificates are verified (smtplib's own default context does not), against SMTP_CA_FILE
     # when set, else the system's CAs.
     context = ssl.create_default_context(cafile=config["SMTP_CA_FILE"] or None) if security != "none" else None

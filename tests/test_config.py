@@ -1,0 +1,72 @@
+"""Settings (app/config.py): one table, every value checked at start, the docs' table made from it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.config import BY_NAME, SETTINGS, Config, ConfigError, settings_markdown
+from tests.fakes.processes import ROOT
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SMTP_SECURITY", "tls"),  # would have logged in to the relay in the clear
+        ("SMTP_PORT", "25a"),
+        ("EMAIL_DELAY", "soon"),
+        ("SESSION_COOKIE_SECURE", "enable"),  # was read as False
+        ("RETENTION_AT", "2am"),  # failed every minute at run time
+        ("WEBHOOK_RETRY_SCHEDULE", "5,x,30"),
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "loud"),
+        ("OPSDECK_PUBLIC_URL", "opsdeck.example"),
+    ],
+)
+def test_a_bad_value_refuses_to_start_naming_its_variable(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=rf"^{name}="):
+        Config()
+
+
+@pytest.mark.parametrize("value", ["tls", "TLS", "STARTTLS", " ssl ", "SSL", "starttls", "smtps", "yes", "true", "1"])
+def test_no_smtp_security_but_none_goes_without_tls(monkeypatch, value):
+    monkeypatch.setenv("SMTP_SECURITY", value)
+    try:
+        security = Config().SMTP_SECURITY
+    except ConfigError:
+        return
+    assert security in {"starttls", "ssl"}
+
+
+def test_values_are_read_as_their_kind(monkeypatch):
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", "yes")
+    monkeypatch.setenv("SCAN_ALLOWED_EXTENSIONS", ".PDF, txt")
+    monkeypatch.setenv("OPSDECK_PUBLIC_URL", "https://ops.example/")
+    monkeypatch.setenv("ADMIN_SESSION_HOURS", "2")
+    monkeypatch.setenv("EMAIL_RETRY_SCHEDULE", "")  # empty: the default
+    config = Config()
+    assert config.SESSION_COOKIE_SECURE is True and config.SCAN_ALLOWED_EXTENSIONS == ["pdf", "txt"]
+    assert config.OPSDECK_PUBLIC_URL == "https://ops.example" and config.PERMANENT_SESSION_LIFETIME == 7200
+    assert config.EMAIL_RETRY_SCHEDULE == [60, 300, 1800, 7200, 21600]
+
+
+def test_every_setting_opsdeck_reads_is_in_the_table():
+    """Each `config["NAME"]` and `.NAME` of an upper-case setting in app/ and workers/ is a
+    setting of the table or one the Config derives."""
+    derived = {"VAR_DIR", "SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS", "SQLALCHEMY_TRACK_MODIFICATIONS",
+               "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE", "PERMANENT_SESSION_LIFETIME",
+               "RATELIMIT_SWALLOW_ERRORS", "RATELIMIT_KEY_PREFIX", "WTF_CSRF_TIME_LIMIT", "TESTING", "DEBUG",
+               "SERVER_NAME", "PREFERRED_URL_SCHEME", "SECRET_KEY_FALLBACKS"}  # fmt: skip
+    read = set()
+    for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "workers").rglob("*.py")]:
+        read |= set(re.findall(r"config\[\"([A-Z][A-Z0-9_]+)\"\]", path.read_text()))
+    assert len(read) > 40  # the search finds what it looks for
+    assert read - derived - set(BY_NAME) == set()
+
+
+def test_the_readme_table_is_the_generated_one():
+    readme = (ROOT / "README.md").read_text()
+    assert settings_markdown() in readme, "run `python -m app.config` and paste its table into the README"
+    assert len(SETTINGS) == len(BY_NAME)  # no name twice
