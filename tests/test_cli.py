@@ -59,6 +59,8 @@ def test_jobs_cancel_retry_and_retry_dead(app):
     db.session.commit()
     result = runner.invoke(args=["jobs", "retry-dead"])
     assert "retrying 1 dead job(s)" in result.output
+    db.session.expire_all()
+    assert db.session.get(Job, job_id).status in {"pending", "queued"} and db.session.get(Job, job_id).attempts == 0
     listing = runner.invoke(args=["jobs", "list"])
     assert job_id in listing.output
     actions = [a.action for a in db.session.query(AuditEntry).order_by(AuditEntry.id)]

@@ -277,21 +277,7 @@ def _logged(
 
 def release(job_id: str, worker_id: str) -> bool:
     """Give a job back without counting the attempt (worker shutting down mid-job)."""
-    now = utcnow()
-    with single_statement(db.engine) as conn:
-        done = conn.execute(
-            update(Job)
-            .where(_owned(job_id, worker_id))
-            .values(
-                status=JobStatus.RETRYING.value,
-                attempts=Job.attempts - 1,
-                next_attempt_at=now,
-                published_at=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
-    return done.rowcount == 1
+    return postpone(job_id, worker_id, 0) is not None
 
 
 def postpone(job_id: str, worker_id: str, seconds: float) -> datetime | None:
