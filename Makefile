@@ -5,7 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test chaos chaos-ci lint format bench deps system-deps python-deps migrate check-migrations demo clean
+.PHONY: help run test chaos chaos-ci lint format bench deps system-deps python-deps migrate clean
+
+## help: list these targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## //' -e 's/: /\t/' | expand -t 12
 
 ## run: install what is missing, migrate, create a demo tenant/admin, start the dev stack (supervisord)
 run: deps
@@ -20,8 +24,9 @@ test: deps lint
 chaos: deps
 	$(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos
 
-## chaos-ci: the part of the fault suite CI runs after make test (about 3 minutes): 20 SIGKILLs
-## across families, Redis down while the platform submits, Redis restarted with and without its data
+## chaos-ci: the fault suite's part CI runs after make test (about 3 minutes)
+# 20 SIGKILLs across families, Redis down while the platform submits, Redis restarted with and
+# without its data.
 chaos-ci: deps
 	$(BIN)/pytest -q -p no:cacheprovider -m chaos tests/chaos/test_worker_kills.py tests/chaos/test_redis.py
 
@@ -29,14 +34,17 @@ chaos-ci: deps
 bench: deps
 	$(BIN)/python -m bench
 
+## lint: ruff check and ruff format --check
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## format: ruff format and ruff check --fix
 format: deps
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## deps: install the Debian packages and Python requirements that are missing
 deps: system-deps python-deps
 
 # Debian packages, installed only when missing (CI and fresh machines run as root).
@@ -69,8 +77,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
 	@touch $@
 
+## migrate: apply the database migrations (flask db upgrade)
 migrate: deps
 	$(BIN)/flask db upgrade
 
+## clean: remove the dev stack's database, logs and the test cache
 clean:
 	rm -rf var/*.db var/log .pytest_cache
