@@ -22,9 +22,8 @@ Dramatiq's `enqueue` is a round trip per message, and the outbox's marker for ea
 Acks are combined (app/broker/combining.py). Dramatiq acks each message with its own script call, a
 round trip made by the worker thread that ran it; here the thread whose turn it is acks its
 message and every message the consumer's other threads finished meanwhile in one script call
-(`ACK_MANY`: the same heartbeat, SREM and HDEL as Dramatiq's ack, for each id). Measured
-under load, Dramatiq's acks were a quarter of a worker's Python time. An ack still returns
-only once Redis has it, so nothing about at-least-once changes.
+(`ACK_MANY`: the same heartbeat, SREM and HDEL as Dramatiq's ack, for each id). An ack still
+returns only once Redis has it, so nothing about at-least-once changes.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ processes writing (PostgreSQL needs none of this).
   committed data, as under PostgreSQL's READ COMMITTED; every ledger transition is a guarded
   UPDATE, so none relies on more.
 - Within a process, writers queue on a lock per database file instead of in SQLite's busy
-  handler, which polls with sleeps of up to 100 ms: measured, that handler held 8 worker
-  threads to ~450 jobs/s while they were mostly asleep. Between processes, the one thread
-  waiting polls every 0.25–1 ms rather than in that handler (`_begin_immediate`).
+  handler, which polls with sleeps of up to 100 ms and leaves threads asleep while the lock is
+  free. Between processes, the one thread waiting polls every 0.25–1 ms rather than in that
+  handler (`_begin_immediate`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ _held: dict[int, threading.RLock] = {}
 
 #: Waiting for another process's write lock: SQLite's busy handler sleeps 1, 2, 5, 10, … up to
 #: 100 ms between tries, so under a steady stream of another process's short transactions (the
-#: web inserting events while a worker claims them) it kept missing the gaps: deliveries fell
-#: seconds behind at 200 events/s. BEGIN IMMEDIATE is retried here instead, every
+#: web inserting events while a worker claims them) it keeps missing the gaps. BEGIN IMMEDIATE
+#: is retried here instead, every
 #: RETRY_SECONDS doubling up to RETRY_MAX_SECONDS, for as long as the busy timeout.
 RETRY_SECONDS, RETRY_MAX_SECONDS = 0.00025, 0.001
 BUSY_SECONDS = 30.0

@@ -1,15 +1,12 @@
 """Pay a process's first-use costs at boot, before it takes traffic.
 
-A web or worker process that has just started did three things on its first requests that
-it never does again: SQLAlchemy configured every mapper (about 30 ms, under a global lock),
-the SQL dialect modules behind `statements.dialect_insert` were imported (about 17 ms, under
-the import lock), and each thread opened its database connection (on PostgreSQL a new server
-process) and the first Redis connection. Callbacks arriving 50 a second at a fresh web
-process waited for all of that in turn: measured on P7, the first 50 after boot answered in
-p95 220 ms (SQLite) against 8 ms afterwards. The mappers are configured and the dialects
-imported when the app is built (nothing is opened, so a later fork is harmless); `warm` opens
-connections, and runs where each process starts: gunicorn's post_worker_init and the
-workers' before_worker_boot.
+A process that has just started would otherwise do, on its first requests, what it never does
+again: configure every SQLAlchemy mapper (under a global lock), import the SQL dialect modules
+behind `statements.dialect_insert` (under the import lock), and open each thread's database
+connection and the first Redis connection; requests arriving meanwhile wait for all of it in
+turn. The mappers are configured and the dialects imported when the app is built (nothing is
+opened, so a later fork is harmless); `warm` opens connections, and runs where each process
+starts: gunicorn's post_worker_init and the workers' before_worker_boot.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ def configure(config: Any) -> None:
     root.addHandler(handler)
     root.setLevel(config.get("LOG_LEVEL", "INFO"))
     # No line carries the caller's file and line, so logging need not walk the stack to find
-    # them for every record (the logging HOWTO's "Optimization"): ~12 us a line here.
+    # them for every record (the logging HOWTO's "Optimization").
     logging._srcfile = None  # type: ignore[attr-defined]
 
 

@@ -58,7 +58,7 @@ def new_row(job_type: str, payload: dict[str, Any] | None = None, **options: Unp
     """A validated job row (raises JobInputError), for `submit` or `submit_rows`: priority
     `normal`, no delay, the type's max_attempts unless `options` say otherwise."""
     if unknown := options.keys() - JobOptions.__optional_keys__:
-        raise TypeError(f"unknown job options: {', '.join(sorted(unknown))}")  # a misspelt keyword, as before
+        raise TypeError(f"unknown job options: {', '.join(sorted(unknown))}")  # a misspelt keyword
     tenant_id, priority = options.get("tenant_id"), options.get("priority", "normal")
     max_attempts, job_id = options.get("max_attempts"), options.get("job_id")
     jt = jobtypes.get(job_type)
@@ -97,9 +97,9 @@ def submit(job_type: str, payload: dict[str, Any] | None = None, **options: Unpa
     """Validate and add a job to the current transaction; it is published after commit
     (options as `new_row`)."""
     row = new_row(job_type, payload, **options)
-    # The row goes in at once with one prepared INSERT (the ORM's unit of work cost three times
-    # as much). Its tenant is in the database already (tenants.create flushes); what the caller
-    # added to the session is flushed later, in one batch, as before.
+    # The row goes in at once with one prepared INSERT (the ORM's unit of work costs several
+    # times as much). Its tenant is in the database already (tenants.create flushes); what the
+    # caller added to the session is flushed later, in one batch.
     # The INSERT leaves out what a new job does not set (NULL; a JSON None would be stored as
     # JSON null). The caller gets the ORM object, persistent in the session like one it had loaded.
     core_execute(_INSERT, row)
@@ -110,8 +110,8 @@ def submit(job_type: str, payload: dict[str, Any] | None = None, **options: Unpa
 
 def submit_rows(rows: list[dict[str, Any]]) -> None:
     """Add rows from `new_row` to the current transaction in one INSERT, published after commit
-    as `submit`'s are, with no ORM objects: for a fan-out, which needs only their ids (building
-    a loaded Job per row cost as much as its INSERT)."""
+    as `submit`'s are, with no ORM objects: for a fan-out, which needs only their ids (a loaded
+    Job per row costs as much as its INSERT)."""
     if not rows:
         return
     core_execute(_INSERT, rows)

@@ -3,7 +3,7 @@
 A Dramatiq worker prefetches messages (threads × 2 per queue, and every delayed message) into
 memory; Redis keeps them in that worker's ack set until acked. If the worker dies, Dramatiq
 requeues them only during "maintenance", which runs on about 0.1% of broker calls after a 60 s
-heartbeat timeout (measured: 750 s). Their jobs are `queued` in the ledger with no lease, so
+heartbeat timeout, so it can take many minutes. Their jobs are `queued` in the ledger with no lease, so
 lease recovery does not see them. The relay tick therefore runs Dramatiq's own maintenance
 script for every queue, every tick, with the heartbeat timeout set to JOB_LEASE_SECONDS.
 

@@ -58,7 +58,7 @@ def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None 
             return existing, False
     row = new_row(tenant_id, event_type, data, client_id=client_id)
     # Every event of every family comes through here: its rows go in at once with prepared
-    # INSERTs, not through the ORM's unit of work (which cost a fifth of an accepted event).
+    # INSERTs, not through the ORM's unit of work (a large share of an accepted event's cost).
     if client_id is not None:
         try:
             with db.session.begin_nested():
