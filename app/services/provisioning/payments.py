@@ -139,15 +139,7 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
         log.warning("mpesa callback for tenant %s unreadable: %s", tenant_id, err)
         return Handled("unreadable")
     now, job_id = utcnow(), new_id()
-    # The expected amount decides, in the same statement; only the first callback moves an
-    # expected payment (Daraja retries).
-    kind = "failed" if callback.result_code != 0 else "held" if callback.amount is None else "paid"
-    row = core_execute(_APPLY[kind], {
-        "cb_tenant": tenant_id, "cb_checkout": callback.checkout_request_id, "cb_job": job_id,
-        "cb_raw": _raw_text(raw), "cb_now": now, "cb_merchant": callback.merchant_request_id,
-        "cb_code": callback.result_code, "cb_desc": callback.result_desc, "cb_amount": callback.amount,
-        "cb_receipt": callback.receipt_number, "cb_date": callback.transaction_date, "cb_phone": callback.phone,
-    }).first()  # fmt: skip
+    row = core_execute(_APPLY[_outcome(callback)], _callback_values(tenant_id, callback, raw, now, job_id)).first()
     if row is None:
         repeat = core_execute(_REPEAT, {"cb_tenant": tenant_id, "cb_checkout": callback.checkout_request_id}).scalar()
         if repeat is None:
@@ -181,6 +173,32 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
     return Handled(row.status, row.id, [(event_type, data)])
 
 
+def _outcome(callback: mpesa.Callback) -> str:
+    """What a callback does to its expected payment, the rule in three cases:
+
+    - `failed`: the customer did not pay (a result code other than 0);
+    - `held`: paid, but the callback carries no amount: an operator looks at it;
+    - `paid`: paid an amount, which the UPDATE compares with the plan's price
+      (`amount_expected`): the same amount moves the payment to `processing` (the subscription
+      is provisioned), any other to `held`.
+
+    The UPDATE moves only a payment still `expected`, so of Daraja's retries only the first
+    applies; the others are counted as repeats."""
+    if callback.result_code != 0:
+        return "failed"
+    return "held" if callback.amount is None else "paid"
+
+
+def _callback_values(tenant_id: str, callback: mpesa.Callback, raw: bytes, now: Any, job_id: str) -> dict[str, Any]:
+    """The bound values of `_APPLY`'s statements: the callback's fields, as the payment keeps them."""
+    return {
+        "cb_tenant": tenant_id, "cb_checkout": callback.checkout_request_id, "cb_job": job_id,
+        "cb_raw": _raw_text(raw), "cb_now": now, "cb_merchant": callback.merchant_request_id,
+        "cb_code": callback.result_code, "cb_desc": callback.result_desc, "cb_amount": callback.amount,
+        "cb_receipt": callback.receipt_number, "cb_date": callback.transaction_date, "cb_phone": callback.phone,
+    }  # fmt: skip
+
+
 _SUMMARY = (Payment.id, Payment.status, Payment.checkout_request_id, Payment.receipt_number, Payment.amount_expected,
             Payment.amount_paid, Payment.phone, Payment.plan_id, Payment.router_id, Payment.subscription_id,
             Payment.result_code)  # fmt: skip
@@ -202,8 +220,7 @@ def _apply_statement(status: Any) -> Any:
     )  # fmt: skip
 
 
-#: Every callback runs one of these, built once (by its outcome: failed, paid without an
-#: amount, paid: the amount compared in the statement).
+#: The UPDATE of each `_outcome`, built once; for `paid` the status is the amount rule.
 _APPLY = {
     "failed": _apply_statement(literal("failed")),
     "held": _apply_statement(literal("held")),
