@@ -135,6 +135,7 @@ class Setting:
         return f"`{value}`"
 
 
+# A table, one setting a line: kept as written.
 # fmt: off
 #: Every setting, in the order the docs list them.
 SETTINGS: tuple[Setting, ...] = (

@@ -52,10 +52,31 @@ def _demo_router(tenant_id: str) -> None:
     from app.services.provisioning import routers
 
     port = int(os.environ.get("OPSDECK_DEV_ROUTER_PORT", "18728"))
-    routers.create_router(tenant_id, {"name": "demo router", "host": "127.0.0.1", "port": port, "username": "admin",
-                                      "password": "demo", "hotspot_server": "hotspot1"}, actor="demo")  # fmt: skip
-    routers.create_plan(tenant_id, {"name": "1 hour", "price": Decimal("10"), "currency": "KES", "duration_seconds": 3600,
-                                    "rate_limit": "2M/2M", "shared_users": 1, "profile": "opsdeck-1h"}, actor="demo")  # fmt: skip
+    routers.create_router(
+        tenant_id,
+        {
+            "name": "demo router",
+            "host": "127.0.0.1",
+            "port": port,
+            "username": "admin",
+            "password": "demo",
+            "hotspot_server": "hotspot1",
+        },
+        actor="demo",
+    )
+    routers.create_plan(
+        tenant_id,
+        {
+            "name": "1 hour",
+            "price": Decimal("10"),
+            "currency": "KES",
+            "duration_seconds": 3600,
+            "rate_limit": "2M/2M",
+            "shared_users": 1,
+            "profile": "opsdeck-1h",
+        },
+        actor="demo",
+    )
     db.session.commit()
 
 

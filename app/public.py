@@ -35,8 +35,9 @@ def unsubscribe(token: str) -> Any:
     """The one-click POST (`List-Unsubscribe=One-Click` from a mail client) or the page's button."""
     tenant_id, address = _target(token)
     try:
-        if mails.suppress(tenant_id, address, "unsubscribed by the recipient", actor=f"recipient:{address}",
-                          by_recipient=True):  # fmt: skip
+        if mails.suppress(
+            tenant_id, address, "unsubscribed by the recipient", actor=f"recipient:{address}", by_recipient=True
+        ):
             events.emit(tenant_id, "email.unsubscribed", {"address": address})
         db.session.commit()
     except IntegrityError:  # the same link clicked twice at once: the other request did it

@@ -31,8 +31,10 @@ from bench.common import Report, backends, exit_on_sigterm, print_table, stack
 def main() -> int:
     exit_on_sigterm()
     began = time.perf_counter()
-    print(f"Opsdeck benchmarks on {platform.python_implementation()} {platform.python_version()}, backends: "
-          f"{', '.join(backends())}")  # fmt: skip
+    print(
+        f"Opsdeck benchmarks on {platform.python_implementation()} {platform.python_version()}, backends: "
+        f"{', '.join(backends())}"
+    )
     report = Report()
     with stack() as st:
         api_latency.run(report, st)

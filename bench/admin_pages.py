@@ -37,12 +37,22 @@ def _seed(count: int) -> None:
     for i in range(count):
         status = random.choice(STATUSES)
         created = now - timedelta(seconds=count - i)
-        rows.append({
-            "id": str(uuid.uuid4()), "type": "system.echo", "queue": random.choice(["default", "default_low"]),
-            "priority": "normal", "status": status, "payload": {"message": str(i)}, "attempts": 1, "max_attempts": 3,
-            "created_at": created, "updated_at": created, "next_attempt_at": created,
-            "error": "EchoFailure: x" if status == "dead" else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": str(uuid.uuid4()),
+                "type": "system.echo",
+                "queue": random.choice(["default", "default_low"]),
+                "priority": "normal",
+                "status": status,
+                "payload": {"message": str(i)},
+                "attempts": 1,
+                "max_attempts": 3,
+                "created_at": created,
+                "updated_at": created,
+                "next_attempt_at": created,
+                "error": "EchoFailure: x" if status == "dead" else None,
+            }
+        )
         if len(rows) == 5000:
             db.session.execute(insert(Job), rows)
             db.session.commit()
@@ -70,8 +80,13 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
 
     count = env_int("BENCH_ADMIN_JOBS", 100_000)
     with database(backend, st.tmp) as url:
-        app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=_normalise_db_url(url), REDIS_URL=st.redis.url,
-                                    OPSDECK_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]))  # fmt: skip
+        app = create_app(
+            TestConfig(
+                SQLALCHEMY_DATABASE_URI=_normalise_db_url(url),
+                REDIS_URL=st.redis.url,
+                OPSDECK_ENCRYPTION_KEYS=[Fernet.generate_key().decode()],
+            )
+        )
         with app.app_context():
             db.create_all()
             users.create_user("bench@example.com", PASSWORD, "admin")

@@ -204,10 +204,14 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             floor, posts = (sum(rates[name]) / rounds for name in calls)
             r = ratio(posts, floor)
             each = {name: " / ".join(f"{x:.1f}" for x in rates[name]) for name in calls}
-            print(f"  baseline floor POST {FLOOR_PATH}  {floor:8.1f} req/s  (rounds {each['floor']}; errors "
-                  f"{errors['floor']})")  # fmt: skip
-            print(f"  signed POST {JOBS_PATH}             {posts:8.1f} req/s  (rounds {each['jobs']}; errors "
-                  f"{errors['jobs']})")  # fmt: skip
+            print(
+                f"  baseline floor POST {FLOOR_PATH}  {floor:8.1f} req/s  (rounds {each['floor']}; errors "
+                f"{errors['floor']})"
+            )
+            print(
+                f"  signed POST {JOBS_PATH}             {posts:8.1f} req/s  (rounds {each['jobs']}; errors "
+                f"{errors['jobs']})"
+            )
             print(f"  ratio {r:.2f}x floor; goal >= {GOAL_RATIO:g}x floor: {'met' if r >= GOAL_RATIO else 'NOT met'}")
             print(f"  jobs published to Redis: {_published(st.redis.url)} (none consumed: no workers run in P1)")
         except Exception:

@@ -62,8 +62,21 @@ FINISHED = ("succeeded", "dead", "cancelled")
 REQUEST_TIMEOUT = 60.0
 WARM_BATCHES = 4
 #: The columns a submitted job's row sets (jobs.new_row), in the baseline's INSERT.
-COLUMNS = ("id", "tenant_id", "type", "queue", "priority", "status", "payload", "attempts", "max_attempts",
-           "next_attempt_at", "idempotency_key", "created_at", "updated_at")  # fmt: skip
+COLUMNS = (
+    "id",
+    "tenant_id",
+    "type",
+    "queue",
+    "priority",
+    "status",
+    "payload",
+    "attempts",
+    "max_attempts",
+    "next_attempt_at",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+)
 
 
 class BatchSigner:
@@ -77,9 +90,14 @@ class BatchSigner:
     def requests(self, jobs: int) -> list[load.Request]:
         built = []
         for start in range(self.next, self.next + jobs, BATCH):
-            items = [{"type": "system.echo", "payload": {"message": f"bench {self.run} {n}"},
-                      "idempotency_key": f"bench-{self.run}-{n}"}
-                     for n in range(start, min(start + BATCH, self.next + jobs))]  # fmt: skip
+            items = [
+                {
+                    "type": "system.echo",
+                    "payload": {"message": f"bench {self.run} {n}"},
+                    "idempotency_key": f"bench-{self.run}-{n}",
+                }
+                for n in range(start, min(start + BATCH, self.next + jobs))
+            ]
             data = json.dumps({"jobs": items}, separators=(",", ":")).encode()
             headers = signed_headers(self.key_id, self.secret, "POST", BATCH_PATH, data)
             headers["Content-Type"] = "application/json"
@@ -132,9 +150,24 @@ def bare_inserts(redis_url: str, tenant_id: str, jobs: int) -> float:
             # SQLite keeps a timestamp as SQLAlchemy writes it (naive UTC text); psycopg adapts a datetime.
             stamp: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
             ids = [str(uuid.uuid4()) for _ in range(start, min(start + BATCH, jobs))]
-            rows = [(job_id, tenant_id, "system.echo", QUEUE, "normal", "pending",
-                     json.dumps({"message": f"bare {run} {start + i}"}), 0, 3, stamp, f"bare-{run}-{start + i}", stamp,
-                     stamp) for i, job_id in enumerate(ids)]  # fmt: skip
+            rows = [
+                (
+                    job_id,
+                    tenant_id,
+                    "system.echo",
+                    QUEUE,
+                    "normal",
+                    "pending",
+                    json.dumps({"message": f"bare {run} {start + i}"}),
+                    0,
+                    3,
+                    stamp,
+                    f"bare-{run}-{start + i}",
+                    stamp,
+                    stamp,
+                )
+                for i, job_id in enumerate(ids)
+            ]
             cursor = raw.cursor()
             if sqlite:
                 cursor.execute("BEGIN IMMEDIATE")  # the app's connections leave transactions to their caller
@@ -144,8 +177,14 @@ def bare_inserts(redis_url: str, tenant_id: str, jobs: int) -> float:
             pipe = client.pipeline(transaction=False)
             for job_id in ids:
                 redis_id = str(uuid.uuid4())
-                message = Message(queue_name=QUEUE, actor_name="system_echo", args=(job_id,), kwargs={},
-                                  options={"redis_message_id": redis_id}, message_id=job_id)  # fmt: skip
+                message = Message(
+                    queue_name=QUEUE,
+                    actor_name="system_echo",
+                    args=(job_id,),
+                    kwargs={},
+                    options={"redis_message_id": redis_id},
+                    message_id=job_id,
+                )
                 pipe.hset(f"dramatiq:{QUEUE}.msgs", redis_id, message.encode())
                 pipe.rpush(f"dramatiq:{QUEUE}", redis_id)
             pipe.execute()
@@ -165,8 +204,10 @@ def accepted(st: Stack, backend: str, report: Report) -> None:
         signer = BatchSigner(tenant["key_id"], tenant["secret"])
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        print(f"\n[{NAME} / {backend}] {jobs} jobs in batches of {BATCH} from {CLIENTS} clients, no workers, "
-              f"{rounds} rounds")  # fmt: skip
+        print(
+            f"\n[{NAME} / {backend}] {jobs} jobs in batches of {BATCH} from {CLIENTS} clients, no workers, "
+            f"{rounds} rounds"
+        )
         web = Process(web_command(port), env, f"p1c-web-{backend}", st.tmp).start()
         bare: list[float] = []
         sent: list[Sent] = []
@@ -196,10 +237,14 @@ def accepted(st: Stack, backend: str, report: Report) -> None:
         for reason, count in s.errors.items():
             errors[reason] = errors.get(reason, 0) + count
     r = ratio(rate, baseline)
-    print(f"  baseline executemany + pipeline per {BATCH}: {baseline:8.0f} jobs/s (rounds "
-          f"{' / '.join(f'{x:.0f}' for x in bare)})")  # fmt: skip
-    print(f"  POST {BATCH_PATH}:            {rate:8.0f} jobs/s (rounds {' / '.join(f'{s.rate:.0f}' for s in sent)}; "
-          f"accepted {' / '.join(str(s.accepted) for s in sent)} of {jobs}{f', errors {errors}' if errors else ''})")  # fmt: skip
+    print(
+        f"  baseline executemany + pipeline per {BATCH}: {baseline:8.0f} jobs/s (rounds "
+        f"{' / '.join(f'{x:.0f}' for x in bare)})"
+    )
+    print(
+        f"  POST {BATCH_PATH}:            {rate:8.0f} jobs/s (rounds {' / '.join(f'{s.rate:.0f}' for s in sent)}; "
+        f"accepted {' / '.join(str(s.accepted) for s in sent)} of {jobs}{f', errors {errors}' if errors else ''})"
+    )
     met_ratio = r >= GOAL_RATIO and complete
     print(f"  ratio {r:.2f}x baseline; goal >= {GOAL_RATIO:g}x: {'met' if met_ratio else 'NOT met'}")
     tag = f"{NAME} {backend}"
@@ -232,11 +277,17 @@ def end_to_end(st: Stack, backend: str, report: Report, bare: throughput.Run) ->
         batches = signer.requests(jobs)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        print(f"[{NAME} / {backend}] end to end: {jobs} jobs in batches of {BATCH} from {CLIENTS} clients, "
-              f"workers as {plan.program} ({plan.processes}x{plan.threads})")  # fmt: skip
+        print(
+            f"[{NAME} / {backend}] end to end: {jobs} jobs in batches of {BATCH} from {CLIENTS} clients, "
+            f"workers as {plan.program} ({plan.processes}x{plan.threads})"
+        )
         web = Process(web_command(port), env, f"p1c-e2e-web-{backend}", st.tmp).start()
-        workers = Process(worker_command([QUEUE], plan.processes, plan.threads), env,
-                          f"p1c-e2e-workers-{backend}-{uuid.uuid4().hex[:6]}", st.tmp)  # fmt: skip
+        workers = Process(
+            worker_command([QUEUE], plan.processes, plan.threads),
+            env,
+            f"p1c-e2e-workers-{backend}-{uuid.uuid4().hex[:6]}",
+            st.tmp,
+        )
         try:
             _wait_ready(web, base)
             _wait_boot(workers.start(), plan.processes, time.perf_counter())
@@ -290,8 +341,10 @@ def run(report: Report | None = None, st: Stack | None = None) -> Report:
         if bare is None:
             plan = deployed(QUEUE)
             n = env_int("BENCH_E2E_BARE_JOBS", 20_000)
-            print(f"\n[{NAME}] bare Dramatiq no-op, {n} messages, --processes {plan.processes} --threads "
-                  f"{throughput.THREADS}")  # fmt: skip
+            print(
+                f"\n[{NAME}] bare Dramatiq no-op, {n} messages, --processes {plan.processes} --threads "
+                f"{throughput.THREADS}"
+            )
             bare = throughput.bare(st, plan.processes, n, float(env_int("BENCH_E2E_TIMEOUT", 900)))
             print(f"  {bare.done}/{n} in {bare.seconds:.2f} s = {bare.rate:.0f} jobs/s")
         end_to_end(st, backend, report, bare)

@@ -80,8 +80,11 @@ def deployed(queue: str) -> Deployed:
         queues = argv[argv.index("--queues") + 1 :]
         queues = queues[: next((i for i, a in enumerate(queues) if a.startswith("-")), len(queues))]
         if queue in queues:
-            return Deployed(section.removeprefix("program:"), int(argv[argv.index("--processes") + 1]),
-                            int(argv[argv.index("--threads") + 1]))  # fmt: skip
+            return Deployed(
+                section.removeprefix("program:"),
+                int(argv[argv.index("--processes") + 1]),
+                int(argv[argv.index("--threads") + 1]),
+            )
     raise LookupError(f"no worker program in {SUPERVISOR_CONF} consumes {queue!r}")
 
 
@@ -203,8 +206,9 @@ def stack() -> Iterator[Stack]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def per_backend(bench_backend: Callable[[Stack, str, Report], None], report: Report | None = None,
-                st: Stack | None = None) -> Report:  # fmt: skip
+def per_backend(
+    bench_backend: Callable[[Stack, str, Report], None], report: Report | None = None, st: Stack | None = None
+) -> Report:
     """Run one benchmark on each backend (SQLite; PostgreSQL too with BENCH_DATABASE_URL), on
     the stack it is given or on one of its own."""
     report = report if report is not None else Report()

@@ -58,8 +58,10 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             migrate(env)
             tenant = create_tenant(env)
             with _app(env):
-                sample = mails.submit(tenant["tenant_id"], [mails.NewMail(to="raw@example.com", template="notification",
-                                                                          context={"message": "x"})])  # fmt: skip
+                sample = mails.submit(
+                    tenant["tenant_id"],
+                    [mails.NewMail(to="raw@example.com", template="notification", context={"message": "x"})],
+                )
                 pre_rendered = compose.compose(sample[0]).data
                 db.session.rollback()
             base = raw_loop(sink, [pre_rendered] * n)
@@ -72,9 +74,14 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
                 with _app(env):
                     began = time.time()
                     for start in range(0, n, 200):
-                        items = [mails.NewMail(to=f"u{i}@example.com", template="notification",
-                                               context={"title": "Order", "message": f"Order {i} shipped."})
-                                 for i in range(start, min(n, start + 200))]  # fmt: skip
+                        items = [
+                            mails.NewMail(
+                                to=f"u{i}@example.com",
+                                template="notification",
+                                context={"title": "Order", "message": f"Order {i} shipped."},
+                            )
+                            for i in range(start, min(n, start + 200))
+                        ]
                         mails.submit(tenant["tenant_id"], items)
                         if start + 200 >= n or (start // 200) % 3 == 2:
                             batches.submit_flush()
@@ -87,12 +94,19 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             last = max(r.at for r in sink.received) if sink.received else began
             rate = done / (last - began) if done else 0.0
             r = ratio(rate, base)
-            print(f"\n[{NAME} / {backend}] {n} mails: raw smtplib loop {base:.0f}/s; Opsdeck submit -> sink "
-                  f"{done}/{n} at {rate:.0f}/s over {sink.sessions} SMTP sessions = {r:.2f}x")  # fmt: skip
+            print(
+                f"\n[{NAME} / {backend}] {n} mails: raw smtplib loop {base:.0f}/s; Opsdeck submit -> sink "
+                f"{done}/{n} at {rate:.0f}/s over {sink.sessions} SMTP sessions = {r:.2f}x"
+            )
             met = r >= GOAL_RATIO and done >= n
             print(f"  goal >= {GOAL_RATIO:g}x the raw loop: {'met' if met else 'NOT met'}")
-            report.add(f"{NAME} {backend}", "mails/s vs raw smtplib loop", f"{rate:.0f} vs {base:.0f} = {r:.2f}x",
-                       f">= {GOAL_RATIO:g}x", met)  # fmt: skip
+            report.add(
+                f"{NAME} {backend}",
+                "mails/s vs raw smtplib loop",
+                f"{rate:.0f} vs {base:.0f} = {r:.2f}x",
+                f">= {GOAL_RATIO:g}x",
+                met,
+            )
     finally:
         sink.close()
 

@@ -71,8 +71,14 @@ class Answer:
         return (self.answered - self.scheduled) * 1000
 
 
-def open_loop(base: str, requests: Sequence[Request], rate: float | None, senders: int,
-              give_up_after: float | None = None, timeout: float = REQUEST_TIMEOUT) -> list[Answer]:  # fmt: skip
+def open_loop(
+    base: str,
+    requests: Sequence[Request],
+    rate: float | None,
+    senders: int,
+    give_up_after: float | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> list[Answer]:
     """Send every request, request i at `start + i / rate` (or back to back when `rate` is
     None) from `senders` threads; a request still unsent `give_up_after` seconds past the end
     of the schedule is answered with status 0 and error "not sent (deadline)". Answers in the

@@ -78,8 +78,9 @@ class Backlog:
         missing = self.size - self.waiting()
         while missing > 0:
             n = min(BATCH, missing)
-            rows = [jobs.new_row("system.echo", {"message": f"low {self.submitted + i}"}, priority="low")
-                    for i in range(n)]  # fmt: skip
+            rows = [
+                jobs.new_row("system.echo", {"message": f"low {self.submitted + i}"}, priority="low") for i in range(n)
+            ]
             jobs.submit_rows(rows)
             db.session.commit()
             self.submitted += n
@@ -128,19 +129,29 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     backlog = Backlog(env_int("BENCH_PRIORITY_BACKLOG", 10_000))
     count = env_int("BENCH_PRIORITY_TRIES", 20)
     high_plan, low_plan = deployed(HIGH_QUEUE), deployed(LOW_QUEUE)
-    print(f"\n[{NAME} / {backend}] {count} high-priority jobs, each behind {backlog.size} low-priority ones; workers as "
-          f"{high_plan.program} ({high_plan.processes}x{high_plan.threads}) and {low_plan.program} "
-          f"({low_plan.processes}x{low_plan.threads})")  # fmt: skip
+    print(
+        f"\n[{NAME} / {backend}] {count} high-priority jobs, each behind {backlog.size} low-priority ones; workers as "
+        f"{high_plan.program} ({high_plan.processes}x{high_plan.threads}) and {low_plan.program} "
+        f"({low_plan.processes}x{low_plan.threads})"
+    )
     with database(backend, st.tmp) as url:
         env = st.env(url)
         migrate(env)
         with _app(env):
             backlog.top_up()
             tag = uuid.uuid4().hex[:6]
-            high = Process(worker_command([HIGH_QUEUE], high_plan.processes, high_plan.threads), env,
-                           f"p9-high-{backend}-{tag}", st.tmp)  # fmt: skip
-            low = Process(worker_command([LOW_QUEUE], low_plan.processes, low_plan.threads), env,
-                          f"p9-low-{backend}-{tag}", st.tmp)  # fmt: skip
+            high = Process(
+                worker_command([HIGH_QUEUE], high_plan.processes, high_plan.threads),
+                env,
+                f"p9-high-{backend}-{tag}",
+                st.tmp,
+            )
+            low = Process(
+                worker_command([LOW_QUEUE], low_plan.processes, low_plan.threads),
+                env,
+                f"p9-low-{backend}-{tag}",
+                st.tmp,
+            )
             try:
                 # The high workers first: the backlog starts draining as soon as the low ones are up.
                 _wait_boot(high.start(), high_plan.processes, time.perf_counter())
@@ -155,10 +166,14 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     p50, p95 = percentile(result.waits, 50), percentile(result.waits, 95)
     met = result.timed_out == 0 and p95 <= GOAL_P95_S
     slowest = result.waits[-1] if result.waits else float("nan")
-    print(f"  created -> started p50 {p50 * 1000:.1f} ms   p95 {p95 * 1000:.1f} ms   max {slowest * 1000:.1f} ms"
-          f"   ({len(result.waits)}/{count} started, {result.timed_out} not within {TRY_TIMEOUT:g} s)")  # fmt: skip
-    print(f"  low-priority jobs waiting after each submit: at least {result.fewest_waiting}; "
-          f"{backlog.submitted} submitted in all")  # fmt: skip
+    print(
+        f"  created -> started p50 {p50 * 1000:.1f} ms   p95 {p95 * 1000:.1f} ms   max {slowest * 1000:.1f} ms"
+        f"   ({len(result.waits)}/{count} started, {result.timed_out} not within {TRY_TIMEOUT:g} s)"
+    )
+    print(
+        f"  low-priority jobs waiting after each submit: at least {result.fewest_waiting}; "
+        f"{backlog.submitted} submitted in all"
+    )
     print(f"  goal p95 <= {GOAL_P95_S:g} s: {'met' if met else 'NOT met'}")
     report.add(
         f"{NAME} {backend}",

@@ -61,12 +61,26 @@ WARM_SECONDS = 4.0
 
 
 def callback_body(checkout: str) -> bytes:
-    items = [{"Name": "Amount", "Value": 10}, {"Name": "MpesaReceiptNumber", "Value": "R" + checkout[-8:]},
-             {"Name": "Balance"}, {"Name": "TransactionDate", "Value": 20261202101010},
-             {"Name": "PhoneNumber", "Value": 254700000000}]  # fmt: skip
-    return json.dumps({"Body": {"stkCallback": {"MerchantRequestID": "m-" + checkout, "CheckoutRequestID": checkout,
-                                                "ResultCode": 0, "ResultDesc": "ok",
-                                                "CallbackMetadata": {"Item": items}}}}).encode()  # fmt: skip
+    items = [
+        {"Name": "Amount", "Value": 10},
+        {"Name": "MpesaReceiptNumber", "Value": "R" + checkout[-8:]},
+        {"Name": "Balance"},
+        {"Name": "TransactionDate", "Value": 20261202101010},
+        {"Name": "PhoneNumber", "Value": 254700000000},
+    ]
+    return json.dumps(
+        {
+            "Body": {
+                "stkCallback": {
+                    "MerchantRequestID": "m-" + checkout,
+                    "CheckoutRequestID": checkout,
+                    "ResultCode": 0,
+                    "ResultDesc": "ok",
+                    "CallbackMetadata": {"Item": items},
+                }
+            }
+        }
+    ).encode()
 
 
 def send_callbacks(
@@ -120,18 +134,19 @@ def processes(st: Stack, env: dict[str, str], backend: str) -> Iterator[tuple[st
     port = free_port()
     started: list[Process] = []
     try:
-        web = Process(web_command(port), env,
-                      f"p7-web-{backend}", st.tmp).start()  # fmt: skip
+        web = Process(web_command(port), env, f"p7-web-{backend}", st.tmp).start()
         started.append(web)
         for queues in (["payments", "payments_high"], ["provisioning"]):
             plan = deployed(queues[0])  # as supervisor/opsdeck.conf runs it
             began = time.perf_counter()
-            proc = Process(worker_command(queues, plan.processes, plan.threads), env, f"p7-{queues[0]}-{backend}",
-                           st.tmp).start()  # fmt: skip
+            proc = Process(
+                worker_command(queues, plan.processes, plan.threads), env, f"p7-{queues[0]}-{backend}", st.tmp
+            ).start()
             started.append(proc)
             _wait_boot(proc, plan.processes, began)
-        started.append(Process([str(BIN / "python"), "-m", "workers.scheduler"], env, f"p7-sched-{backend}",
-                               st.tmp).start())  # fmt: skip
+        started.append(
+            Process([str(BIN / "python"), "-m", "workers.scheduler"], env, f"p7-sched-{backend}", st.tmp).start()
+        )
         _wait_ready(web, f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}", started
     finally:
@@ -149,29 +164,68 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     n = env_int("BENCH_PAYMENTS", 500)
     st.flushall()
     router_port = free_port()
-    router = Process([str(BIN / "python"), "-m", "tests.fakes.routeros", "--port", str(router_port), "--username",
-                      "admin", "--password", "bench"], {"PYTHONPATH": str(ROOT)}, f"p7-router-{backend}",
-                     st.tmp).start()  # fmt: skip
+    router = Process(
+        [
+            str(BIN / "python"),
+            "-m",
+            "tests.fakes.routeros",
+            "--port",
+            str(router_port),
+            "--username",
+            "admin",
+            "--password",
+            "bench",
+        ],
+        {"PYTHONPATH": str(ROOT)},
+        f"p7-router-{backend}",
+        st.tmp,
+    ).start()
     try:
         wait_until(lambda: f":{router_port}," in router.log(), 30, 0.1, what="the RouterOS test server")
         base_rate = bare_adds(router_port, n)
         with database(backend, st.tmp) as url:
-            env = st.env(url, ROUTER_TIMEOUT=10, EXPIRY_CHECK_SECONDS=3600, ROUTER_CHECK_SECONDS=3600,
-                         OUTBOX_RELAY_INTERVAL=0.5)  # fmt: skip
+            env = st.env(
+                url, ROUTER_TIMEOUT=10, EXPIRY_CHECK_SECONDS=3600, ROUTER_CHECK_SECONDS=3600, OUTBOX_RELAY_INTERVAL=0.5
+            )
             migrate(env)
             tenant = create_tenant(env)
             with _app(env):
-                r = routers.create_router(tenant["tenant_id"], {"name": "bench", "host": "127.0.0.1", "port": router_port,
-                                          "username": "admin", "password": "bench"}, actor="bench")  # fmt: skip
-                p = routers.create_plan(tenant["tenant_id"], {"name": "bench", "price": 10, "currency": "KES",
-                                        "duration_seconds": 3600, "rate_limit": "2M/2M", "shared_users": 1,
-                                        "profile": "bench"}, actor="bench")  # fmt: skip
+                r = routers.create_router(
+                    tenant["tenant_id"],
+                    {
+                        "name": "bench",
+                        "host": "127.0.0.1",
+                        "port": router_port,
+                        "username": "admin",
+                        "password": "bench",
+                    },
+                    actor="bench",
+                )
+                p = routers.create_plan(
+                    tenant["tenant_id"],
+                    {
+                        "name": "bench",
+                        "price": 10,
+                        "currency": "KES",
+                        "duration_seconds": 3600,
+                        "rate_limit": "2M/2M",
+                        "shared_users": 1,
+                        "profile": "bench",
+                    },
+                    actor="bench",
+                )
                 warm = [f"warm-{i}" for i in range(int(RATE * WARM_SECONDS))]
                 steady = [f"steady-{i}" for i in range(int(RATE * SECONDS))]
                 burst = [f"burst-{i}" for i in range(n)]
                 for checkout in warm + steady + burst:
-                    payments.register_expected(tenant["tenant_id"], checkout_request_id=checkout, plan=p, router=r,
-                                               phone="+254700000000", mac=None)  # fmt: skip
+                    payments.register_expected(
+                        tenant["tenant_id"],
+                        checkout_request_id=checkout,
+                        plan=p,
+                        router=r,
+                        phone="+254700000000",
+                        mac=None,
+                    )
                 token = mpesa.token_for(tenant["tenant_id"])
                 db.session.commit()
 
@@ -221,16 +275,33 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     print(f"  callback answer p50 {p50:.1f} ms, p95 {p95:.1f} ms ({errors} errors); brief: < 1 s")
     print(f"  callback -> user on the router p50 {t50:.2f} s, p95 {t95:.2f} s; brief: 7-15 s")
     print("  CPU seconds during the burst: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
-    print(f"  burst: {rate:.1f} provisions/s ({burst_errors} errors) vs bare librouteros {base_rate:.1f} adds/s "
-          f"= {ratio(rate, base_rate):.2f}x; brief: ~240/hour; {subs} active, {missing} missing on the router")  # fmt: skip
+    print(
+        f"  burst: {rate:.1f} provisions/s ({burst_errors} errors) vs bare librouteros {base_rate:.1f} adds/s "
+        f"= {ratio(rate, base_rate):.2f}x; brief: ~240/hour; {subs} active, {missing} missing on the router"
+    )
     tag = f"{NAME} {backend}"
     report.add(tag, f"first {len(warm)} callbacks after boot p50/p95", f"{c50:.1f}/{c95:.1f} ms")
-    report.add(tag, "callback p50/p95 at 50/s", f"{p50:.1f}/{p95:.1f} ms", f"p95 <= {GOALS['callback_p95_ms']:g} ms",
-               p95 <= GOALS["callback_p95_ms"] and errors == 0)  # fmt: skip
-    report.add(tag, "callback -> user p50/p95", f"{t50:.2f}/{t95:.2f} s", f"p95 <= {GOALS['to_router_p95_s']:g} s",
-               t95 <= GOALS["to_router_p95_s"])  # fmt: skip
-    report.add(tag, "provisions/s (vs bare adds/s)", f"{rate:.1f} vs {base_rate:.1f}",
-               f">= {GOALS['provisions_per_s']:g}/s", rate >= GOALS["provisions_per_s"] and missing == 0)  # fmt: skip
+    report.add(
+        tag,
+        "callback p50/p95 at 50/s",
+        f"{p50:.1f}/{p95:.1f} ms",
+        f"p95 <= {GOALS['callback_p95_ms']:g} ms",
+        p95 <= GOALS["callback_p95_ms"] and errors == 0,
+    )
+    report.add(
+        tag,
+        "callback -> user p50/p95",
+        f"{t50:.2f}/{t95:.2f} s",
+        f"p95 <= {GOALS['to_router_p95_s']:g} s",
+        t95 <= GOALS["to_router_p95_s"],
+    )
+    report.add(
+        tag,
+        "provisions/s (vs bare adds/s)",
+        f"{rate:.1f} vs {base_rate:.1f}",
+        f">= {GOALS['provisions_per_s']:g}/s",
+        rate >= GOALS["provisions_per_s"] and missing == 0,
+    )
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:

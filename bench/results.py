@@ -53,8 +53,13 @@ def machine() -> dict[str, str]:
 
 def write(rows: Sequence[Row], seconds: float, path: Path = RESULTS) -> Path:
     """Each figure with its baseline and ratio (in the value), its goal and whether it was met."""
-    lines = ["# Benchmark results", "", f"Written by `make bench` in {seconds:.0f} s. Each value holds the "
-             "figure, the baseline measured in the same run and their ratio where there is one.", ""]  # fmt: skip
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` in {seconds:.0f} s. Each value holds the "
+        "figure, the baseline measured in the same run and their ratio where there is one.",
+        "",
+    ]
     lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in machine().items()] + [""]
     lines += ["| bench | metric | value | goal | met |", "|---|---|---|---|---|"]
     for r in rows:

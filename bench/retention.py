@@ -91,13 +91,22 @@ def run(report: Report | None = None, st: Stack | None = None) -> Report:
             r = ratio(rate, baseline)
             print(f"\n[{NAME}] {n} jobs, oldest {baseline_rows} past the policy")
             print(f"  one unbatched DELETE: {baseline:,.0f} rows/s")
-            print(f"  retention run ({record.status}): {deleted} rows in {record.duration_ms} ms = {rate:,.0f} rows/s "
-                  f"({r:.2f}x); longest statement {longest[0]:.1f} ms")  # fmt: skip
+            print(
+                f"  retention run ({record.status}): {deleted} rows in {record.duration_ms} ms = {rate:,.0f} rows/s "
+                f"({r:.2f}x); longest statement {longest[0]:.1f} ms"
+            )
             met_rate, met_stmt = r >= GOAL_RATIO, longest[0] <= GOAL_STATEMENT_MS
-            print(f"  goals: >= {GOAL_RATIO:g}x {'met' if met_rate else 'NOT met'}; "
-                  f"no statement over {GOAL_STATEMENT_MS:g} ms {'met' if met_stmt else 'NOT met'}")  # fmt: skip
-            report.add(NAME, "rows/s vs one DELETE", f"{rate:,.0f} vs {baseline:,.0f} = {r:.2f}x",
-                       f">= {GOAL_RATIO:g}x", met_rate)  # fmt: skip
+            print(
+                f"  goals: >= {GOAL_RATIO:g}x {'met' if met_rate else 'NOT met'}; "
+                f"no statement over {GOAL_STATEMENT_MS:g} ms {'met' if met_stmt else 'NOT met'}"
+            )
+            report.add(
+                NAME,
+                "rows/s vs one DELETE",
+                f"{rate:,.0f} vs {baseline:,.0f} = {r:.2f}x",
+                f">= {GOAL_RATIO:g}x",
+                met_rate,
+            )
             report.add(NAME, "longest statement", f"{longest[0]:.1f} ms", f"<= {GOAL_STATEMENT_MS:g} ms", met_stmt)
     return report
 

@@ -98,12 +98,18 @@ def peer_check(receiver: HttpReceiver, router: SlowRouter, clients: int, delay: 
     pool = urllib3.HTTPConnectionPool("127.0.0.1", receiver.port, maxsize=clients, block=True)
     began = time.perf_counter()
     with ThreadPoolExecutor(clients) as executor:
-        list(executor.map(lambda _: pool.urlopen("POST", "/peer-check", body=b"{}", retries=False).status,
-                          range(clients * per_client)))  # fmt: skip
+        list(
+            executor.map(
+                lambda _: pool.urlopen("POST", "/peer-check", body=b"{}", retries=False).status,
+                range(clients * per_client),
+            )
+        )
     http = clients * per_client / (time.perf_counter() - began) * delay / clients
     pool.close()
-    apis = [librouteros.connect("127.0.0.1", "admin", "bench", port=router.port, timeout=10, login_method=plain)
-            for _ in range(clients)]  # fmt: skip
+    apis = [
+        librouteros.connect("127.0.0.1", "admin", "bench", port=router.port, timeout=10, login_method=plain)
+        for _ in range(clients)
+    ]
 
     def adds(n: int) -> None:
         users = apis[n].path("/ip/hotspot/user")
@@ -129,10 +135,24 @@ def seed(tenant_id: str, n: int, receiver: HttpReceiver, router: SlowRouter) -> 
     from app.services.webhooks import endpoints, events
 
     endpoints.create(tenant_id, url=receiver.url("/hook"), actor="bench", event_types=["bench.tick"])
-    r = routers.create_router(tenant_id, {"name": "bench", "host": "127.0.0.1", "port": router.port,
-                              "username": "admin", "password": "bench"}, actor="bench")  # fmt: skip
-    p = routers.create_plan(tenant_id, {"name": "bench", "price": 10, "currency": "KES", "duration_seconds": 3600,
-                            "rate_limit": "2M/2M", "shared_users": 1, "profile": "bench"}, actor="bench")  # fmt: skip
+    r = routers.create_router(
+        tenant_id,
+        {"name": "bench", "host": "127.0.0.1", "port": router.port, "username": "admin", "password": "bench"},
+        actor="bench",
+    )
+    p = routers.create_plan(
+        tenant_id,
+        {
+            "name": "bench",
+            "price": 10,
+            "currency": "KES",
+            "duration_seconds": 3600,
+            "rate_limit": "2M/2M",
+            "shared_users": 1,
+            "profile": "bench",
+        },
+        actor="bench",
+    )
     db.session.commit()
     for i in range(n):
         if i % PROVISION_EVERY == PROVISION_EVERY - 1:
@@ -215,11 +235,11 @@ def measure(processes: int, rows: list, n: int, cpu: float, own: float, machine:
     runs = [(r.finished_at - r.started_at).total_seconds() for r in window]
     run_ms = {}
     for kind in sorted({r.type for r in window}):
-        run_ms[kind] = statistics.median((r.finished_at - r.started_at).total_seconds() * 1000
-                                         for r in window if r.type == kind)  # fmt: skip
+        run_ms[kind] = statistics.median(
+            (r.finished_at - r.started_at).total_seconds() * 1000 for r in window if r.type == kind
+        )
     busy = rate * sum(runs) / len(runs)
-    return Run(processes, len(ok), n - len(ok), rate, busy, run_ms, cpu * 1000 / len(ok), own * 1000 / len(ok),
-               machine)  # fmt: skip
+    return Run(processes, len(ok), n - len(ok), rate, busy, run_ms, cpu * 1000 / len(ok), own * 1000 / len(ok), machine)
 
 
 def bench_backend(st: Stack, backend: str, report: Report) -> None:
@@ -227,16 +247,20 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     threads = env_int("BENCH_SCALING_THREADS", 4)
     delay = env_int("BENCH_SCALING_PEER_MS", 40) / 1000
     rounds = env_int("BENCH_SCALING_ROUNDS", 2)
-    print(f"\n[{NAME} / {backend}] {n} jobs (2/3 webhooks.deliver, 1/3 subscription.provision), peers answer "
-          f"after {delay * 1000:g} ms; --threads {threads}, --processes 1 then 2, {rounds} round(s)")  # fmt: skip
+    print(
+        f"\n[{NAME} / {backend}] {n} jobs (2/3 webhooks.deliver, 1/3 subscription.provision), peers answer "
+        f"after {delay * 1000:g} ms; --threads {threads}, --processes 1 then 2, {rounds} round(s)"
+    )
     receiver, router = HttpReceiver(Reply(delay=delay)).start(), SlowRouter(delay).start()
     try:
         http, ros = peer_check(receiver, router, 2 * threads, delay)
     finally:
         receiver.close()
         router.close()
-    print(f"  peers with {2 * threads} clients: HTTP receiver {http:.0%}, RouterOS server {ros:.0%} of "
-          f"{2 * threads} / latency")  # fmt: skip
+    print(
+        f"  peers with {2 * threads} clients: HTTP receiver {http:.0%}, RouterOS server {ros:.0%} of "
+        f"{2 * threads} / latency"
+    )
     ratios, rates = [], {1: [], 2: []}
     for i in range(rounds):
         pair = {}
@@ -244,9 +268,11 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             run = one_run(st, backend, processes, threads, n, delay)
             times = ", ".join(f"{k} {v:.0f} ms" for k, v in run.run_ms.items())
             extra = f", {run.other} not succeeded" if run.other else ""
-            print(f"  round {i + 1}, {processes} process(es): {run.done}/{n} at {run.rate:.0f} jobs/s{extra}; busy "
-                  f"threads {run.busy:.1f} of {processes * threads}; median run {times}; CPU/job: workers "
-                  f"{run.cpu_ms:.1f} ms, bench + peers {run.bench_ms:.1f} ms; machine {run.machine:.0%} busy")  # fmt: skip
+            print(
+                f"  round {i + 1}, {processes} process(es): {run.done}/{n} at {run.rate:.0f} jobs/s{extra}; busy "
+                f"threads {run.busy:.1f} of {processes * threads}; median run {times}; CPU/job: workers "
+                f"{run.cpu_ms:.1f} ms, bench + peers {run.bench_ms:.1f} ms; machine {run.machine:.0%} busy"
+            )
             pair[processes] = run
             rates[processes].append(run.rate)
         r = pair[2].rate / pair[1].rate if pair[1].rate > 0 and not pair[1].other and not pair[2].other else 0.0
@@ -255,8 +281,13 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     met = min(ratios) >= GOAL_RATIO
     value = f"{_span(rates[2], '{:.0f}')} vs {_span(rates[1], '{:.0f}')} jobs/s = {_span(ratios, '{:.2f}')}x"
     print(f"  2 vs 1 process: {value}; goal >= {GOAL_RATIO:g}x: {'met' if met else 'NOT met'}")
-    report.add(f"{NAME} {backend}", f"jobs/s 2 vs 1 process ({threads} threads, {rounds} rounds)", value,
-               f">= {GOAL_RATIO:g}x", met)  # fmt: skip
+    report.add(
+        f"{NAME} {backend}",
+        f"jobs/s 2 vs 1 process ({threads} threads, {rounds} rounds)",
+        value,
+        f">= {GOAL_RATIO:g}x",
+        met,
+    )
 
 
 def _span(values: list[float], fmt: str) -> str:

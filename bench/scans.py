@@ -103,8 +103,9 @@ def clamdscan(server: ClamdServer, files: list[Path], how: str = "--stream") -> 
     clamd_before = cpu_seconds(server.proc.pid)  # type: ignore[union-attr]
     usage_before = os.times()
     began = time.perf_counter()
-    done = subprocess.run(["clamdscan", how, "--no-summary", "-c", str(config), *map(str, files)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["clamdscan", how, "--no-summary", "-c", str(config), *map(str, files)], capture_output=True, text=True
+    )
     seconds = time.perf_counter() - began
     usage = os.times()
     if done.returncode != 0 or done.stdout.count(": OK") != len(files):
@@ -184,13 +185,17 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
         pkg_s, pkg_cpu = bare_package(server, files)
         st.flushall()
         with database(backend, st.tmp) as url:
-            env = st.env(url, CLAMD_URL=server.url, API_RATE_LIMIT_PER_MINUTE=0, SCAN_STORAGE_DIR=st.tmp / "files",
-                         SCAN_QUARANTINE_DIR=st.tmp / "quarantine")  # fmt: skip
+            env = st.env(
+                url,
+                CLAMD_URL=server.url,
+                API_RATE_LIMIT_PER_MINUTE=0,
+                SCAN_STORAGE_DIR=st.tmp / "files",
+                SCAN_QUARANTINE_DIR=st.tmp / "quarantine",
+            )
             migrate(env)
             tenant = create_tenant(env)
             port = free_port()
-            web = Process(web_command(port),
-                          env, f"scans-web-{backend}", st.tmp).start()  # fmt: skip
+            web = Process(web_command(port), env, f"scans-web-{backend}", st.tmp).start()
             plan = deployed("scans")  # as supervisor/opsdeck.conf runs it
             workers = Process(worker_command(["scans"], plan.processes, plan.threads), env, f"scans-{backend}", st.tmp)
             started = time.perf_counter()
@@ -228,19 +233,38 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     print(f"  clamdscan --stream      {base_rate:7.1f} MB/s  client CPU {base_client:.2f} s, clamd {base_clamd:.2f} s")
     print(f"  clamdscan --fdpass      {size_mb / fd_s:7.1f} MB/s  client CPU {fd_client:.2f} s, clamd {fd_clamd:.2f} s")
     print(f"  clamd package instream  {size_mb / pkg_s:7.1f} MB/s  client CPU {pkg_cpu:.2f} s")
-    print(f"  Opsdeck upload->verdict {rate:7.1f} MB/s  ({uploaded:.1f} s uploading) = {r:.2f}x clamdscan; "
-          f"worker CPU {worker_cpu:.2f} s, web {web_cpu:.2f} s, clamd {clamd_cpu:.2f} s; verdicts {verdicts}")  # fmt: skip
+    print(
+        f"  Opsdeck upload->verdict {rate:7.1f} MB/s  ({uploaded:.1f} s uploading) = {r:.2f}x clamdscan; "
+        f"worker CPU {worker_cpu:.2f} s, web {web_cpu:.2f} s, clamd {clamd_cpu:.2f} s; verdicts {verdicts}"
+    )
     met = r >= GOAL_RATIO and verdicts.get("clean") == len(files)
-    print(f"  goal >= {GOAL_RATIO:g}x clamdscan: {'met' if met else 'NOT met'}; worker CPU / clamd CPU "
-          f"{cpu_share:.2f} (goal <= {GOAL_CPU:g}): {'met' if cpu_share <= GOAL_CPU else 'NOT met'}")  # fmt: skip
+    print(
+        f"  goal >= {GOAL_RATIO:g}x clamdscan: {'met' if met else 'NOT met'}; worker CPU / clamd CPU "
+        f"{cpu_share:.2f} (goal <= {GOAL_CPU:g}): {'met' if cpu_share <= GOAL_CPU else 'NOT met'}"
+    )
     tag = f"{NAME} {backend}"
-    report.add(tag, "MB/s upload->verdict vs clamdscan", f"{rate:.1f} vs {base_rate:.1f} = {r:.2f}x",
-               f">= {GOAL_RATIO:g}x", met)  # fmt: skip
+    report.add(
+        tag,
+        "MB/s upload->verdict vs clamdscan",
+        f"{rate:.1f} vs {base_rate:.1f} = {r:.2f}x",
+        f">= {GOAL_RATIO:g}x",
+        met,
+    )
     fd_rate = size_mb / fd_s
-    report.add(tag, "MB/s upload->verdict vs clamdscan --fdpass", f"{rate:.1f} vs {fd_rate:.1f} = {ratio(rate, fd_rate):.2f}x",
-               "", None)  # fmt: skip
-    report.add(tag, "worker CPU / clamd CPU", f"{worker_cpu:.2f} / {clamd_cpu:.2f} s = {cpu_share:.2f}",
-               f"<= {GOAL_CPU:g}", cpu_share <= GOAL_CPU)  # fmt: skip
+    report.add(
+        tag,
+        "MB/s upload->verdict vs clamdscan --fdpass",
+        f"{rate:.1f} vs {fd_rate:.1f} = {ratio(rate, fd_rate):.2f}x",
+        "",
+        None,
+    )
+    report.add(
+        tag,
+        "worker CPU / clamd CPU",
+        f"{worker_cpu:.2f} / {clamd_cpu:.2f} s = {cpu_share:.2f}",
+        f"<= {GOAL_CPU:g}",
+        cpu_share <= GOAL_CPU,
+    )
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:

@@ -191,12 +191,16 @@ def run(report: Report | None = None, st: Stack | None = None) -> Report:
         for processes in env_ints("BENCH_PROCESSES", "1,2"):
             print(f"\n[{NAME} / {backend}] {n} system.echo jobs, --processes {processes} --threads {THREADS}")
             base = bare(st, processes, n, timeout)
-            print(f"  baseline bare Dramatiq no-op: {base.done}/{n} in {base.seconds:.2f} s = {base.rate:.0f} jobs/s"
-                  f" (boot {base.boot:.1f} s)")  # fmt: skip
+            print(
+                f"  baseline bare Dramatiq no-op: {base.done}/{n} in {base.seconds:.2f} s = {base.rate:.0f} jobs/s"
+                f" (boot {base.boot:.1f} s)"
+            )
             ours = opsdeck(st, backend, processes, n, timeout)
             extra = f", {ours.other} dead/cancelled" if ours.other else ""
-            print(f"  Opsdeck system.echo:          {ours.done}/{n} in {ours.seconds:.2f} s = {ours.rate:.0f} jobs/s"
-                  f" (boot {ours.boot:.1f} s{extra})")  # fmt: skip
+            print(
+                f"  Opsdeck system.echo:          {ours.done}/{n} in {ours.seconds:.2f} s = {ours.rate:.0f} jobs/s"
+                f" (boot {ours.boot:.1f} s{extra})"
+            )
             r = ratio(ours.rate, base.rate) if ours.done >= n else 0.0
             met = r >= GOAL_RATIO
             print(f"  ratio {r:.2f}x bare; goal >= {GOAL_RATIO:g}x bare: {'met' if met else 'NOT met'}")

@@ -118,8 +118,10 @@ def throughput(st: Stack, backend: str, report: Report, processes: int, goal: bo
                 accepted = time.perf_counter() - began
                 bodies = [e.body.encode() for e in db.session.query(Event).limit(2 * n)]
                 db.session.remove()
-            print(f"\n[{NAME} / {backend}] {n} events x 2 endpoints accepted in {accepted:.1f} s "
-                  f"({n / accepted:.0f} events/s); workers: --processes {processes} --threads {threads}")  # fmt: skip
+            print(
+                f"\n[{NAME} / {backend}] {n} events x 2 endpoints accepted in {accepted:.1f} s "
+                f"({n / accepted:.0f} events/s); workers: --processes {processes} --threads {threads}"
+            )
             expected = 2 * n
             workers = Process(_workers(processes), env, f"webhooks-{backend}-{processes}", st.tmp)
             started = time.perf_counter()
@@ -134,8 +136,10 @@ def throughput(st: Stack, backend: str, report: Report, processes: int, goal: bo
             base = baseline(receiver, (bodies * 2)[:expected], THREADS)
             r = ratio(rate, base)
             print(f"  baseline: the receiver takes {base:.0f} POST/s from {THREADS} kept-alive threads")
-            print(f"  Opsdeck: {len(got)}/{expected} deliveries at {rate:.0f}/s ({r:.2f}x the baseline), "
-                  f"over {receiver.connections} connections")  # fmt: skip
+            print(
+                f"  Opsdeck: {len(got)}/{expected} deliveries at {rate:.0f}/s ({r:.2f}x the baseline), "
+                f"over {receiver.connections} connections"
+            )
             value = f"{rate:.0f} (vs {base:.0f} = {r:.2f}x)"
             metric = f"deliveries/s, {processes} process{'es' if processes > 1 else ''} (vs raw POSTs/s)"
             if not goal:
@@ -166,8 +170,10 @@ def latency(st: Stack, backend: str, report: Report) -> None:
             base = f"http://127.0.0.1:{port}"
             web = Process(
                 web_command(port),
-                env, f"web-{backend}", st.tmp,
-            ).start()  # fmt: skip
+                env,
+                f"web-{backend}",
+                st.tmp,
+            ).start()
             workers = Process(_workers(processes), env, f"webhooks-live-{backend}", st.tmp)
             started = time.perf_counter()
             workers.start()
@@ -190,16 +196,25 @@ def latency(st: Stack, backend: str, report: Report) -> None:
             cold = sorted((first[i] - t) * 1000 for i, t in warm.items() if i in first)
             p50, p95, p99 = (percentile(lat, q) for q in (50, 95, 99))
             c50, c95 = percentile(cold, 50), percentile(cold, 95)
-            print(f"\n[{NAME} / {backend}] first {len(warm)} events after boot (not in the figures below): "
-                  f"p50 {c50:.1f} ms  p95 {c95:.1f} ms")  # fmt: skip
+            print(
+                f"\n[{NAME} / {backend}] first {len(warm)} events after boot (not in the figures below): "
+                f"p50 {c50:.1f} ms  p95 {c95:.1f} ms"
+            )
             report.add(f"{NAME} {backend}", f"first {len(warm)} events after boot p50/p95", f"{c50:.1f}/{c95:.1f} ms")
-            print(f"\n[{NAME} / {backend}] {total} events at {rate:g}/s, {processes} worker process(es): "
-                  "accepted -> first attempt "
-                  f"p50 {p50:.1f} ms  p95 {p95:.1f} ms  p99 {p99:.1f} ms  ({len(lat)}/{total} delivered)")  # fmt: skip
+            print(
+                f"\n[{NAME} / {backend}] {total} events at {rate:g}/s, {processes} worker process(es): "
+                "accepted -> first attempt "
+                f"p50 {p50:.1f} ms  p95 {p95:.1f} ms  p99 {p99:.1f} ms  ({len(lat)}/{total} delivered)"
+            )
             met = p95 <= GOAL_P95_MS and len(lat) == total
             print(f"  goal p95 <= {GOAL_P95_MS:g} ms (Convoy: 124 ms): {'met' if met else 'NOT met'}")
-            report.add(f"{NAME} {backend}", f"accepted->attempt at {rate:g}/s p50/p95",
-                       f"{p50:.1f}/{p95:.1f} ms", f"p95 <= {GOAL_P95_MS:g} ms", met)  # fmt: skip
+            report.add(
+                f"{NAME} {backend}",
+                f"accepted->attempt at {rate:g}/s p50/p95",
+                f"{p50:.1f}/{p95:.1f} ms",
+                f"p95 <= {GOAL_P95_MS:g} ms",
+                met,
+            )
     finally:
         receiver.close()
 

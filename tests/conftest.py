@@ -118,8 +118,11 @@ class IsolatedClient(FlaskClient):
 def app(
     database_url: str, redis_server: RedisServer, clamd_server: ClamdServer, app_config: dict[str, Any], tmp_path: Path
 ) -> Iterator[Flask]:
-    files = {"CLAMD_URL": clamd_server.url, "SCAN_STORAGE_DIR": str(tmp_path / "files"),
-             "SCAN_QUARANTINE_DIR": str(tmp_path / "quarantine")}  # fmt: skip
+    files = {
+        "CLAMD_URL": clamd_server.url,
+        "SCAN_STORAGE_DIR": str(tmp_path / "files"),
+        "SCAN_QUARANTINE_DIR": str(tmp_path / "quarantine"),
+    }
     app = create_app(make_config(database_url, redis_server.url, **{**files, **app_config}))
     app.test_client_class = IsolatedClient
     with app.app_context():
@@ -179,9 +182,12 @@ class SignedClient:
         self._used.add((method, path, body.hex(), str(timestamp)))
         ts = str(timestamp)
         sig = signature(
-            secret or self.secret, ts, sign_method or method, sign_path or path,
+            secret or self.secret,
+            ts,
+            sign_method or method,
+            sign_path or path,
             body if sign_body is None else sign_body,
-        )  # fmt: skip
+        )
         all_headers = {
             "Opsdeck-Key": key_id or self.key_id,
             "Opsdeck-Timestamp": ts,

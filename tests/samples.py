@@ -67,9 +67,25 @@ def encrypted_zip(name: str, data: bytes, password: bytes = b"secret") -> bytes:
     encoded = name.encode()
     local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 1, 0, 0, 0, crc, len(payload), len(data), len(encoded), 0)
     central = struct.pack(
-        "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 1, 0, 0, 0, crc, len(payload), len(data), len(encoded), 0, 0, 0, 0,
-        0, 0,
-    )  # fmt: skip
+        "<IHHHHHHIIIHHHHHII",
+        0x02014B50,
+        20,
+        20,
+        1,
+        0,
+        0,
+        0,
+        crc,
+        len(payload),
+        len(data),
+        len(encoded),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
     body = local + encoded + payload
     directory = central + encoded
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(directory), len(body), 0)

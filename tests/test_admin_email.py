@@ -48,14 +48,20 @@ def test_mail_pages_filters_preview_and_batches(app, api, admin, sink):
 
 
 def test_suppression_list_add_and_remove_are_audited(app, api, admin, tenant):
-    add = post(admin, "/admin/emails/suppressions", {"tenant": tenant.tenant_id, "address": "Spam@Example.com",
-                                                      "reason": "complaint"})  # fmt: skip
+    add = post(
+        admin,
+        "/admin/emails/suppressions",
+        {"tenant": tenant.tenant_id, "address": "Spam@Example.com", "reason": "complaint"},
+    )
     assert add.status_code == 302
     assert db.session.query(Suppression).one().address == "spam@example.com"
     assert queue(api, "spam@example.com")["status"] == "suppressed"
     assert "spam@example.com" in admin.get("/admin/emails/suppressions").text
-    remove = post(admin, "/admin/emails/suppressions", {"tenant": tenant.tenant_id, "address": "spam@example.com",
-                                                         "action": "remove"})  # fmt: skip
+    remove = post(
+        admin,
+        "/admin/emails/suppressions",
+        {"tenant": tenant.tenant_id, "address": "spam@example.com", "action": "remove"},
+    )
     assert remove.status_code == 302 and db.session.query(Suppression).count() == 0
     assert queue(api, "spam@example.com")["status"] == "queued"
     actions = [e.action for e in db.session.query(AuditEntry).filter(AuditEntry.target == "spam@example.com")]

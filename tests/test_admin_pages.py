@@ -47,8 +47,10 @@ def test_login_without_csrf_token_is_refused(app, admin_user):
 def test_next_parameter_cannot_redirect_off_site(app, admin_user):
     client = app.test_client()
     page = client.get("/admin/login?next=https://evil.example/")
-    response = client.post("/admin/login?next=https://evil.example/",
-                           data={"email": admin_user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)})  # fmt: skip
+    response = client.post(
+        "/admin/login?next=https://evil.example/",
+        data={"email": admin_user.email, "password": PASSWORD, "csrf_token": csrf_token(page.text)},
+    )
     assert response.headers["Location"] == "/admin/"
 
 
@@ -178,8 +180,12 @@ def test_bulk_apply_changes_matching_jobs_in_batches_and_audits(app):
     db.session.query(Job).filter(Job.id.in_(ids[:5])).update({"status": "dead"})
     db.session.commit()
     seen = []
-    summary = jobs.bulk_apply("retry", flt=jobs.JobFilter(all_tenants=True, status="dead"), actor="test",
-                              on_progress=lambda *progress: seen.append(progress))  # fmt: skip
+    summary = jobs.bulk_apply(
+        "retry",
+        flt=jobs.JobFilter(all_tenants=True, status="dead"),
+        actor="test",
+        on_progress=lambda *progress: seen.append(progress),
+    )
     assert summary == {"examined": 5, "changed": 5} and seen == [(0, 0, 5), (5, 5, 5)]
     assert {job_row(i).status for i in ids[:5]} <= {"pending", "queued"}
     assert db.session.query(AuditEntry).filter_by(action="job.bulk_retry").count() == 1

@@ -43,13 +43,34 @@ def created(response: Any) -> dict[str, Any]:
 
 def add_shop(api: Any, server: RouterOsServer, name: str = "lobby") -> dict[str, Any]:
     """A router on the test server and a plan, through the API."""
-    router = created(api.post("/api/v1/routers", {"name": name, "host": "127.0.0.1", "port": server.port,
-                                                  "username": "opsdeck", "password": ROUTER_PASSWORD,
-                                                  "hotspot_server": "hs1"}))  # fmt: skip
-    plan = created(api.post("/api/v1/plans", {"name": f"Daily 2M {name}", "price": "50", "duration": "1d",
-                                              "rate_limit": "2M/2M", "uptime_limit": "12h",
-                                              "data_limit_bytes": 1_000_000_000, "shared_users": 2,
-                                              "profile": "daily-2m"}))  # fmt: skip
+    router = created(
+        api.post(
+            "/api/v1/routers",
+            {
+                "name": name,
+                "host": "127.0.0.1",
+                "port": server.port,
+                "username": "opsdeck",
+                "password": ROUTER_PASSWORD,
+                "hotspot_server": "hs1",
+            },
+        )
+    )
+    plan = created(
+        api.post(
+            "/api/v1/plans",
+            {
+                "name": f"Daily 2M {name}",
+                "price": "50",
+                "duration": "1d",
+                "rate_limit": "2M/2M",
+                "uptime_limit": "12h",
+                "data_limit_bytes": 1_000_000_000,
+                "shared_users": 2,
+                "profile": "daily-2m",
+            },
+        )
+    )
     path = api.get("/api/v1/payments/mpesa/callback-url").get_json()["url"].split("://", 1)[1].split("/", 1)[1]
     return {"router": router, "plan": plan, "callback_path": "/" + path}
 
@@ -59,17 +80,35 @@ def shop(app, api, mikrotik) -> dict[str, Any]:
     return add_shop(api, mikrotik)
 
 
-def pay(app: Any, api: Any, shop: dict[str, Any], checkout: str, amount: Any = 50, desc: str | None = None,
-        code: int = 0) -> dict[str, Any]:  # fmt: skip
+def pay(
+    app: Any, api: Any, shop: dict[str, Any], checkout: str, amount: Any = 50, desc: str | None = None, code: int = 0
+) -> dict[str, Any]:
     """Register an STK push, then Daraja's callback for it (as Safaricom sends it)."""
-    payment = created(api.post("/api/v1/payments", {"checkout_request_id": checkout, "plan_id": shop["plan"]["id"],
-                                                    "router_id": shop["router"]["id"], "phone": "+254712345678"}))  # fmt: skip
-    stk: dict[str, Any] = {"MerchantRequestID": "29115-1", "CheckoutRequestID": checkout, "ResultCode": code,
-                           "ResultDesc": desc or "The service request is processed successfully."}  # fmt: skip
+    payment = created(
+        api.post(
+            "/api/v1/payments",
+            {
+                "checkout_request_id": checkout,
+                "plan_id": shop["plan"]["id"],
+                "router_id": shop["router"]["id"],
+                "phone": "+254712345678",
+            },
+        )
+    )
+    stk: dict[str, Any] = {
+        "MerchantRequestID": "29115-1",
+        "CheckoutRequestID": checkout,
+        "ResultCode": code,
+        "ResultDesc": desc or "The service request is processed successfully.",
+    }
     if code == 0:
-        stk["CallbackMetadata"] = {"Item": [{"Name": "Amount", "Value": amount},
-                                            {"Name": "MpesaReceiptNumber", "Value": f"R{checkout[-4:]}"},
-                                            {"Name": "PhoneNumber", "Value": 254712345678}]}  # fmt: skip
+        stk["CallbackMetadata"] = {
+            "Item": [
+                {"Name": "Amount", "Value": amount},
+                {"Name": "MpesaReceiptNumber", "Value": f"R{checkout[-4:]}"},
+                {"Name": "PhoneNumber", "Value": 254712345678},
+            ]
+        }
     body = json.dumps({"Body": {"stkCallback": stk}})
     answer = app.test_client().post(shop["callback_path"], data=body, content_type="application/json")
     assert answer.status_code == 200
@@ -145,8 +184,14 @@ def test_pages_show_routers_plans_subscribers_subscriptions_and_payments(app, ap
     payment = admin.get(f"{BASE}/payments/{paid['id']}").text
     assert "ws_CO_1001" in payment and "&#34;CheckoutRequestID&#34;: &#34;ws_CO_1001&#34;" in payment
 
-    for url in (f"{BASE}/routers", f"{BASE}/routers/{shop['router']['id']}", f"{BASE}/subscribers",
-                f"{BASE}/subscriptions", f"{BASE}/payments", f"{BASE}/payments/{paid['id']}"):  # fmt: skip
+    for url in (
+        f"{BASE}/routers",
+        f"{BASE}/routers/{shop['router']['id']}",
+        f"{BASE}/subscribers",
+        f"{BASE}/subscriptions",
+        f"{BASE}/payments",
+        f"{BASE}/payments/{paid['id']}",
+    ):
         text = admin.get(url).text
         assert password not in text and "their-pass-1" not in text, url
     for url in ("routers/nope", "subscriptions/nope", "payments/nope"):
@@ -207,8 +252,11 @@ def test_admin_extends_expires_and_provisions_again_audited(app, api, admin, sho
     assert post(admin, f"{url}/bogus").status_code == 400
 
     entries = db.session.scalars(select(AuditEntry).where(AuditEntry.target == made["id"])).all()
-    assert sorted(e.action for e in entries) == ["subscription.expire", "subscription.extend",
-                                                 "subscription.reprovision"]  # fmt: skip
+    assert sorted(e.action for e in entries) == [
+        "subscription.expire",
+        "subscription.extend",
+        "subscription.reprovision",
+    ]
     assert {e.actor for e in entries} == {"user:admin@example.com"}
 
 
@@ -251,8 +299,15 @@ def test_the_raw_callback_is_pretty_printed_and_escaped(app, api, admin, shop):
 
 def test_vouchers_are_generated_provisioned_and_printed(app, api, admin, shop, mikrotik):
     assert "Generate" in admin.get(f"{BASE}/vouchers").text
-    form = {"router": shop["router"]["id"], "plan": shop["plan"]["id"], "count": "5", "prefix": "v-",
-            "length": "6", "charset": "digits", "same_password": "1"}  # fmt: skip
+    form = {
+        "router": shop["router"]["id"],
+        "plan": shop["plan"]["id"],
+        "count": "5",
+        "prefix": "v-",
+        "length": "6",
+        "charset": "digits",
+        "same_password": "1",
+    }
     made = post(admin, f"{BASE}/vouchers", form)
     assert made.status_code == 302 and "/vouchers/print?" in made.headers["Location"]
     printed = admin.get(made.headers["Location"])
@@ -285,8 +340,17 @@ def test_viewers_see_every_page_but_change_nothing(app, api, viewer, shop, mikro
     session_id = mikrotik.menus.add_session("dave", "10.5.50.11", "AA:BB:CC:DD:EE:11")
     routers.check(shop["router"]["id"])
     router_url, sub_url = f"{BASE}/routers/{shop['router']['id']}", f"{BASE}/subscriptions/{made['id']}"
-    pages = (f"{BASE}/routers", router_url, f"{BASE}/plans", f"{BASE}/subscribers", f"{BASE}/subscriptions",
-             sub_url, f"{BASE}/payments", f"{BASE}/payments/{held['id']}", f"{BASE}/vouchers")  # fmt: skip
+    pages = (
+        f"{BASE}/routers",
+        router_url,
+        f"{BASE}/plans",
+        f"{BASE}/subscribers",
+        f"{BASE}/subscriptions",
+        sub_url,
+        f"{BASE}/payments",
+        f"{BASE}/payments/{held['id']}",
+        f"{BASE}/vouchers",
+    )
     for url in pages:
         assert viewer.get(url).status_code == 200, url
     assert "Kick" not in viewer.get(router_url).text and "Check now" not in viewer.get(router_url).text
@@ -297,11 +361,15 @@ def test_viewers_see_every_page_but_change_nothing(app, api, viewer, shop, mikro
     assert made["password"] not in viewer.get(sub_url).text and "shown to admins only" in viewer.get(sub_url).text
     assert viewer.get(f"{BASE}/vouchers/print").status_code == 403
     posts = (
-        (f"{router_url}/check", {}), (f"{router_url}/kick", {"session": session_id}),
-        (f"{sub_url}/extend", {"duration": "1d"}), (f"{sub_url}/expire", {}), (f"{sub_url}/reprovision", {}),
-        (f"{BASE}/payments/{held['id']}/provision", {}), (f"{BASE}/payments/{held['id']}/reject", {}),
+        (f"{router_url}/check", {}),
+        (f"{router_url}/kick", {"session": session_id}),
+        (f"{sub_url}/extend", {"duration": "1d"}),
+        (f"{sub_url}/expire", {}),
+        (f"{sub_url}/reprovision", {}),
+        (f"{BASE}/payments/{held['id']}/provision", {}),
+        (f"{BASE}/payments/{held['id']}/reject", {}),
         (f"{BASE}/vouchers", {"router": shop["router"]["id"], "plan": shop["plan"]["id"], "count": "1"}),
-    )  # fmt: skip
+    )
     for url, data in posts:
         assert post(viewer, url, data).status_code == 403, url
     assert fresh(Payment, held["id"]).status == "held" and len(mikrotik.menus.items(ACTIVE)) == 1

@@ -38,8 +38,10 @@ def test_policies_runs_and_holds(app, admin, tenant):
 def test_viewers_see_retention_but_change_nothing(app, viewer, tenant):
     assert viewer.get("/admin/retention").status_code == 200
     assert 'name="days"' not in viewer.get("/admin/retention").text
-    for url, data in [("/admin/retention/policies/audit_log", {"days": "1", "batch_size": "1"}),
-                      ("/admin/retention/run", {}), ("/admin/retention/holds", {"tenant": tenant.tenant_id,
-                                                                                "reason": "x"})]:  # fmt: skip
+    for url, data in [
+        ("/admin/retention/policies/audit_log", {"days": "1", "batch_size": "1"}),
+        ("/admin/retention/run", {}),
+        ("/admin/retention/holds", {"tenant": tenant.tenant_id, "reason": "x"}),
+    ]:
         assert post(viewer, url, data).status_code == 403, url
     assert db.session.query(Job).count() == 0 and db.session.query(LegalHold).count() == 0

@@ -75,8 +75,13 @@ def test_admin_disables_enables_rotates_recovers_and_resends(app, api, admin, re
     assert fresh(WebhookDelivery, row_id).status == "pending"
 
     actions = {e.action for e in db.session.query(AuditEntry).filter(AuditEntry.actor == "user:admin@example.com")}
-    assert {"webhook_endpoint.disable", "webhook_endpoint.enable", "webhook_endpoint.rotate_secret",
-            "webhook_endpoint.recover", "webhook_delivery.resend"} <= actions  # fmt: skip
+    assert {
+        "webhook_endpoint.disable",
+        "webhook_endpoint.enable",
+        "webhook_endpoint.rotate_secret",
+        "webhook_endpoint.recover",
+        "webhook_delivery.resend",
+    } <= actions
 
 
 def test_viewers_see_webhook_pages_but_change_nothing(app, api, viewer, receiver):

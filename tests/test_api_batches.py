@@ -69,8 +69,10 @@ def test_one_invalid_item_refuses_the_whole_batch_with_errors_by_index(api):
 
 def test_items_with_a_known_idempotency_key_are_answered_with_their_job(api, other_api):
     first = api.post("/api/v1/jobs/batch", {"jobs": [job(0, idempotency_key="a"), job(1)]}).get_json()["data"]
-    again = api.post("/api/v1/jobs/batch", {"jobs": [job(2, idempotency_key="b"), job(0, idempotency_key="a"),
-                                                      job(3, idempotency_key="b")]}).get_json()["data"]  # fmt: skip
+    again = api.post(
+        "/api/v1/jobs/batch",
+        {"jobs": [job(2, idempotency_key="b"), job(0, idempotency_key="a"), job(3, idempotency_key="b")]},
+    ).get_json()["data"]
     assert [d["replayed"] for d in again] == [False, True, True]
     assert again[1]["id"] == first[0]["id"] and again[1]["payload"]["message"] == "m0"
     assert again[2]["id"] == again[0]["id"]  # a key twice in one batch: one job

@@ -30,8 +30,10 @@ TEXT, MALFORMED, NOT_AN_OBJECT = b"x", b'{"unterminated', b"[]"
 LIMIT = 4096
 TOO_LARGE = b"[" + b"0," * LIMIT + b"0]"
 #: A bulk call counts its items against the rate limit once it has read them.
-BULK_BODIES = {"/jobs/batch": {"jobs": [{"type": "system.echo", "payload": {}}]},
-               "/events/batch": {"events": [{"type": "a.b", "payload": {}}]}}  # fmt: skip
+BULK_BODIES = {
+    "/jobs/batch": {"jobs": [{"type": "system.echo", "payload": {}}]},
+    "/events/batch": {"events": [{"type": "a.b", "payload": {}}]},
+}
 
 
 def _made(response: Any) -> str:
@@ -41,24 +43,39 @@ def _made(response: Any) -> str:
 
 def _resources(api: SignedClient) -> dict[str, str]:
     """One of each resource a path names, made through the API: {path parameter: value}."""
-    router = _made(api.post("/api/v1/routers", {"name": "r", "host": "127.0.0.1", "port": free_port(),
-                                                "username": "u", "password": "p", "hotspot_server": "hs1"}))  # fmt: skip
+    router = _made(
+        api.post(
+            "/api/v1/routers",
+            {
+                "name": "r",
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "username": "u",
+                "password": "p",
+                "hotspot_server": "hs1",
+            },
+        )
+    )
     plan = _made(api.post("/api/v1/plans", {"name": "Daily", "price": "50", "duration": "1d", "profile": "daily"}))
     shop = {"plan_id": plan, "router_id": router}
     endpoint = make_endpoint(api, "http://127.0.0.1:9/hook")["id"]
     event = _made(post_event(api))
     return {
-        "router_id": router, "plan_id": plan, "endpoint_id": endpoint, "event_id": event,
+        "router_id": router,
+        "plan_id": plan,
+        "endpoint_id": endpoint,
+        "event_id": event,
         "delivery_id": api.get(f"/api/v1/webhook-endpoints/{endpoint}/deliveries").get_json()["data"][0]["id"],
         "subscription_id": _made(api.post("/api/v1/subscriptions", {**shop, "username": "taken"})),
-        "payment_id": _made(api.post("/api/v1/payments", {**shop, "checkout_request_id": "ws_CO_1",
-                                                         "phone": "+254712345678"})),
+        "payment_id": _made(
+            api.post("/api/v1/payments", {**shop, "checkout_request_id": "ws_CO_1", "phone": "+254712345678"})
+        ),
         "job_id": _made(api.post("/api/v1/jobs", {"type": "system.echo", "payload": {}})),
         "email_id": _made(api.post("/api/v1/emails", {"to": "a@example.com", "subject": "s", "text": "t"})),
         "scan_id": upload(api, "notes.txt", b"hello\n")["id"],  # pending: not downloadable yet
         "token": api.get("/api/v1/payments/mpesa/callback-url").get_json()["url"].rsplit("/", 1)[1],
         "action": "extend",
-    }  # fmt: skip
+    }
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
@@ -154,10 +171,16 @@ def test_every_error_of_every_operation_is_a_problem_document(app, api):
     walk.expect("POST /subscriptions/{subscription_id}/{action}", 409, api.post(f"{sub}/reprovision"))
     endpoint = f"/api/v1/webhook-endpoints/{ids['endpoint_id']}"
     assert api.patch(endpoint, {"enabled": False}).status_code == 200
-    walk.expect("POST /webhook-endpoints/{endpoint_id}/recover", 409,
-                api.post(f"{endpoint}/recover", {"since": "2020-01-01T00:00:00Z"}))  # fmt: skip
-    walk.expect("POST /webhook-deliveries/{delivery_id}/retry", 409,
-                api.post(f"/api/v1/webhook-deliveries/{ids['delivery_id']}/retry"))  # fmt: skip
+    walk.expect(
+        "POST /webhook-endpoints/{endpoint_id}/recover",
+        409,
+        api.post(f"{endpoint}/recover", {"since": "2020-01-01T00:00:00Z"}),
+    )
+    walk.expect(
+        "POST /webhook-deliveries/{delivery_id}/retry",
+        409,
+        api.post(f"/api/v1/webhook-deliveries/{ids['delivery_id']}/retry"),
+    )
     reused = api.post("/api/v1/jobs", {"type": "system.echo", "payload": {"a": 1}}, headers={"Idempotency-Key": "once"})
     walk.expect("POST /jobs", 422, reused)  # the key went with another body before
 
@@ -166,8 +189,11 @@ def test_every_error_of_every_operation_is_a_problem_document(app, api):
     app.config["MPESA_ALLOWED_NETWORKS"] = ["10.0.0.0/8"]
     walk.expect("POST /payments/mpesa/callback/{token}", 403, plain.post(callback, json={}))
     app.config["MPESA_ALLOWED_NETWORKS"] = []
-    walk.expect("POST /payments/mpesa/callback/{token}", 413,
-                plain.post(callback, data=TOO_LARGE, content_type="application/json"))  # fmt: skip
+    walk.expect(
+        "POST /payments/mpesa/callback/{token}",
+        413,
+        plain.post(callback, data=TOO_LARGE, content_type="application/json"),
+    )
 
     # Uploads: no file part, over SCAN_MAX_BYTES (declared and not), malformed (no file either), refused by the
     # pre-check, and that refusal answered again for its Idempotency-Key and for its signature.
@@ -186,10 +212,13 @@ def test_every_error_of_every_operation_is_a_problem_document(app, api):
     wire, content_type = encode_multipart_formdata({"file": ("holiday.png", eicar_zip())})
     sent_at = int(time.time())  # the same signed request twice: a client's automatic retry
     refused, again = (
-        walk.expect("POST /scans", 422, api.request("POST", "/api/v1/scans", data=wire, timestamp=sent_at,
-                                                    headers={"Content-Type": content_type}))
+        walk.expect(
+            "POST /scans",
+            422,
+            api.request("POST", "/api/v1/scans", data=wire, timestamp=sent_at, headers={"Content-Type": content_type}),
+        )
         for _ in range(2)
-    )  # fmt: skip
+    )
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == refused.get_json()
 
     unreached = documented - walk.reached

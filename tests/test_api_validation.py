@@ -61,8 +61,12 @@ def test_a_multipart_part_without_a_name_is_not_a_500(api):
     body, content_type = encode_multipart_formdata({"file": ("a.txt", b"hello")})
     boundary = content_type.split("boundary=")[1]
     extra = f'--{boundary}\r\nContent-Disposition: form-data; name="\\"\r\n\r\nx\r\n'.encode()
-    response = api.request("POST", "/api/v1/scans", data=extra + body,
-                           headers={"Content-Type": content_type, "Idempotency-Key": "upload-1"})  # fmt: skip
+    response = api.request(
+        "POST",
+        "/api/v1/scans",
+        data=extra + body,
+        headers={"Content-Type": content_type, "Idempotency-Key": "upload-1"},
+    )
     assert response.status_code == 202, response.get_json()
 
 
@@ -75,9 +79,16 @@ def test_a_405_names_the_allowed_methods(api):
 def test_booleans_numbers_and_durations_are_what_the_document_says(api):
     """marshmallow took 0, "yes", "5" and " 1 d"; the document promises booleans, integers and a pattern."""
     wrong_fields = [
-        {"active": 0}, {"active": "yes"}, {"shared_users": "2"}, {"price": 0.001}, {"price": "1e3"},
-        {"duration": "1 d"}, {"duration": 10**12}, {"duration": "1000w"}, {"uptime_limit": "1h" * 20},
-    ]  # fmt: skip
+        {"active": 0},
+        {"active": "yes"},
+        {"shared_users": "2"},
+        {"price": 0.001},
+        {"price": "1e3"},
+        {"duration": "1 d"},
+        {"duration": 10**12},
+        {"duration": "1000w"},
+        {"uptime_limit": "1h" * 20},
+    ]
     for wrong in wrong_fields:
         assert api.post("/api/v1/plans", {**PLAN, **wrong}).status_code == 422, wrong
     plan = api.post("/api/v1/plans", {**PLAN, "price": 0.005, "duration": "999w", "active": False}).get_json()

@@ -232,8 +232,9 @@ def test_a_consumer_whose_redis_goes_away_mid_wait_reports_a_closed_connection()
         consumer = broker.consume(queue_name, prefetch=1, timeout=30_000)
         assert next(consumer) is None
         watcher = redis.Redis.from_url(server.url)
-        stopper = threading.Thread(target=lambda: (wait_until(lambda: _waiting_clients(watcher) > 0, 10, 0.01),
-                                                   server.stop()))  # fmt: skip
+        stopper = threading.Thread(
+            target=lambda: (wait_until(lambda: _waiting_clients(watcher) > 0, 10, 0.01), server.stop())
+        )
         stopper.start()
         with pytest.raises(ConnectionClosed):  # as Dramatiq's fetch reports it: the worker reconnects
             next(consumer)
@@ -261,8 +262,9 @@ def _polls_and_delivers(server: RedisServer, refused: Callable[[WaitingConsumer]
 def test_a_redis_whose_acl_refuses_blmove_keeps_the_polling():
     server = RedisServer().start()
     try:
-        redis.Redis.from_url(server.url).acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-blmove"],
-                                                     keys=["*"], channels=["*"])  # fmt: skip
+        redis.Redis.from_url(server.url).acl_setuser(
+            "default", enabled=True, nopass=True, commands=["+@all", "-blmove"], keys=["*"], channels=["*"]
+        )
         _polls_and_delivers(server, lambda consumer: consumer._refused)  # this consumer only
     finally:
         server.close()

@@ -19,8 +19,16 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)"),
 ]
 PASSWORD = "correct horse battery staple"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture
@@ -57,16 +65,20 @@ def test_operator_watches_a_job_die_and_retries_it(app, workers, browser_page):
     for i in range(3):
         submit(payload={"message": f"ok {i}"})
     # Counters and the current minute's bar follow the feed, without a reload.
-    page.wait_for_function("() => parseInt(document.querySelector('[data-live-count=succeeded]').textContent) >= 3",
-                           timeout=30_000)  # fmt: skip
+    page.wait_for_function(
+        "() => parseInt(document.querySelector('[data-live-count=succeeded]').textContent) >= 3", timeout=30_000
+    )
     # The per-minute chart counts them (summed over its bars: the three may straddle a minute).
-    page.wait_for_function("""() => {
+    page.wait_for_function(
+        """() => {
         const chart = document.querySelector('#dashboard-live figure');
         let n = 0;
         chart.querySelectorAll('title').forEach(t => { const m = t.textContent.match(/: (\\d+) succeeded/);
                                                        if (m) n += parseInt(m[1], 10); });
         return n >= 3;
-    }""", timeout=30_000)  # fmt: skip
+    }""",
+        timeout=30_000,
+    )
     if os.environ.get("OPSDECK_SCREENSHOTS"):
         page.screenshot(path=str(Path(os.environ["OPSDECK_SCREENSHOTS"]) / "dashboard.png"), full_page=True)
 

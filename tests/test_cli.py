@@ -34,8 +34,10 @@ def test_tenants_rotate_key_retires_the_old_one(app, tenant):
 
 def test_users_create_with_password_on_stdin(app):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["users", "create", "Ops@Example.com", "--role", "admin", "--password-stdin"],
-                           input="correct horse battery\n")  # fmt: skip
+    result = runner.invoke(
+        args=["users", "create", "Ops@Example.com", "--role", "admin", "--password-stdin"],
+        input="correct horse battery\n",
+    )
     assert result.exit_code == 0, result.output
     user = db.session.query(User).one()
     assert user.email == "ops@example.com" and user.role == "admin"

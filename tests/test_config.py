@@ -55,10 +55,23 @@ def test_values_are_read_as_their_kind(monkeypatch):
 def test_every_setting_opsdeck_reads_is_in_the_table():
     """Each `config["NAME"]` and `.NAME` of an upper-case setting in app/ and workers/ is a
     setting of the table or one the Config derives."""
-    derived = {"VAR_DIR", "SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS", "SQLALCHEMY_TRACK_MODIFICATIONS",
-               "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE", "PERMANENT_SESSION_LIFETIME",
-               "RATELIMIT_SWALLOW_ERRORS", "RATELIMIT_KEY_PREFIX", "WTF_CSRF_TIME_LIMIT", "TESTING", "DEBUG",
-               "SERVER_NAME", "PREFERRED_URL_SCHEME", "SECRET_KEY_FALLBACKS"}  # fmt: skip
+    derived = {
+        "VAR_DIR",
+        "SQLALCHEMY_DATABASE_URI",
+        "SQLALCHEMY_ENGINE_OPTIONS",
+        "SQLALCHEMY_TRACK_MODIFICATIONS",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_SAMESITE",
+        "PERMANENT_SESSION_LIFETIME",
+        "RATELIMIT_SWALLOW_ERRORS",
+        "RATELIMIT_KEY_PREFIX",
+        "WTF_CSRF_TIME_LIMIT",
+        "TESTING",
+        "DEBUG",
+        "SERVER_NAME",
+        "PREFERRED_URL_SCHEME",
+        "SECRET_KEY_FALLBACKS",
+    }
     read = set()
     for path in [*(ROOT / "app").rglob("*.py"), *(ROOT / "workers").rglob("*.py")]:
         read |= set(re.findall(r"config\[\"([A-Z][A-Z0-9_]+)\"\]", path.read_text()))

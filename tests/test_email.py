@@ -20,13 +20,23 @@ from tests.helpers import fresh
 
 @pytest.fixture
 def app_config(sink):
-    return {"SMTP_PORT": sink.port, "EMAIL_RATE_PER_MINUTE": 0, "EMAIL_DELAY": 0, "EMAIL_DIGEST_WINDOW": 60,
-            "EMAIL_RETRY_SCHEDULE": [1, 2], "OPSDECK_PUBLIC_URL": "https://ops.example.com"}  # fmt: skip
+    return {
+        "SMTP_PORT": sink.port,
+        "EMAIL_RATE_PER_MINUTE": 0,
+        "EMAIL_DELAY": 0,
+        "EMAIL_DIGEST_WINDOW": 60,
+        "EMAIL_RETRY_SCHEDULE": [1, 2],
+        "OPSDECK_PUBLIC_URL": "https://ops.example.com",
+    }
 
 
 def mail(to="ana@example.com", **extra):
-    return {"to": to, "template": "notification", "context": {"title": "Hello", "message": "Your order shipped."},
-            **extra}  # fmt: skip
+    return {
+        "to": to,
+        "template": "notification",
+        "context": {"title": "Hello", "message": "Your order shipped."},
+        **extra,
+    }
 
 
 def make_due() -> None:
@@ -62,10 +72,12 @@ def test_one_mail_or_a_list_is_queued_with_its_message_id(app, api):
         ({"to": "a@example.com", "template": "no_such_template"}, "template"),
         ({"to": "a@example.com", "subject": "only a subject"}, "template"),
         ({"to": "a@example.com", "subject": "s", "text": "t", "headers": {"Bcc": "x@example.com"}}, "headers"),
-        ({"to": "a@example.com", "subject": "s", "text": "t", "headers": {"X-Tag": "a\r\nBcc: x@example.com"}},
-         "headers"),
+        (
+            {"to": "a@example.com", "subject": "s", "text": "t", "headers": {"X-Tag": "a\r\nBcc: x@example.com"}},
+            "headers",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_mails_are_422_with_field_errors_and_nothing_is_queued(app, api, body, field):
     response = api.post("/api/v1/emails", body)
     assert response.status_code == 422 and field in response.get_json()["errors"], response.get_json()
@@ -103,10 +115,20 @@ def test_250_mails_go_out_in_3_batches_over_3_smtp_sessions(app, api, sink, app_
 def test_five_mails_with_one_digest_key_arrive_as_one_digest(app, api, sink):
     subjects = [f"New bid #{i}" for i in range(5)]
     for subject in subjects:
-        api.post("/api/v1/emails", {"to": "ana@example.com", "subject": subject, "text": f"{subject} details",
-                                    "digest_key": "bids"})  # fmt: skip
-    api.post("/api/v1/emails", {"to": "ana@example.com", "subject": "Password reset", "text": "code 1234",
-                                "digest_key": "bids", "critical": True})  # fmt: skip
+        api.post(
+            "/api/v1/emails",
+            {"to": "ana@example.com", "subject": subject, "text": f"{subject} details", "digest_key": "bids"},
+        )
+    api.post(
+        "/api/v1/emails",
+        {
+            "to": "ana@example.com",
+            "subject": "Password reset",
+            "text": "code 1234",
+            "digest_key": "bids",
+            "critical": True,
+        },
+    )
     rows = db.session.query(Email).filter_by(digest_key="bids").all()
     assert len({r.next_attempt_at for r in rows}) == 1  # one window for all five
     assert [r.sent for r in flush()] == [1]  # the window is open: only the critical mail is due

@@ -52,8 +52,13 @@ def test_lines_starting_with_a_dot_arrive_as_written(app, sink, ending):
     smtp = relay.connect()
     try:
         relay.transmit(smtp, SENDER, "ana@example.com", data, relay.wire(data))
-        relay.transmit(smtp, SENDER, "ben@example.com", b"Subject: next\r\n\r\nstill in step\r\n",
-                       relay.wire(b"Subject: next\r\n\r\nstill in step\r\n"))  # fmt: skip
+        relay.transmit(
+            smtp,
+            SENDER,
+            "ben@example.com",
+            b"Subject: next\r\n\r\nstill in step\r\n",
+            relay.wire(b"Subject: next\r\n\r\nstill in step\r\n"),
+        )
     finally:
         smtp.quit()
     first, second = sink.received
@@ -65,8 +70,13 @@ def test_envelope_commands_share_one_write_only_when_the_relay_offers_pipelining
     smtp = relay.connect()
     try:
         smtp.set_debuglevel(1)  # smtplib prints each write ("send: ...") to stderr
-        relay.transmit(smtp, SENDER, "ana@example.com", b"Subject: hi\r\n\r\nhello\r\n",
-                       relay.wire(b"Subject: hi\r\n\r\nhello\r\n"))  # fmt: skip
+        relay.transmit(
+            smtp,
+            SENDER,
+            "ana@example.com",
+            b"Subject: hi\r\n\r\nhello\r\n",
+            relay.wire(b"Subject: hi\r\n\r\nhello\r\n"),
+        )
         smtp.set_debuglevel(0)
     finally:
         smtp.quit()
@@ -84,8 +94,9 @@ def test_an_envelope_address_with_a_line_break_is_refused_before_anything_is_sen
     try:
         with pytest.raises(ValueError, match="line break|newline"):
             relay.transmit(smtp, SENDER, "ana@example.com\r\nRCPT TO:<eve@example.com>", b"x\r\n", b"x\r\n.\r\n")
-        relay.transmit(smtp, SENDER, "ben@example.com", b"Subject: ok\r\n\r\nok\r\n",
-                       relay.wire(b"Subject: ok\r\n\r\nok\r\n"))  # fmt: skip
+        relay.transmit(
+            smtp, SENDER, "ben@example.com", b"Subject: ok\r\n\r\nok\r\n", relay.wire(b"Subject: ok\r\n\r\nok\r\n")
+        )
     finally:
         smtp.quit()
     assert [r.rcpt_tos for r in sink.received] == [["ben@example.com"]]
@@ -130,10 +141,12 @@ def test_a_4xx_at_the_end_of_data_is_retried(app, tenant, sink):
     assert row.status == "retrying" and "451" in row.last_error and sink.received == []
 
 
-@pytest.mark.parametrize(("answer", "status"), [("452 4.3.1 Out of storage", "retrying"),
-                                                ("552 5.3.4 Message too big", "failed")])  # fmt: skip
-def test_a_mail_refused_at_mail_from_is_retried_or_failed_alone_and_nothing_suppressed(app, tenant, sink, answer,
-                                                                                       status):  # fmt: skip
+@pytest.mark.parametrize(
+    ("answer", "status"), [("452 4.3.1 Out of storage", "retrying"), ("552 5.3.4 Message too big", "failed")]
+)
+def test_a_mail_refused_at_mail_from_is_retried_or_failed_alone_and_nothing_suppressed(
+    app, tenant, sink, answer, status
+):
     sink.script(SENDER, answer, at="MAIL")
     first, second = queue(tenant.tenant_id, "ana@example.com", "ben@example.com")
     flush()
@@ -159,8 +172,10 @@ def test_a_421_closes_the_session_and_the_rest_of_the_batch_is_retried(app, tena
     statuses = {i: fresh(Email, i).status for i in ids}
     sent = [r.rcpt_tos[0] for r in sink.received]
     assert "b@example.com" not in sent and statuses[ids[1]] == "retrying" and "421" in result.error
-    assert all(statuses[i] == ("sent" if to in sent else "retrying")
-               for i, to in zip(ids, ["a@example.com", "b@example.com", "c@example.com"], strict=True))  # fmt: skip
+    assert all(
+        statuses[i] == ("sent" if to in sent else "retrying")
+        for i, to in zip(ids, ["a@example.com", "b@example.com", "c@example.com"], strict=True)
+    )
     assert db.session.query(Suppression).count() == 0
 
 

@@ -27,18 +27,23 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "opsdeck-test-relay")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     folder = tmp_path_factory.mktemp("tls")
     cert_file, key_file = folder / "relay.pem", folder / "relay.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -63,8 +68,15 @@ def test_tls_with_login(app, tenant, certificate, implicit):
         tls=server_context(certificate), implicit_tls=implicit, credentials=("relay-user", "s3cret")
     ).start()
     try:
-        row = send_one(app, tenant.tenant_id, SMTP_PORT=sink.port, SMTP_SECURITY="ssl" if implicit else "starttls",
-                       SMTP_CA_FILE=str(certificate[0]), SMTP_USERNAME="relay-user", SMTP_PASSWORD="s3cret")  # fmt: skip
+        row = send_one(
+            app,
+            tenant.tenant_id,
+            SMTP_PORT=sink.port,
+            SMTP_SECURITY="ssl" if implicit else "starttls",
+            SMTP_CA_FILE=str(certificate[0]),
+            SMTP_USERNAME="relay-user",
+            SMTP_PASSWORD="s3cret",
+        )
         assert row.status == "sent", row.last_error
         assert sink.logins == ["relay-user"] and len(sink.received) == 1
     finally:
@@ -83,8 +95,15 @@ def test_an_untrusted_certificate_is_refused(app, tenant, certificate):
 def test_a_wrong_password_retries_the_batch(app, tenant, certificate):
     sink = SmtpSink(tls=server_context(certificate), credentials=("relay-user", "s3cret")).start()
     try:
-        row = send_one(app, tenant.tenant_id, SMTP_PORT=sink.port, SMTP_SECURITY="starttls",
-                       SMTP_CA_FILE=str(certificate[0]), SMTP_USERNAME="relay-user", SMTP_PASSWORD="wrong")  # fmt: skip
+        row = send_one(
+            app,
+            tenant.tenant_id,
+            SMTP_PORT=sink.port,
+            SMTP_SECURITY="starttls",
+            SMTP_CA_FILE=str(certificate[0]),
+            SMTP_USERNAME="relay-user",
+            SMTP_PASSWORD="wrong",
+        )
         assert row.status == "retrying" and "Authentication" in row.last_error and sink.received == []
     finally:
         sink.close()

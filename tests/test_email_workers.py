@@ -27,8 +27,15 @@ def sent_count() -> int:
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_resends_at_most_one_chunk(app, tenant, workers, sink):
-    settings = {"SMTP_PORT": sink.port, "EMAIL_RATE_PER_MINUTE": 0, "EMAIL_DELAY": 0.2, "EMAIL_LEASE_SECONDS": 3,
-                "JOB_LEASE_SECONDS": 3, "OUTBOX_RELAY_INTERVAL": 0.5, "OUTBOX_GRACE_SECONDS": 1}  # fmt: skip
+    settings = {
+        "SMTP_PORT": sink.port,
+        "EMAIL_RATE_PER_MINUTE": 0,
+        "EMAIL_DELAY": 0.2,
+        "EMAIL_LEASE_SECONDS": 3,
+        "JOB_LEASE_SECONDS": 3,
+        "OUTBOX_RELAY_INTERVAL": 0.5,
+        "OUTBOX_GRACE_SECONDS": 1,
+    }
     sink.data_delay = 0.03  # a batch of 100 takes about 3 s: the kill lands mid-batch
     queue_mails(tenant.tenant_id, 250)
     doomed = workers.start(["email"], name="doomed", **settings)

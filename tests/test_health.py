@@ -86,8 +86,11 @@ def test_switched_off_families_peers_are_not_checked(app):
 def test_a_database_that_does_not_answer_is_unavailable(redis_server, tmp_path, kind):
     """The one 503 of the plain probe. PostgreSQL: a server address nobody listens on (what a
     stopped server looks like); SQLite: a file that cannot be opened."""
-    url = (f"postgresql://postgres@127.0.0.1:{free_port()}/test" if kind == "postgresql"
-           else f"sqlite:///{tmp_path / 'missing-dir' / 'opsdeck.db'}")  # fmt: skip
+    url = (
+        f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+        if kind == "postgresql"
+        else f"sqlite:///{tmp_path / 'missing-dir' / 'opsdeck.db'}"
+    )
     app = create_app(make_config(url, redis_server.url, OPSDECK_DISABLED_FAMILIES=["email", "scans"]))
     with app.app_context():
         status, body = ready(app)

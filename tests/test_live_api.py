@@ -30,8 +30,13 @@ def readme_block(marker: str) -> str:
 def test_readme_curl_example_submits_a_job(app, tenant, workers):
     url = workers.start_web()
     env = {**os.environ, "OPSDECK_URL": url, "OPSDECK_KEY": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
-    out = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("curl-example")], env=env,
-                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    out = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", readme_block("curl-example")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     import json
 
@@ -49,8 +54,15 @@ def test_readme_batch_example_submits_two_jobs(app, tenant, workers):
     env = {**os.environ, "OPSDECK_URL": url, "OPSDECK_KEY": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
     runs = []
     for _ in range(2):  # a second apart: the same signature would replay the whole first answer
-        runs.append(subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block("batch-example")], env=env,
-                                   capture_output=True, text=True, timeout=30))  # fmt: skip
+        runs.append(
+            subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", readme_block("batch-example")],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        )
         time.sleep(1.1)
     assert all(run.returncode == 0 for run in runs), runs[0].stderr
     first, again = (json.loads(run.stdout)["data"] for run in runs)
@@ -62,8 +74,9 @@ def test_python_client_signs_queries_and_replays_idempotent_posts(app, tenant, w
     url = workers.start_web()
     client = OpsdeckClient(url, tenant.key_id, tenant.secret)
     first = client.post("/api/v1/jobs", {"type": "system.echo", "payload": {"message": "c"}}, idempotency_key="k-1")
-    again = client.request("POST", "/api/v1/jobs", {"type": "system.echo", "payload": {"message": "c"}},
-                           idempotency_key="k-1")  # fmt: skip
+    again = client.request(
+        "POST", "/api/v1/jobs", {"type": "system.echo", "payload": {"message": "c"}}, idempotency_key="k-1"
+    )
     assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first["id"]
     for _ in range(3):  # identical reads in one second: the timestamp window is their only guard
         page = client.get("/api/v1/jobs?limit=5&status=pending")

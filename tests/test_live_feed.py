@@ -24,8 +24,12 @@ def browser_login(url: str, email: str) -> requests.Session:
     http = requests.Session()
     page = http.get(f"{url}/admin/login", timeout=10)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
-    response = http.post(f"{url}/admin/login", data={"email": email, "password": PASSWORD, "csrf_token": token},
-                         allow_redirects=False, timeout=10)  # fmt: skip
+    response = http.post(
+        f"{url}/admin/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert response.status_code == 302, response.text[:300]
     return http
 
@@ -119,19 +123,32 @@ def test_an_event_published_by_one_web_process_reaches_a_client_of_another(app, 
 
     users.create_user("admin@example.com", PASSWORD, "admin")
     tenant = tenants.create_tenant("hotspot")
-    router = routers.create_router(tenant.tenant_id, {"name": "r", "host": "127.0.0.1", "port": 1, "username": "a",
-                                                      "password": "b"}, actor="test")  # fmt: skip
-    plan = routers.create_plan(tenant.tenant_id, {"name": "p", "price": 10, "currency": "KES", "duration_seconds": 60,
-                                                  "profile": "p"}, actor="test")  # fmt: skip
-    payments.register_expected(tenant.tenant_id, checkout_request_id="ws_X", plan=plan, router=router,
-                               phone="+254700000009", mac=None)  # fmt: skip
+    router = routers.create_router(
+        tenant.tenant_id, {"name": "r", "host": "127.0.0.1", "port": 1, "username": "a", "password": "b"}, actor="test"
+    )
+    plan = routers.create_plan(
+        tenant.tenant_id,
+        {"name": "p", "price": 10, "currency": "KES", "duration_seconds": 60, "profile": "p"},
+        actor="test",
+    )
+    payments.register_expected(
+        tenant.tenant_id, checkout_request_id="ws_X", plan=plan, router=router, phone="+254700000009", mac=None
+    )
     token = mpesa.token_for(tenant.tenant_id)
     db.session.commit()
     web_a, web_b = workers.start_web(name="web-a"), workers.start_web(name="web-b")
     listener = Listener()
     listener.connect(web_a, browser_login(web_a, "admin@example.com"))
-    cancelled = {"Body": {"stkCallback": {"MerchantRequestID": "m", "CheckoutRequestID": "ws_X", "ResultCode": 1032,
-                                          "ResultDesc": "Request cancelled by user"}}}  # fmt: skip
+    cancelled = {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": "m",
+                "CheckoutRequestID": "ws_X",
+                "ResultCode": 1032,
+                "ResultDesc": "Request cancelled by user",
+            }
+        }
+    }
     answer = requests.post(f"{web_b}/api/v1/payments/mpesa/callback/{token}", json=cancelled, timeout=10)
     assert answer.status_code == 200
     wait_until(lambda: listener.named("payment.failed"), 30, 0.1, what="payment.failed at web A")

@@ -149,8 +149,14 @@ def test_no_format_logs_a_secret(log_format):
 def test_scrubbed_text_scrubbed_again_is_unchanged():
     """gunicorn's access line is scrubbed twice: its atoms, then the line."""
     scrubber = sentry.Scrubber()
-    for text in (f"POST /api/v1/payments/mpesa/callback/{CALLBACK_TOKEN} HTTP/1.1", f"password={PASSWORD}",
-                 f"{{'token': '{PASSWORD}'}}", BEARER, f"https://user:{PASSWORD}@relay/", WEBHOOK_SECRET):  # fmt: skip
+    for text in (
+        f"POST /api/v1/payments/mpesa/callback/{CALLBACK_TOKEN} HTTP/1.1",
+        f"password={PASSWORD}",
+        f"{{'token': '{PASSWORD}'}}",
+        BEARER,
+        f"https://user:{PASSWORD}@relay/",
+        WEBHOOK_SECRET,
+    ):
         once = scrubber.line(text)
         assert once != text and scrubber.line(once) == once, once
 
@@ -181,11 +187,17 @@ def test_gunicorn_logs_no_secret_in_either_format(app, workers, log_format):
     import requests
 
     access_format = "%(r)s %(s)s auth=%({authorization}i)s sig=%({opsdeck-signature}i)s"
-    url = workers.start_web(LOG_FORMAT=log_format, SMTP_PASSWORD=SMTP_PASSWORD,
-                            GUNICORN_CMD_ARGS=f"--access-logfile - --log-level debug --access-logformat '{access_format}'")  # fmt: skip
+    url = workers.start_web(
+        LOG_FORMAT=log_format,
+        SMTP_PASSWORD=SMTP_PASSWORD,
+        GUNICORN_CMD_ARGS=f"--access-logfile - --log-level debug --access-logformat '{access_format}'",
+    )
     callback = requests.post(f"{url}/api/v1/payments/mpesa/callback/{CALLBACK_TOKEN}", json={}, timeout=10)
-    signed = requests.get(f"{url}/healthz?password={PASSWORD}", timeout=10,
-                          headers={"Authorization": BEARER, "Opsdeck-Signature": SIGNATURE})  # fmt: skip
+    signed = requests.get(
+        f"{url}/healthz?password={PASSWORD}",
+        timeout=10,
+        headers={"Authorization": BEARER, "Opsdeck-Signature": SIGNATURE},
+    )
     assert (callback.status_code, signed.status_code) == (404, 200)
     web = workers.started[-1]
     web.wait_for_log("GET /healthz?password=[Filtered] HTTP/1.1 200 auth=[Filtered] sig=[Filtered]")  # access lines

@@ -52,18 +52,40 @@ ROUTER_PASSWORD = "r0uter-secret"
 #: The fixed values of the other labels.
 CLOSED = {
     "state": {"waiting", "delayed", "running", "retrying", "dead"},
-    "reason": {"missing_headers", "malformed_timestamp", "timestamp_outside_tolerance", "unknown_or_revoked_key",
-               "bad_signature", "too_many_signature_values", "hard_bounce"},
-    "outcome": {"sent", "retrying", "failed", "deferred", "success", "http_error", "no_response", "provisioned",
-                "expired"},
+    "reason": {
+        "missing_headers",
+        "malformed_timestamp",
+        "timestamp_outside_tolerance",
+        "unknown_or_revoked_key",
+        "bad_signature",
+        "too_many_signature_values",
+        "hard_bounce",
+    },
+    "outcome": {
+        "sent",
+        "retrying",
+        "failed",
+        "deferred",
+        "success",
+        "http_error",
+        "no_response",
+        "provisioned",
+        "expired",
+    },
     "verdict": {"clean", "infected", "error"},
-}  # fmt: skip
+}
 
 
 @pytest.fixture
 def app_config(sink: SmtpSink) -> dict[str, Any]:
-    return {**LOOPBACK, "SMTP_PORT": sink.port, "EMAIL_RATE_PER_MINUTE": 0, "EMAIL_DELAY": 0,
-            "PROVISION_RETRY_SCHEDULE": [1], "ROUTER_TIMEOUT": 3.0}  # fmt: skip
+    return {
+        **LOOPBACK,
+        "SMTP_PORT": sink.port,
+        "EMAIL_RATE_PER_MINUTE": 0,
+        "EMAIL_DELAY": 0,
+        "PROVISION_RETRY_SCHEDULE": [1],
+        "ROUTER_TIMEOUT": 3.0,
+    }
 
 
 def scrape(client: Any, **headers: str) -> dict[str, list[Sample]]:
@@ -161,8 +183,16 @@ def test_each_family_counts_its_outcomes_where_they_are_known(app, api, receiver
     run_scan_job(fresh(Scan, scan["id"]).job_id)
 
     # Provisioning: a subscription provisioned, then expired.
-    router = api.post("/api/v1/routers", {"name": "lobby", "host": "127.0.0.1", "port": mikrotik.port,
-                                          "username": "opsdeck", "password": ROUTER_PASSWORD}).get_json()  # fmt: skip
+    router = api.post(
+        "/api/v1/routers",
+        {
+            "name": "lobby",
+            "host": "127.0.0.1",
+            "port": mikrotik.port,
+            "username": "opsdeck",
+            "password": ROUTER_PASSWORD,
+        },
+    ).get_json()
     plan = api.post("/api/v1/plans", {"name": "Hour", "price": "10", "duration": "1h"}).get_json()
     sub = api.post("/api/v1/subscriptions", {"plan_id": plan["id"], "router_id": router["id"]}).get_json()
     for job in pending_jobs(subscriptions.PROVISION.name):
@@ -174,9 +204,22 @@ def test_each_family_counts_its_outcomes_where_they_are_known(app, api, receiver
     # Retention: two succeeded jobs past their day.
     long_ago = utcnow() - timedelta(days=30)
     for _ in range(2):
-        db.session.add(Job(id=new_id(), type="system.echo", queue="default", priority="normal", status="succeeded",
-                           payload={}, attempts=1, max_attempts=1, next_attempt_at=long_ago, created_at=long_ago,
-                           updated_at=long_ago, finished_at=long_ago))  # fmt: skip
+        db.session.add(
+            Job(
+                id=new_id(),
+                type="system.echo",
+                queue="default",
+                priority="normal",
+                status="succeeded",
+                payload={},
+                attempts=1,
+                max_attempts=1,
+                next_attempt_at=long_ago,
+                created_at=long_ago,
+                updated_at=long_ago,
+                finished_at=long_ago,
+            )
+        )
     db.session.commit()
     retention.run(triggered_by="test", kinds=["jobs_succeeded"])
 
@@ -199,8 +242,13 @@ def test_each_family_counts_its_outcomes_where_they_are_known(app, api, receiver
 def test_a_metrics_token_refuses_scrapes_without_it(app):
     app.config["METRICS_TOKEN"] = "scrape-me-0f3a9c"
     client = app.test_client()
-    refusals = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer scrape-me-0f3a9"},
-                {"Authorization": "Basic scrape-me-0f3a9c"}, {"Authorization": "scrape-me-0f3a9c"}]  # fmt: skip
+    refusals = [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Bearer scrape-me-0f3a9"},
+        {"Authorization": "Basic scrape-me-0f3a9c"},
+        {"Authorization": "scrape-me-0f3a9c"},
+    ]
     for headers in refusals:
         response = client.get("/metrics", headers=headers)
         assert response.status_code == 401, headers
@@ -308,8 +356,10 @@ def test_the_dashboard_has_a_panel_per_family_and_asks_only_for_series_that_exis
 
 @PROMTOOL
 def test_promtool_accepts_every_dashboard_query(tmp_path):
-    rules = [{"record": f"dashboard:query{i}", "expr": q.replace("$__rate_interval", "5m")}
-             for i, q in enumerate(dashboard_queries())]  # fmt: skip
+    rules = [
+        {"record": f"dashboard:query{i}", "expr": q.replace("$__rate_interval", "5m")}
+        for i, q in enumerate(dashboard_queries())
+    ]
     path = tmp_path / "dashboard-rules.yml"
     path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))  # JSON is YAML
     checked = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=30)

@@ -15,8 +15,9 @@ from sqlalchemy.exc import OperationalError
 from app.config import _engine_options, _normalise_db_url
 from app.db import postgres
 
-pytestmark = pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
-                                     indirect=True)  # fmt: skip
+pytestmark = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 def _engine(database_url: str, ping_after: float) -> Engine:

@@ -35,16 +35,32 @@ def mikrotik() -> Iterator[RouterOsServer]:
 
 
 def add_router(api: Any, server: RouterOsServer, **extra: Any) -> dict[str, Any]:
-    body = {"name": "lobby", "host": "127.0.0.1", "port": server.port, "username": "opsdeck",
-            "password": ROUTER_PASSWORD, "hotspot_server": "hs1", **extra}  # fmt: skip
+    body = {
+        "name": "lobby",
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": "opsdeck",
+        "password": ROUTER_PASSWORD,
+        "hotspot_server": "hs1",
+        **extra,
+    }
     response = api.post("/api/v1/routers", body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
 
 def add_plan(api: Any, **extra: Any) -> dict[str, Any]:
-    body = {"name": "Daily 2M", "price": "50", "duration": "1d", "rate_limit": "2M/2M", "uptime_limit": "12h",
-            "data_limit_bytes": 1_000_000_000, "shared_users": 2, "profile": "daily-2m", **extra}  # fmt: skip
+    body = {
+        "name": "Daily 2M",
+        "price": "50",
+        "duration": "1d",
+        "rate_limit": "2M/2M",
+        "uptime_limit": "12h",
+        "data_limit_bytes": 1_000_000_000,
+        "shared_users": 2,
+        "profile": "daily-2m",
+        **extra,
+    }
     response = api.post("/api/v1/plans", body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
@@ -52,14 +68,22 @@ def add_plan(api: Any, **extra: Any) -> dict[str, Any]:
 
 def stk_callback(checkout: str, code: int = 0, amount: Any = 50, phone: int = 254712345678) -> dict[str, Any]:
     """Daraja's STK callback as Safaricom sends it (Balance without a Value)."""
-    stk: dict[str, Any] = {"MerchantRequestID": "29115-34620561-1", "CheckoutRequestID": checkout,
-                           "ResultCode": code, "ResultDesc": "The service request is processed successfully."}  # fmt: skip
+    stk: dict[str, Any] = {
+        "MerchantRequestID": "29115-34620561-1",
+        "CheckoutRequestID": checkout,
+        "ResultCode": code,
+        "ResultDesc": "The service request is processed successfully.",
+    }
     if code == 0:
-        stk["CallbackMetadata"] = {"Item": [
-            {"Name": "Amount", "Value": amount}, {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"},
-            {"Name": "Balance"}, {"Name": "TransactionDate", "Value": 20191219102115},
-            {"Name": "PhoneNumber", "Value": phone},
-        ]}  # fmt: skip
+        stk["CallbackMetadata"] = {
+            "Item": [
+                {"Name": "Amount", "Value": amount},
+                {"Name": "MpesaReceiptNumber", "Value": "NLJ7RT61SV"},
+                {"Name": "Balance"},
+                {"Name": "TransactionDate", "Value": 20191219102115},
+                {"Name": "PhoneNumber", "Value": phone},
+            ]
+        }
     else:
         stk["ResultDesc"] = "Request cancelled by user"
     return {"Body": {"stkCallback": stk}}
@@ -73,15 +97,23 @@ def shop(app, api, mikrotik) -> dict[str, Any]:
 
 
 def expect_payment(api: Any, shop: dict[str, Any], checkout: str = "ws_CO_1") -> dict[str, Any]:
-    response = api.post("/api/v1/payments", {"checkout_request_id": checkout, "plan_id": shop["plan"]["id"],
-                                             "router_id": shop["router"]["id"], "phone": "+254712345678"})  # fmt: skip
+    response = api.post(
+        "/api/v1/payments",
+        {
+            "checkout_request_id": checkout,
+            "plan_id": shop["plan"]["id"],
+            "router_id": shop["router"]["id"],
+            "phone": "+254712345678",
+        },
+    )
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
 
 def call_back(app: Any, shop: dict[str, Any], body: Any, **kw: Any) -> Any:
-    return app.test_client().post("/" + shop["callback_path"], data=json.dumps(body),
-                                  content_type="application/json", **kw)  # fmt: skip
+    return app.test_client().post(
+        "/" + shop["callback_path"], data=json.dumps(body), content_type="application/json", **kw
+    )
 
 
 def run_all(job_type: str) -> list[Any]:
@@ -125,8 +157,15 @@ def test_the_same_callback_three_times_is_one_payment_and_one_user(app, api, sho
     assert fresh(Payment, payment["id"]).callbacks == 3
     assert db.session.scalar(select(func.count()).select_from(Subscription)) == 1
     assert len(mikrotik.menus.items(USERS)) == 1
-    again = api.post("/api/v1/payments", {"checkout_request_id": "ws_CO_1", "plan_id": shop["plan"]["id"],
-                                          "router_id": shop["router"]["id"], "phone": "+254712345678"})  # fmt: skip
+    again = api.post(
+        "/api/v1/payments",
+        {
+            "checkout_request_id": "ws_CO_1",
+            "plan_id": shop["plan"]["id"],
+            "router_id": shop["router"]["id"],
+            "phone": "+254712345678",
+        },
+    )
     assert again.status_code == 200 and again.get_json()["id"] == payment["id"]
 
 
@@ -181,8 +220,10 @@ def test_a_router_down_for_good_fails_the_subscription_on_the_feed(app, api, sho
 
 def test_an_existing_user_is_updated_not_duplicated(app, api, shop, mikrotik):
     mikrotik.menus.add(USERS, name="alice", password="old", profile="default")
-    created = api.post("/api/v1/subscriptions", {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"],
-                                                 "username": "alice", "password": "n3w-pass"})  # fmt: skip
+    created = api.post(
+        "/api/v1/subscriptions",
+        {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"], "username": "alice", "password": "n3w-pass"},
+    )
     assert created.status_code == 201, created.get_json()
     outcome = run_all("subscription.provision")[0]
     assert outcome.result == {"user": "updated"}
@@ -280,8 +321,15 @@ def test_hostile_callbacks_are_acknowledged_and_change_nothing_they_should_not(a
 
 
 def test_api_validation_secrets_and_tenant_isolation(app, api, other_api, shop):
-    bad = api.post("/api/v1/payments", {"checkout_request_id": "x", "plan_id": shop["plan"]["id"],
-                                        "router_id": shop["router"]["id"], "phone": "0712345678"})  # fmt: skip
+    bad = api.post(
+        "/api/v1/payments",
+        {
+            "checkout_request_id": "x",
+            "plan_id": shop["plan"]["id"],
+            "router_id": shop["router"]["id"],
+            "phone": "0712345678",
+        },
+    )
     assert bad.status_code == 422 and "phone" in bad.get_json()["errors"]
     assert api.post("/api/v1/plans", {"name": "x", "price": "10", "duration": "soon"}).status_code == 422
     assert api.post("/api/v1/plans", {"name": "x", "price": "-5", "duration": "1d"}).status_code == 422
@@ -337,8 +385,10 @@ def test_router_checks_report_resources_and_changes(app, api, shop, mikrotik):
 
 
 def test_vouchers_are_generated_and_provisioned(app, api, shop, mikrotik):
-    made = api.post("/api/v1/vouchers", {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"],
-                                         "count": 5, "prefix": "v-", "length": 6})  # fmt: skip
+    made = api.post(
+        "/api/v1/vouchers",
+        {"plan_id": shop["plan"]["id"], "router_id": shop["router"]["id"], "count": 5, "prefix": "v-", "length": 6},
+    )
     assert made.status_code == 201
     vouchers = made.get_json()["data"]
     assert len({v["username"] for v in vouchers}) == 5 and all(v["username"].startswith("v-") for v in vouchers)

@@ -61,9 +61,19 @@ def test_the_minute_sweep_applies_a_callback_that_raced_its_registration(app, ap
     the callback is kept although its payment exists. The scheduler's sweep applies it."""
     call_back(app, shop, stk_callback("ws_CO_race"))
     now = utcnow()
-    row = Payment(id=new_id(), tenant_id=unmatched()[0].tenant_id, checkout_request_id="ws_CO_race",
-                  plan_id=shop["plan"]["id"], router_id=shop["router"]["id"], phone="+254712345678",
-                  amount_expected=50, status="expected", callbacks=0, created_at=now, updated_at=now)  # fmt: skip
+    row = Payment(
+        id=new_id(),
+        tenant_id=unmatched()[0].tenant_id,
+        checkout_request_id="ws_CO_race",
+        plan_id=shop["plan"]["id"],
+        router_id=shop["router"]["id"],
+        phone="+254712345678",
+        amount_expected=50,
+        status="expected",
+        callbacks=0,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(row)
     db.session.commit()
     assert payments.match_unmatched() == {"matched": 1}
@@ -88,9 +98,21 @@ def test_the_sweep_keeps_a_callback_it_cannot_read_and_applies_the_others(app, a
     bad.raw_callback = "{truncated"
     now = utcnow()
     for checkout in ("ws_CO_bad", "ws_CO_good"):
-        db.session.add(Payment(id=new_id(), tenant_id=bad.tenant_id, checkout_request_id=checkout,
-                               plan_id=shop["plan"]["id"], router_id=shop["router"]["id"], phone="+254712345678",
-                               amount_expected=50, status="expected", callbacks=0, created_at=now, updated_at=now))  # fmt: skip
+        db.session.add(
+            Payment(
+                id=new_id(),
+                tenant_id=bad.tenant_id,
+                checkout_request_id=checkout,
+                plan_id=shop["plan"]["id"],
+                router_id=shop["router"]["id"],
+                phone="+254712345678",
+                amount_expected=50,
+                status="expected",
+                callbacks=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     db.session.commit()
     assert payments.match_unmatched() == {"matched": 2}
     assert [u.checkout_request_id for u in unmatched()] == ["ws_CO_bad"]
@@ -120,10 +142,21 @@ def test_an_admin_dismisses_a_settled_callback_and_the_audit_log_keeps_it(app, a
     assert post(admin, f"/admin/provisioning/payments/unmatched/{target_id}/dismiss").status_code == 404
     # One whose payment is registered is refused: the minute sweep applies it.
     waiting = unmatched()[0]
-    db.session.add(Payment(id=new_id(), tenant_id=tenant_id, checkout_request_id=waiting.checkout_request_id,
-                           plan_id=shop["plan"]["id"], router_id=shop["router"]["id"], phone="+254712345678",
-                           amount_expected=50, status="expected", callbacks=0, created_at=utcnow(),
-                           updated_at=utcnow()))  # fmt: skip
+    db.session.add(
+        Payment(
+            id=new_id(),
+            tenant_id=tenant_id,
+            checkout_request_id=waiting.checkout_request_id,
+            plan_id=shop["plan"]["id"],
+            router_id=shop["router"]["id"],
+            phone="+254712345678",
+            amount_expected=50,
+            status="expected",
+            callbacks=0,
+            created_at=utcnow(),
+            updated_at=utcnow(),
+        )
+    )
     db.session.commit()
     refused = post(admin, f"/admin/provisioning/payments/unmatched/{waiting.id}/dismiss")
     assert refused.status_code == 302 and "minute sweep applies it" in admin.get("/admin/provisioning/payments").text
@@ -171,9 +204,13 @@ def test_a_retry_that_waited_on_the_registration_applying_its_first_copy_is_coun
     call_back(app, shop, stk_callback("ws_CO_wait"))  # the first copy, kept
     tenant_id = unmatched()[0].tenant_id
     payment, created = payments.register_expected(
-        tenant_id, checkout_request_id="ws_CO_wait", plan=db.session.get(Plan, shop["plan"]["id"]),
-        router=db.session.get(Router, shop["router"]["id"]), phone="+254712345678", mac=None,
-    )  # fmt: skip
+        tenant_id,
+        checkout_request_id="ws_CO_wait",
+        plan=db.session.get(Plan, shop["plan"]["id"]),
+        router=db.session.get(Router, shop["router"]["id"]),
+        phone="+254712345678",
+        mac=None,
+    )
     assert created and payment.status == "processing"  # applied, not committed yet
     answers: list[int] = []
     retry = threading.Thread(
@@ -183,10 +220,12 @@ def test_a_retry_that_waited_on_the_registration_applying_its_first_copy_is_coun
 
     def retry_waits_on_a_lock() -> bool:
         with db.engine.connect() as conn:
-            return bool(conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                " AND position('unmatched_callbacks' in query) > 0"
-            ).scalar())  # fmt: skip
+            return bool(
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND position('unmatched_callbacks' in query) > 0"
+                ).scalar()
+            )
 
     wait_until(retry_waits_on_a_lock, 30, 0.05, what="the retry to wait on the registration's lock")
     db.session.commit()

@@ -24,8 +24,15 @@ def test_a_paid_callback_reaches_the_router_and_expiry_takes_the_user_away(app, 
         router, plan = add_router(api, mikrotik), add_plan(api, duration="1d", uptime_limit=None)
         url = api.get("/api/v1/payments/mpesa/callback-url").get_json()["url"]
         shop = {"callback_path": url.split("://", 1)[1].split("/", 1)[1]}
-        payment = api.post("/api/v1/payments", {"checkout_request_id": "ws_CO_9", "plan_id": plan["id"],
-                                                "router_id": router["id"], "phone": "+254700000001"}).get_json()  # fmt: skip
+        payment = api.post(
+            "/api/v1/payments",
+            {
+                "checkout_request_id": "ws_CO_9",
+                "plan_id": plan["id"],
+                "router_id": router["id"],
+                "phone": "+254700000001",
+            },
+        ).get_json()
         env = {"EXPIRY_CHECK_SECONDS": 1, "ROUTER_CHECK_SECONDS": 3600, "OUTBOX_RELAY_INTERVAL": 0.5}
         workers.start(QUEUES, **env)
         workers.start_scheduler(**env)
@@ -46,7 +53,11 @@ def test_a_paid_callback_reaches_the_router_and_expiry_takes_the_user_away(app, 
         db.session.commit()
 
         # The user goes first, then its sessions (so it cannot log back in between): wait for both.
-        wait_until(lambda: not mikrotik.menus.items(USERS) and not mikrotik.menus.items("/ip/hotspot/active"), 60, 0.1,
-                   what="expiry to remove the user and kick its session")  # fmt: skip
+        wait_until(
+            lambda: not mikrotik.menus.items(USERS) and not mikrotik.menus.items("/ip/hotspot/active"),
+            60,
+            0.1,
+            what="expiry to remove the user and kick its session",
+        )
         sub = fresh(Subscription, fresh(Payment, payment["id"]).subscription_id)
         wait_until(lambda: fresh(Subscription, sub.id).status == "expired", 30, 0.1, what="the subscription to expire")

@@ -31,22 +31,47 @@ def old(days: float):
 
 
 def job(status: str, finished_days_ago: float, tenant_id: str | None = None) -> str:
-    row = Job(id=new_id(), tenant_id=tenant_id, type="system.echo", queue="default", priority="normal", status=status,
-              payload={}, attempts=1, max_attempts=3, next_attempt_at=old(finished_days_ago),
-              created_at=old(finished_days_ago), updated_at=old(finished_days_ago), finished_at=old(finished_days_ago))  # fmt: skip
+    row = Job(
+        id=new_id(),
+        tenant_id=tenant_id,
+        type="system.echo",
+        queue="default",
+        priority="normal",
+        status=status,
+        payload={},
+        attempts=1,
+        max_attempts=3,
+        next_attempt_at=old(finished_days_ago),
+        created_at=old(finished_days_ago),
+        updated_at=old(finished_days_ago),
+        finished_at=old(finished_days_ago),
+    )
     db.session.add(row)
     return row.id
 
 
 def event_with_deliveries(tenant_id: str, endpoint_id: str, days: float, status: str = "succeeded") -> tuple[str, str]:
-    event = Event(id=new_id(), tenant_id=tenant_id, type="x.y", body='{"type":"x.y","timestamp":"","data":{}}',
-                  created_at=old(days))  # fmt: skip
-    delivery = WebhookDelivery(id=new_id(), tenant_id=tenant_id, event_id=event.id, endpoint_id=endpoint_id,
-                               status=status, created_at=old(days), updated_at=old(days))  # fmt: skip
+    event = Event(
+        id=new_id(),
+        tenant_id=tenant_id,
+        type="x.y",
+        body='{"type":"x.y","timestamp":"","data":{}}',
+        created_at=old(days),
+    )
+    delivery = WebhookDelivery(
+        id=new_id(),
+        tenant_id=tenant_id,
+        event_id=event.id,
+        endpoint_id=endpoint_id,
+        status=status,
+        created_at=old(days),
+        updated_at=old(days),
+    )
     db.session.add_all([event, delivery])
     db.session.flush()
-    db.session.add(WebhookAttempt(delivery_id=delivery.id, attempted_at=old(days), duration_ms=1, status_code=200,
-                                  succeeded=True))  # fmt: skip
+    db.session.add(
+        WebhookAttempt(delivery_id=delivery.id, attempted_at=old(days), duration_ms=1, status_code=200, succeeded=True)
+    )
     return event.id, delivery.id
 
 
@@ -67,14 +92,21 @@ def test_each_kind_deletes_exactly_what_is_older_than_its_policy(app, tenant, en
     t = tenant.tenant_id
     kept_jobs = [job("succeeded", 0.5, t), job("dead", 6, t), job("running", 30, t)]
     gone_jobs = [job("succeeded", 2, t), job("dead", 8, t), job("cancelled", 9)]
-    db.session.add_all([
-        IdempotencyRecord(tenant_id=t, key="old", request_hash="h", response_status=202, created_at=old(3), expires_at=old(1)),
-        IdempotencyRecord(tenant_id=t, key="new", request_hash="h", response_status=202, created_at=old(1), expires_at=utcnow()),
-        AuditEntry(actor="x", action="old", created_at=old(400)), AuditEntry(actor="x", action="new", created_at=old(10)),
-        Email(id=new_id(), tenant_id=t, to="a@x.org", status="sent", message_id="<1@x>", created_at=old(31)),
-        Email(id=new_id(), tenant_id=t, to="a@x.org", status="queued", message_id="<2@x>", created_at=old(31)),
-        Email(id=new_id(), tenant_id=t, to="a@x.org", status="sent", message_id="<3@x>", created_at=old(5)),
-    ])  # fmt: skip
+    db.session.add_all(
+        [
+            IdempotencyRecord(
+                tenant_id=t, key="old", request_hash="h", response_status=202, created_at=old(3), expires_at=old(1)
+            ),
+            IdempotencyRecord(
+                tenant_id=t, key="new", request_hash="h", response_status=202, created_at=old(1), expires_at=utcnow()
+            ),
+            AuditEntry(actor="x", action="old", created_at=old(400)),
+            AuditEntry(actor="x", action="new", created_at=old(10)),
+            Email(id=new_id(), tenant_id=t, to="a@x.org", status="sent", message_id="<1@x>", created_at=old(31)),
+            Email(id=new_id(), tenant_id=t, to="a@x.org", status="queued", message_id="<2@x>", created_at=old(31)),
+            Email(id=new_id(), tenant_id=t, to="a@x.org", status="sent", message_id="<3@x>", created_at=old(5)),
+        ]
+    )
     old_event, _ = event_with_deliveries(t, endpoint, 40)
     new_event, _ = event_with_deliveries(t, endpoint, 5)
     busy_event, _ = event_with_deliveries(t, endpoint, 40, status="retrying")  # still being delivered

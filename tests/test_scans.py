@@ -177,8 +177,14 @@ def test_a_scan_is_only_the_owners_and_a_second_run_changes_nothing(app, api, ot
     scan = scanned(api, "notes.txt", b"hello")
     assert other_api.get(f"/api/v1/scans/{scan['id']}").status_code == 404
     assert other_api.get(f"/api/v1/scans/{scan['id']}/file").status_code == 404
-    job = ledger.ClaimedJob(id=fresh(Scan, scan["id"]).job_id, type="scans.scan", tenant_id=None,
-                            payload={"scan_id": scan["id"]}, attempts=2, max_attempts=5)  # fmt: skip
+    job = ledger.ClaimedJob(
+        id=fresh(Scan, scan["id"]).job_id,
+        type="scans.scan",
+        tenant_id=None,
+        payload={"scan_id": scan["id"]},
+        attempts=2,
+        max_attempts=5,
+    )
     assert verdicts.run(scan["id"], job).result == {"skipped": "scan already clean"}
     listed = api.get("/api/v1/scans?status=clean").get_json()["data"]
     assert [s["id"] for s in listed] == [scan["id"]]

@@ -32,8 +32,9 @@ def test_verdicts_from_workers_reach_the_platform_and_the_feed(app, api, workers
     clean = upload(api, "notes.txt", b"hello")
     infected = upload(api, "readme.txt", EICAR)
     workers.start(["scans", "webhooks"], **WORKER_ENV)
-    wait_until(lambda: verdict(clean["id"]) == "clean" and verdict(infected["id"]) == "infected", 60, 0.1,
-               what="both verdicts")  # fmt: skip
+    wait_until(
+        lambda: verdict(clean["id"]) == "clean" and verdict(infected["id"]) == "infected", 60, 0.1, what="both verdicts"
+    )
     wait_until(lambda: len(receiver.on("/hook")) >= 2, 30, 0.1, what="two scan.completed webhooks")
     delivered = {json.loads(r.body)["data"]["id"]: json.loads(r.body)["data"] for r in receiver.on("/hook")}
     assert delivered[clean["id"]]["status"] == "clean"

@@ -28,10 +28,15 @@ BODIES = {
 }
 #: Collections and the ids of the other tenant's rows they must not list.
 COLLECTIONS = {
-    "/api/v1/jobs": "job_id", "/api/v1/emails": "email_id", "/api/v1/scans": "scan_id",
-    "/api/v1/webhook-endpoints": "endpoint_id", "/api/v1/routers": "router_id", "/api/v1/plans": "plan_id",
-    "/api/v1/payments": "payment_id", "/api/v1/subscriptions": "subscription_id",
-}  # fmt: skip
+    "/api/v1/jobs": "job_id",
+    "/api/v1/emails": "email_id",
+    "/api/v1/scans": "scan_id",
+    "/api/v1/webhook-endpoints": "endpoint_id",
+    "/api/v1/routers": "router_id",
+    "/api/v1/plans": "plan_id",
+    "/api/v1/payments": "payment_id",
+    "/api/v1/subscriptions": "subscription_id",
+}
 
 
 @pytest.fixture
@@ -54,14 +59,19 @@ def one_of_everything(api: Any, receiver: Any, mikrotik: RouterOsServer) -> dict
     ids["event_id"] = post_event(api).get_json()["id"]
     ids["delivery_id"] = db.session.query(WebhookDelivery).one().id
     ids["scan_id"] = scanned(api, "a.txt", b"hello")["id"]
-    router = api.post("/api/v1/routers", {"name": "r", "host": "127.0.0.1", "port": mikrotik.port, "username": "admin",
-                                          "password": "pw"}).get_json()  # fmt: skip
+    router = api.post(
+        "/api/v1/routers",
+        {"name": "r", "host": "127.0.0.1", "port": mikrotik.port, "username": "admin", "password": "pw"},
+    ).get_json()
     plan = api.post("/api/v1/plans", {"name": "p", "price": "10", "duration": "1h"}).get_json()
     ids["router_id"], ids["plan_id"] = router["id"], plan["id"]
-    ids["payment_id"] = api.post("/api/v1/payments", {"checkout_request_id": "ws_1", "plan_id": plan["id"],
-                                                      "router_id": router["id"], "phone": "+254700000001"}).get_json()["id"]  # fmt: skip
-    ids["subscription_id"] = api.post("/api/v1/subscriptions", {"plan_id": plan["id"], "router_id": router["id"]}
-                                      ).get_json()["id"]  # fmt: skip
+    ids["payment_id"] = api.post(
+        "/api/v1/payments",
+        {"checkout_request_id": "ws_1", "plan_id": plan["id"], "router_id": router["id"], "phone": "+254700000001"},
+    ).get_json()["id"]
+    ids["subscription_id"] = api.post(
+        "/api/v1/subscriptions", {"plan_id": plan["id"], "router_id": router["id"]}
+    ).get_json()["id"]
     return ids
 
 
@@ -74,8 +84,7 @@ def routes(app: Flask) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_another_tenants_ids_are_404_on_every_route_and_absent_from_every_list(app, api, other_api, receiver,
-                                                                               mikrotik):  # fmt: skip
+def test_another_tenants_ids_are_404_on_every_route_and_absent_from_every_list(app, api, other_api, receiver, mikrotik):
     ids = one_of_everything(api, receiver, mikrotik)
     checked = set()
     for method, rule, endpoint in routes(app):
@@ -114,8 +123,9 @@ def test_no_secret_is_stored_in_plain_text(app, api, tenant, receiver, mikrotik,
     secrets.append(url.rsplit("/", 1)[1])
     plan = api.get("/api/v1/plans").get_json()["data"][0]
     router = api.get("/api/v1/routers").get_json()["data"][0]
-    sub = api.post("/api/v1/subscriptions", {"plan_id": plan["id"], "router_id": router["id"],
-                                             "password": "hotspot-pass-123"}).get_json()  # fmt: skip
+    sub = api.post(
+        "/api/v1/subscriptions", {"plan_id": plan["id"], "router_id": router["id"], "password": "hotspot-pass-123"}
+    ).get_json()
     secrets.append(sub["password"])
     db.session.commit()
     path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")

@@ -168,15 +168,19 @@ def test_failing_job_on_a_worker_is_reported_with_job_tags_and_no_secret(app, wo
 
 @pytest.mark.slow
 @pytest.mark.parametrize("report_retries", [False, True], ids=["dead-only", "every-attempt"])
-def test_a_job_is_reported_once_when_it_dies_unless_every_attempt_is_asked_for(app, workers, sentry_host,
-                                                                               report_retries):  # fmt: skip
+def test_a_job_is_reported_once_when_it_dies_unless_every_attempt_is_asked_for(
+    app, workers, sentry_host, report_retries
+):
     workers.start(["default"], threads=1, SENTRY_DSN=dsn(sentry_host), SENTRY_REPORT_RETRIES=int(report_retries))
     job_id = submit(payload={"message": "flaky", "fail": True}, max_attempts=3)
     assert wait_for_status(job_id, "dead", logs=workers.logs).attempts == 3
 
     def crashes() -> list[dict[str, Any]]:
-        found = [e for e in events(sentry_host)
-                 if "EchoFailure" in exception_types(e) and e.get("tags", {}).get("job_id") == job_id]  # fmt: skip
+        found = [
+            e
+            for e in events(sentry_host)
+            if "EchoFailure" in exception_types(e) and e.get("tags", {}).get("job_id") == job_id
+        ]
         return found if any(e["tags"].get("job_outcome") == "dead" for e in found) else []
 
     # One transport queue per process, sent in order: the retried attempts' events, had they been
@@ -335,8 +339,13 @@ def test_scrubber_removes_secret_shaped_text(text, expected):
 
 
 def test_scrubber_filters_sensitive_keys_and_configured_secrets():
-    config = {"SECRET_KEY": "flask-session-key", "OPSDECK_ENCRYPTION_KEYS": ["old-fernet-key-1"],
-              "SMTP_PASSWORD": "smtp-pass-9", "WTF_CSRF_HEADERS": ["X-CSRFToken"], "PORT": 5000}  # fmt: skip
+    config = {
+        "SECRET_KEY": "flask-session-key",
+        "OPSDECK_ENCRYPTION_KEYS": ["old-fernet-key-1"],
+        "SMTP_PASSWORD": "smtp-pass-9",
+        "WTF_CSRF_HEADERS": ["X-CSRFToken"],
+        "PORT": 5000,
+    }
     scrubber = sentry.Scrubber(sentry.config_secrets(config))
     event = {
         "request": {
@@ -350,15 +359,19 @@ def test_scrubber_filters_sensitive_keys_and_configured_secrets():
     }
     assert scrubber.event(event) == {
         "request": {
-            "headers": {"Opsdeck-Signature": FILTERED, "Opsdeck-Key": "key_1", "Set-Cookie": FILTERED,
-                        "X-CSRFToken": FILTERED},
+            "headers": {
+                "Opsdeck-Signature": FILTERED,
+                "Opsdeck-Key": "key_1",
+                "Set-Cookie": FILTERED,
+                "X-CSRFToken": FILTERED,
+            },
             "data": {"webhook": {"signing_secret": FILTERED, "url": "https://c.example/hook"}},
         },
         "extra": {"note": f"uses {FILTERED}", "password_hash": FILTERED, "empty_token": None},
         "logentry": {"formatted": f"decrypt with {FILTERED} failed; smtp login {FILTERED} refused"},
         "breadcrumbs": {"values": [{"data": {"url": f"/api/v1/payments/mpesa/callback/{FILTERED}"}}]},
         "transaction": f"/api/v1/payments/mpesa/callback/{FILTERED}",
-    }  # fmt: skip
+    }
 
 
 def test_release_defaults_to_the_checked_out_commit(tmp_path: Path):

@@ -39,8 +39,9 @@ def test_warm_opens_the_configured_connections_and_keeps_them_in_the_pool(app: F
 def test_a_database_and_redis_that_are_down_do_not_stop_a_process_from_starting(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    down = create_app(make_config(f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-                                  f"redis://127.0.0.1:{free_port()}/0"))  # fmt: skip
+    down = create_app(
+        make_config(f"postgresql://postgres@127.0.0.1:{free_port()}/none", f"redis://127.0.0.1:{free_port()}/0")
+    )
     with caplog.at_level(logging.WARNING, logger="opsdeck.warmup"):
         assert warmup.warm(down, deadline=60)
     lines = [r.getMessage() for r in caplog.records if r.name == "opsdeck.warmup"]
@@ -55,8 +56,11 @@ def test_a_database_that_never_answers_holds_the_boot_no_longer_than_the_deadlin
     with socket.socket() as silent:  # accepts connections (the kernel's backlog), never speaks
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        stuck = create_app(make_config(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/none",
-                                       f"redis://127.0.0.1:{free_port()}/0"))  # fmt: skip
+        stuck = create_app(
+            make_config(
+                f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/none", f"redis://127.0.0.1:{free_port()}/0"
+            )
+        )
         with caplog.at_level(logging.WARNING, logger="opsdeck.warmup"):
             assert warmup.warm(stuck, deadline=0.5) is False
     assert any("still waiting" in r.getMessage() for r in caplog.records if r.name == "opsdeck.warmup")
@@ -92,8 +96,9 @@ def test_web_and_worker_processes_hold_their_connections_before_their_first_requ
 ) -> None:
     web_name, worker_name = f"web-{uuid.uuid4().hex[:8]}", f"worker-{uuid.uuid4().hex[:8]}"
     base = app.config["SQLALCHEMY_DATABASE_URI"]
-    workers.start_web(DATABASE_URL=f"{base}?application_name={web_name}", DATABASE_WARM_CONNECTIONS=3,
-                      WEB_CONCURRENCY=1)  # fmt: skip
+    workers.start_web(
+        DATABASE_URL=f"{base}?application_name={web_name}", DATABASE_WARM_CONNECTIONS=3, WEB_CONCURRENCY=1
+    )
     workers.start(["default"], DATABASE_URL=f"{base}?application_name={worker_name}", DATABASE_WARM_CONNECTIONS=2)
     # Only /healthz has been asked of the web process, and it reads nothing from the database.
     wait_until(lambda: _connections(database_url, web_name) == 3, 30, 0.1, what="the web process's 3 connections")

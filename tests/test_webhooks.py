@@ -128,8 +128,14 @@ def test_a_client_event_id_committed_by_a_concurrent_request_wins_the_race(app, 
     from app.services.webhooks import events
 
     make_endpoint(api, receiver.url())
-    twin = {"id": "twin-event", "tenant_id": tenant.tenant_id, "client_id": "order-7", "type": "x.y",
-            "body": events.body_for("x.y", utcnow(), {"first": True}), "created_at": utcnow()}  # fmt: skip
+    twin = {
+        "id": "twin-event",
+        "tenant_id": tenant.tenant_id,
+        "client_id": "order-7",
+        "type": "x.y",
+        "body": events.body_for("x.y", utcnow(), {"first": True}),
+        "created_at": utcnow(),
+    }
     lookups = []
     real_lookup = events.find_by_client_id
 

@@ -26,10 +26,19 @@ def flush(job: ClaimedJob) -> dict[str, Any]:
 
 def report(result: outcomes.BatchResult) -> None:
     """Tell the operators' feed about a batch the moment it is recorded, not when the flush ends."""
-    live.publish("email.batch_sent", subject=result.batch_id,
-                 data={"size": result.size, "sent": result.sent, "retrying": result.retrying,
-                       "failed": result.failed, "deferred": result.deferred,
-                       "duration_ms": result.duration_ms, "error": result.error})  # fmt: skip
+    live.publish(
+        "email.batch_sent",
+        subject=result.batch_id,
+        data={
+            "size": result.size,
+            "sent": result.sent,
+            "retrying": result.retrying,
+            "failed": result.failed,
+            "deferred": result.deferred,
+            "duration_ms": result.duration_ms,
+            "error": result.error,
+        },
+    )
     for failure in result.failures:
         if failure["status"] == "failed":
             live.publish("email.failed", subject=failure["id"], data=failure)

@@ -329,10 +329,14 @@ class Ledger(Middleware):
                 f"job.{'dead' if outcome.status == 'dead' else 'failed'}",
                 subject=job.id,
                 tenant_id=job.tenant_id,
-                data={"job_type": job.type, "attempt": job.attempts, "max_attempts": job.max_attempts,
-                      "error": f"{type(exception).__name__}: {exception}"[:500],
-                      "next_attempt_at": outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else None},
-            )  # fmt: skip
+                data={
+                    "job_type": job.type,
+                    "attempt": job.attempts,
+                    "max_attempts": job.max_attempts,
+                    "error": f"{type(exception).__name__}: {exception}"[:500],
+                    "next_attempt_at": outcome.next_attempt_at.isoformat() if outcome.next_attempt_at else None,
+                },
+            )
 
     def _republish(self, broker: Any, message: Any, job_id: str, delay: float) -> None:
         try:

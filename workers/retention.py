@@ -24,11 +24,22 @@ def run(job: ClaimedJob) -> dict[str, Any]:
             live.publish("retention.progress", subject=p.run.id, data={"kind": p.kind, "deleted": p.deleted})
 
     try:
-        record = retention.run(dry_run=job.payload.get("dry_run", False), kinds=job.payload.get("kinds"),
-                               triggered_by=job.payload.get("triggered_by", "schedule"), on_progress=progress)  # fmt: skip
+        record = retention.run(
+            dry_run=job.payload.get("dry_run", False),
+            kinds=job.payload.get("kinds"),
+            triggered_by=job.payload.get("triggered_by", "schedule"),
+            on_progress=progress,
+        )
     except retention.RetentionError as err:
         raise GiveUp(str(err)) from None
-    summary = {"run": record.id, "status": record.status, "dry_run": record.dry_run, "counts": record.counts,
-               "held": record.held, "duration_ms": record.duration_ms, "error": record.error}  # fmt: skip
+    summary = {
+        "run": record.id,
+        "status": record.status,
+        "dry_run": record.dry_run,
+        "counts": record.counts,
+        "held": record.held,
+        "duration_ms": record.duration_ms,
+        "error": record.error,
+    }
     live.publish("retention.completed", subject=record.id, data=summary)
     return summary

@@ -56,8 +56,13 @@ def build(app: Flask) -> BlockingScheduler:
     for schedule in schedules(app):
         # First firing at start (its tick is claimed like any other): a restarted scheduler
         # relays and checks the daily runs at once instead of after a whole period.
-        sched.add_job(fire, IntervalTrigger(seconds=schedule.every_seconds), args=(app, schedule, who),
-                      id=schedule.name, next_run_time=started)  # fmt: skip
+        sched.add_job(
+            fire,
+            IntervalTrigger(seconds=schedule.every_seconds),
+            args=(app, schedule, who),
+            id=schedule.name,
+            next_run_time=started,
+        )
     return sched
 
 

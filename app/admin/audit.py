@@ -34,6 +34,11 @@ def audit_page() -> Any:
     rows = rows[:PAGE]
     args = {k: v for k, v in request.args.items() if k != "before"}
     return render_template(
-        "admin/audit/list.html", entries=rows, next_before=rows[-1].id if more else None, args=args,
-        actor=actor, action=action, target=target,
-    )  # fmt: skip
+        "admin/audit/list.html",
+        entries=rows,
+        next_before=rows[-1].id if more else None,
+        args=args,
+        actor=actor,
+        action=action,
+        target=target,
+    )

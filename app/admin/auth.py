@@ -45,10 +45,15 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["ADMIN_LOGIN_LIMIT_PER_ACCOUNT"], key_func=_account_key,
-               methods=["POST"], deduct_when=_failed)  # fmt: skip
-@limiter.limit(lambda: current_app.config["ADMIN_LOGIN_LIMIT_PER_IP"], key_func=_ip_key,
-               methods=["POST"], deduct_when=_failed)  # fmt: skip
+@limiter.limit(
+    lambda: current_app.config["ADMIN_LOGIN_LIMIT_PER_ACCOUNT"],
+    key_func=_account_key,
+    methods=["POST"],
+    deduct_when=_failed,
+)
+@limiter.limit(
+    lambda: current_app.config["ADMIN_LOGIN_LIMIT_PER_IP"], key_func=_ip_key, methods=["POST"], deduct_when=_failed
+)
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(url_for("admin.dashboard"))

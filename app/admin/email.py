@@ -40,8 +40,16 @@ def emails_page() -> Any:
         query = query.where(Email.tenant_id == tenant)
     if request.args.get("batch"):
         query = query.where(Email.batch_id == request.args["batch"])
-    return render_template("admin/email/list.html", page=paged(query, Email), states=EMAIL_STATES, status=status,
-                           to=to, tenant=tenant, tenant_names=_tenants(), args=list_args())  # fmt: skip
+    return render_template(
+        "admin/email/list.html",
+        page=paged(query, Email),
+        states=EMAIL_STATES,
+        status=status,
+        to=to,
+        tenant=tenant,
+        tenant_names=_tenants(),
+        args=list_args(),
+    )
 
 
 def _email(email_id: str) -> Email:
@@ -56,10 +64,14 @@ def email_detail(email_id: str) -> Any:
     row = _email(email_id)
     composed = compose.compose(row)
     return render_template(
-        "admin/email/detail.html", row=row, tenant=db.session.get(Tenant, row.tenant_id),
-        headers=composed.headers, text=composed.text, has_html=composed.html is not None,
+        "admin/email/detail.html",
+        row=row,
+        tenant=db.session.get(Tenant, row.tenant_id),
+        headers=composed.headers,
+        text=composed.text,
+        has_html=composed.html is not None,
         digested=db.session.scalars(select(Email).where(Email.digest_id == row.id)).all(),
-    )  # fmt: skip
+    )
 
 
 @bp.get("/emails/<email_id>/preview")
@@ -86,8 +98,14 @@ def email_suppressions() -> Any:
     if address:
         query = query.where(Suppression.address == mails.normalise(address))
     rows = db.session.scalars(query.order_by(Suppression.id.desc()).limit(200)).all()
-    return render_template("admin/email/suppressions.html", rows=rows, tenant_names=_tenants(), tenant=tenant,
-                           address=address, form=ActionForm())  # fmt: skip
+    return render_template(
+        "admin/email/suppressions.html",
+        rows=rows,
+        tenant_names=_tenants(),
+        tenant=tenant,
+        address=address,
+        form=ActionForm(),
+    )
 
 
 @bp.post("/emails/suppressions")

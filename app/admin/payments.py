@@ -29,10 +29,18 @@ def payments_page() -> Any:
         query = query.where(Payment.status == status)
     if tenant:
         query = query.where(Payment.tenant_id == tenant)
-    return render_template("admin/provisioning/payments.html", page=paged(query, Payment), status=status,
-                           tenant=tenant, states=PAYMENT_STATES, tenant_names=names(Tenant),
-                           plan_names=names(Plan), args=list_args(), filters=_payment_filters(),
-                           unmatched=payments.unmatched(tenant))  # fmt: skip
+    return render_template(
+        "admin/provisioning/payments.html",
+        page=paged(query, Payment),
+        status=status,
+        tenant=tenant,
+        states=PAYMENT_STATES,
+        tenant_names=names(Tenant),
+        plan_names=names(Plan),
+        args=list_args(),
+        filters=_payment_filters(),
+        unmatched=payments.unmatched(tenant),
+    )
 
 
 def _payment_filters() -> dict[str, str]:
@@ -60,9 +68,14 @@ def pretty(raw: str | None) -> str:
 @bp.get("/provisioning/payments/<payment_id>")
 def payment_detail(payment_id: str) -> Any:
     row = _payment(payment_id)
-    return render_template("admin/provisioning/payment.html", row=row, callback=pretty(row.raw_callback),
-                           tenant=db.session.get(Tenant, row.tenant_id), plan=db.session.get(Plan, row.plan_id),
-                           router=db.session.get(Router, row.router_id))  # fmt: skip
+    return render_template(
+        "admin/provisioning/payment.html",
+        row=row,
+        callback=pretty(row.raw_callback),
+        tenant=db.session.get(Tenant, row.tenant_id),
+        plan=db.session.get(Plan, row.plan_id),
+        router=db.session.get(Router, row.router_id),
+    )
 
 
 @bp.post("/provisioning/payments/<payment_id>/<decision>")
@@ -80,8 +93,12 @@ def payment_decide(payment_id: str, decision: str) -> Any:
         flash(_said(err), "error")
         return back
     db.session.commit()
-    flash("Payment released: its subscription is being made." if decision == "provision"
-          else "Payment rejected: marked failed, nothing provisioned.", "ok")  # fmt: skip
+    flash(
+        "Payment released: its subscription is being made."
+        if decision == "provision"
+        else "Payment rejected: marked failed, nothing provisioned.",
+        "ok",
+    )
     return back
 
 

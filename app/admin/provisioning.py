@@ -65,8 +65,9 @@ def bytes_text(size: int | None) -> str:
 @bp.get("/provisioning/routers", endpoint="routers")
 def routers_page() -> Any:
     tenant = request.args.get("tenant") or None
-    return render_template("admin/provisioning/routers.html", routers=routers.routers_of(tenant),
-                           tenant_names=names(Tenant), tenant=tenant)  # fmt: skip
+    return render_template(
+        "admin/provisioning/routers.html", routers=routers.routers_of(tenant), tenant_names=names(Tenant), tenant=tenant
+    )
 
 
 def _router(router_id: str) -> Router:
@@ -84,9 +85,13 @@ def router_detail(router_id: str) -> Any:
     known = select(Subscription.username, Subscription.id).where(
         Subscription.router_id == row.id, Subscription.username.in_(users)
     )
-    return render_template("admin/provisioning/router.html", row=row, sessions=sessions,
-                           tenant=db.session.get(Tenant, row.tenant_id),
-                           subscription_of=dict(db.session.execute(known).all()) if users else {})  # fmt: skip
+    return render_template(
+        "admin/provisioning/router.html",
+        row=row,
+        sessions=sessions,
+        tenant=db.session.get(Tenant, row.tenant_id),
+        subscription_of=dict(db.session.execute(known).all()) if users else {},
+    )
 
 
 @bp.post("/provisioning/routers/<router_id>/check")
@@ -126,8 +131,9 @@ def router_kick(router_id: str) -> Any:
 @bp.get("/provisioning/plans", endpoint="plans")
 def plans_page() -> Any:
     tenant = request.args.get("tenant") or None
-    return render_template("admin/provisioning/plans.html", plans=routers.plans_of(tenant),
-                           tenant_names=names(Tenant), tenant=tenant)  # fmt: skip
+    return render_template(
+        "admin/provisioning/plans.html", plans=routers.plans_of(tenant), tenant_names=names(Tenant), tenant=tenant
+    )
 
 
 @bp.get("/provisioning/subscribers", endpoint="subscribers")
@@ -142,9 +148,15 @@ def subscribers_page() -> Any:
     counts = select(Subscription.subscriber_id, func.count()).where(
         Subscription.subscriber_id.in_([s.id for s in page.items])
     )
-    return render_template("admin/provisioning/subscribers.html", page=page, tenant=tenant, phone=phone,
-                           counts=dict(db.session.execute(counts.group_by(Subscription.subscriber_id)).all()),
-                           tenant_names=names(Tenant), args=list_args())  # fmt: skip
+    return render_template(
+        "admin/provisioning/subscribers.html",
+        page=page,
+        tenant=tenant,
+        phone=phone,
+        counts=dict(db.session.execute(counts.group_by(Subscription.subscriber_id)).all()),
+        tenant_names=names(Tenant),
+        args=list_args(),
+    )
 
 
 # -- subscriptions ------------------------------------------------------------------------
@@ -154,16 +166,29 @@ def subscriptions_page() -> Any:
     tenant, router = request.args.get("tenant") or None, request.args.get("router") or None
     subscriber = request.args.get("subscriber") or None
     query = select(Subscription)
-    for column, value in ((Subscription.status, status), (Subscription.source, source),
-                          (Subscription.tenant_id, tenant), (Subscription.router_id, router),
-                          (Subscription.subscriber_id, subscriber)):  # fmt: skip
+    for column, value in (
+        (Subscription.status, status),
+        (Subscription.source, source),
+        (Subscription.tenant_id, tenant),
+        (Subscription.router_id, router),
+        (Subscription.subscriber_id, subscriber),
+    ):
         if value:
             query = query.where(column == value)
     return render_template(
-        "admin/provisioning/subscriptions.html", page=paged(query, Subscription), status=status, source=source,
-        tenant=tenant, router=router, states=SUBSCRIPTION_STATES, sources=SOURCES, tenant_names=names(Tenant),
-        router_names=names(Router), plan_names=names(Plan), args=list_args(),
-    )  # fmt: skip
+        "admin/provisioning/subscriptions.html",
+        page=paged(query, Subscription),
+        status=status,
+        source=source,
+        tenant=tenant,
+        router=router,
+        states=SUBSCRIPTION_STATES,
+        sources=SOURCES,
+        tenant_names=names(Tenant),
+        router_names=names(Router),
+        plan_names=names(Plan),
+        args=list_args(),
+    )
 
 
 def _subscription(subscription_id: str) -> Subscription:
@@ -177,12 +202,14 @@ def _subscription(subscription_id: str) -> Subscription:
 def subscription_detail(subscription_id: str) -> Any:
     row = _subscription(subscription_id)
     html = render_template(
-        "admin/provisioning/subscription.html", row=row,
+        "admin/provisioning/subscription.html",
+        row=row,
         password=subscriptions.password_of(row) if current_user.is_admin else None,
-        tenant=db.session.get(Tenant, row.tenant_id), plan=db.session.get(Plan, row.plan_id),
+        tenant=db.session.get(Tenant, row.tenant_id),
+        plan=db.session.get(Plan, row.plan_id),
         router=db.session.get(Router, row.router_id),
         subscriber=db.session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None,
-    )  # fmt: skip
+    )
     return _private(html)
 
 
@@ -217,10 +244,15 @@ def subscription_action(subscription_id: str, action: str) -> Any:
 # -- vouchers -----------------------------------------------------------------------------
 @bp.get("/provisioning/vouchers", endpoint="vouchers")
 def vouchers_page() -> Any:
-    return render_template("admin/provisioning/vouchers.html", routers=routers.routers_of(None),
-                           plans=[p for p in routers.plans_of(None) if p.active], charsets=list(vouchers.CHARSETS),
-                           tenant_names=names(Tenant), max_batch=vouchers.MAX_BATCH,
-                           minutes=RECENT_MINUTES)  # fmt: skip
+    return render_template(
+        "admin/provisioning/vouchers.html",
+        routers=routers.routers_of(None),
+        plans=[p for p in routers.plans_of(None) if p.active],
+        charsets=list(vouchers.CHARSETS),
+        tenant_names=names(Tenant),
+        max_batch=vouchers.MAX_BATCH,
+        minutes=RECENT_MINUTES,
+    )
 
 
 def _int_field(name: str, low: int, high: int, errors: list[str]) -> int:
@@ -256,16 +288,32 @@ def vouchers_generate() -> Any:
         return redirect(url_for("admin.vouchers"))
     assert plan is not None and router is not None
     try:
-        made = vouchers.generate(plan.tenant_id, plan, router, count=count, prefix=prefix, length=length,
-                                 charset=charset, same_password=bool(form.get("same_password")), actor=actor())  # fmt: skip
+        made = vouchers.generate(
+            plan.tenant_id,
+            plan,
+            router,
+            count=count,
+            prefix=prefix,
+            length=length,
+            charset=charset,
+            same_password=bool(form.get("same_password")),
+            actor=actor(),
+        )
     except subscriptions.SubscriptionError as err:
         db.session.rollback()
         flash(str(err), "error")
         return redirect(url_for("admin.vouchers"))
     db.session.commit()
     flash(f"{len(made)} vouchers generated for {plan.name} on {router.name}; they are being provisioned.", "ok")
-    return redirect(url_for("admin.vouchers_print", router=router.id, plan=plan.id,
-                            since=made[0].created_at.isoformat(), until=made[-1].created_at.isoformat()))  # fmt: skip
+    return redirect(
+        url_for(
+            "admin.vouchers_print",
+            router=router.id,
+            plan=plan.id,
+            since=made[0].created_at.isoformat(),
+            until=made[-1].created_at.isoformat(),
+        )
+    )
 
 
 def _time_arg(name: str) -> datetime | None:
@@ -297,6 +345,11 @@ def vouchers_print() -> Any:
         query = query.where(Subscription.plan_id == plan)
     rows = db.session.scalars(query.order_by(Subscription.created_at, Subscription.id).limit(vouchers.MAX_BATCH)).all()
     plans = {p.id: p for p in db.session.scalars(select(Plan).where(Plan.id.in_({r.plan_id for r in rows})))}
-    html = render_template("admin/provisioning/print.html", rows=rows, plans=plans, router_names=names(Router),
-                           passwords={r.id: subscriptions.password_of(r) for r in rows})  # fmt: skip
+    html = render_template(
+        "admin/provisioning/print.html",
+        rows=rows,
+        plans=plans,
+        router_names=names(Router),
+        passwords={r.id: subscriptions.password_of(r) for r in rows},
+    )
     return _private(html)

@@ -23,10 +23,14 @@ def _back() -> Any:
 def retention_page() -> Any:
     tenants = dict(db.session.execute(select(Tenant.id, Tenant.name)).all())  # type: ignore[arg-type]
     return render_template(
-        "admin/retention/index.html", kinds=retention.KINDS, rules=retention.policies(), runs=retention.last_runs(20),
-        holds=db.session.scalars(select(LegalHold).order_by(LegalHold.id.desc())).all(), tenant_names=tenants,
+        "admin/retention/index.html",
+        kinds=retention.KINDS,
+        rules=retention.policies(),
+        runs=retention.last_runs(20),
+        holds=db.session.scalars(select(LegalHold).order_by(LegalHold.id.desc())).all(),
+        tenant_names=tenants,
         form=ActionForm(),
-    )  # fmt: skip
+    )
 
 
 def _checked_form() -> None:
@@ -49,7 +53,12 @@ def retention_policy(kind: str) -> Any:
         flash(f"Policy {kind} saved.", "ok")
     except (ValueError, retention.RetentionError) as err:
         db.session.rollback()
-        flash(f"{kind}: {err}" if isinstance(err, retention.RetentionError) else f"{kind}: days and batch size are numbers.", "error")  # fmt: skip
+        flash(
+            f"{kind}: {err}"
+            if isinstance(err, retention.RetentionError)
+            else f"{kind}: days and batch size are numbers.",
+            "error",
+        )
     return _back()
 
 

@@ -39,11 +39,16 @@ def _listing(location: str | None) -> dict[str, Any]:
     if since in SINCE:
         query = query.where(Scan.created_at >= utcnow() - SINCE[since])
     return {
-        "page": paged(query, Scan), "status": status, "tenant": tenant, "since": since, "since_choices": list(SINCE),
-        "states": SCAN_STATES, "args": list_args(),
+        "page": paged(query, Scan),
+        "status": status,
+        "tenant": tenant,
+        "since": since,
+        "since_choices": list(SINCE),
+        "states": SCAN_STATES,
+        "args": list_args(),
         "tenant_names": dict(db.session.execute(select(Tenant.id, Tenant.name)).all()),
         "freshness": signatures.freshness(),
-    }  # fmt: skip
+    }
 
 
 @bp.get("/scans", endpoint="scans")

@@ -35,8 +35,9 @@ def items(field: str) -> list[Any]:
     return value
 
 
-def load_each(field: str, schema: Schema, build: Callable[[dict[str, Any]], T],
-              refused: tuple[type[Exception], ...]) -> tuple[list[dict[str, Any]], list[T]]:  # fmt: skip
+def load_each(
+    field: str, schema: Schema, build: Callable[[dict[str, Any]], T], refused: tuple[type[Exception], ...]
+) -> tuple[list[dict[str, Any]], list[T]]:
     """Each item of the body's `field` loaded with `schema` and built with `build` (which
     raises one of `refused`, with field messages in `.messages` or as its text, for an invalid
     item); 422 with every invalid item's errors by index."""

@@ -43,8 +43,13 @@ class EmailSchema(Schema):
     digest_key = fields.String(validate=validate.Length(min=1, max=200), load_default=None, allow_none=True)
     critical = Boolean(load_default=False, load_only=True)
     send_after = fields.AwareDateTime(default_timezone=UTC, load_default=None, allow_none=True, load_only=True)
-    headers = fields.Dict(keys=fields.String(), values=fields.String(validate=(validate.Length(max=998), ONE_LINE)),
-                          load_default=None, allow_none=True, load_only=True)  # fmt: skip
+    headers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(validate=(validate.Length(max=998), ONE_LINE)),
+        load_default=None,
+        allow_none=True,
+        load_only=True,
+    )
     status = fields.String(dump_only=True)
     attempts = fields.Integer(dump_only=True)
     next_attempt_at = fields.DateTime(dump_only=True)

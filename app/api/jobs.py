@@ -37,9 +37,11 @@ class JobSchema(Schema):
         load_default=None,
         allow_none=True,
         validate=validate.Length(min=1, max=255),
-        metadata={"description": "The platform's own key for the job, unique per tenant: a job submitted "
-                  "again with it is answered with the first (while the first is kept)."},
-    )  # fmt: skip
+        metadata={
+            "description": "The platform's own key for the job, unique per tenant: a job submitted "
+            "again with it is answered with the first (while the first is kept)."
+        },
+    )
     queue = fields.String(dump_only=True)
     status = fields.String(dump_only=True)
     result = fields.Raw(dump_only=True, allow_none=True)
@@ -172,8 +174,9 @@ def _transition(job_id: str, action: Callable[..., Job], status: int) -> Respons
     job = _load_job(job_id)
     job_type = jobtypes.get(job.type)
     if job_type is None or not job_type.public:
-        raise ApiProblem(409, "Conflict", f"{job.type} jobs are managed by Opsdeck; use their own API.",
-                         type="job-managed")  # fmt: skip
+        raise ApiProblem(
+            409, "Conflict", f"{job.type} jobs are managed by Opsdeck; use their own API.", type="job-managed"
+        )
     try:
         action(job, actor=f"key:{g.api_key_id}")
     except jobs.JobStateError as err:

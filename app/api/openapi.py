@@ -77,10 +77,18 @@ def doc(
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         view.openapi = {  # type: ignore[attr-defined]
-            "status": status, "also": also, "response": response, "body": body, "query": query,
-            "problems": problems, "many": many, "batch": batch, "upload": upload, "binary": binary,
+            "status": status,
+            "also": also,
+            "response": response,
+            "body": body,
+            "query": query,
+            "problems": problems,
+            "many": many,
+            "batch": batch,
+            "upload": upload,
+            "binary": binary,
             "summary": summary or (view.__doc__ or view.__name__).strip().splitlines()[0],
-        }  # fmt: skip
+        }
         return view
 
     return decorator
@@ -110,9 +118,11 @@ def _ref(name: str) -> dict[str, Any]:
 
 
 def _page(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["data"],
-            "properties": {"data": {"type": "array", "items": item},
-                           "next_cursor": {"type": "string", "nullable": True}}}  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"data": {"type": "array", "items": item}, "next_cursor": {"type": "string", "nullable": True}},
+    }
 
 
 def _problems(view: Any, public: bool) -> set[int]:
@@ -137,8 +147,15 @@ def _operation(path_params: list[str], view: Any, body_name: str | None, public:
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_params
     ]
     if getattr(view, "idempotent", False):
-        params.append({"name": "Idempotency-Key", "in": "header", "required": False, "description": IDEMPOTENCY_KEY,
-                       "schema": {"type": "string", "minLength": 1, "maxLength": 255}})  # fmt: skip
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": IDEMPOTENCY_KEY,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        )
     if info["query"] is not None:
         params.append({"in": "query", "schema": info["query"]})
     answer: dict[str, Any] = {"description": info["summary"]}
@@ -147,12 +164,25 @@ def _operation(path_params: list[str], view: Any, body_name: str | None, public:
         if info["many"]:
             ref = _page(ref)
         elif info["batch"]:
-            ref = {"anyOf": [ref, {"type": "object", "required": ["data"], "additionalProperties": False,
-                                   "properties": {"data": {"type": "array", "items": ref}}}]}  # fmt: skip
+            ref = {
+                "anyOf": [
+                    ref,
+                    {
+                        "type": "object",
+                        "required": ["data"],
+                        "additionalProperties": False,
+                        "properties": {"data": {"type": "array", "items": ref}},
+                    },
+                ]
+            }
         answer["content"] = {"application/json": {"schema": ref}}
     if getattr(view, "idempotent", False):
-        answer["headers"] = {"Idempotent-Replayed": {"description": "`true` on an answer replayed for a repeat",
-                                                     "schema": {"type": "string", "enum": ["true"]}}}  # fmt: skip
+        answer["headers"] = {
+            "Idempotent-Replayed": {
+                "description": "`true` on an answer replayed for a repeat",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        }
     if info["binary"]:
         # The file's own type, as detected at upload.
         answer["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
@@ -174,8 +204,11 @@ def _operation(path_params: list[str], view: Any, body_name: str | None, public:
             body = {"anyOf": [body, {"type": "array", "items": body, "minItems": 1, "maxItems": info["batch"]}]}
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     if info["upload"] is not None:
-        upload = {"type": "object", "required": [info["upload"]],
-                  "properties": {info["upload"]: {"type": "string", "format": "binary"}}}  # fmt: skip
+        upload = {
+            "type": "object",
+            "required": [info["upload"]],
+            "properties": {info["upload"]: {"type": "string", "format": "binary"}},
+        }
         op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": upload}}}
     return op
 

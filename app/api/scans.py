@@ -58,8 +58,9 @@ def upload_limit() -> int:
 
 
 def too_large(limit: int) -> ApiProblem:
-    return ApiProblem(413, "File too large", f"Files are limited to {limit:,} bytes ({limit / 1048576:g} MiB).",
-                      type="file-too-large")  # fmt: skip
+    return ApiProblem(
+        413, "File too large", f"Files are limited to {limit:,} bytes ({limit / 1048576:g} MiB).", type="file-too-large"
+    )
 
 
 class UploadRequest(Request):
@@ -74,8 +75,13 @@ class UploadRequest(Request):
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> Any:
         # werkzeug reads a body 64 KiB at a time; an upload, read whole for its signature anyway,
         # costs a third of the CPU read 1 MiB at a time.
-        if (self.endpoint == "api.create_scan" and cache and not parse_form_data and self.content_length
-                and getattr(self, "_cached_data", None) is None):  # fmt: skip
+        if (
+            self.endpoint == "api.create_scan"
+            and cache
+            and not parse_form_data
+            and self.content_length
+            and getattr(self, "_cached_data", None) is None
+        ):
             pieces, remaining = [], self.content_length
             while remaining > 0 and (piece := self.stream.read(min(BODY_PIECE, remaining))):
                 pieces.append(piece)
@@ -84,9 +90,12 @@ class UploadRequest(Request):
         return super().get_data(cache, as_text, parse_form_data)
 
     def _get_file_stream(
-        self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
         content_length: int | None = None,
-    ) -> IO[bytes]:  # fmt: skip
+    ) -> IO[bytes]:
         # Only after the signature was checked (g.tenant_id): nobody else's bytes reach storage.
         if self.endpoint != "api.create_scan" or "tenant_id" not in g or self._incoming is not None:
             return super()._get_file_stream(total_content_length, content_type, filename, content_length)
@@ -119,8 +128,13 @@ def create_scan() -> Response:
     except uploads.TooLarge as err:
         raise too_large(err.limit) from None
     if row.status == "rejected":  # answered, not raised: the record of the refusal is kept
-        return ApiProblem(422, "File rejected", row.reject_reason, type="file-rejected",
-                          extra={"scan_id": row.id, "sha256": row.sha256, "size": row.size}).response()  # fmt: skip
+        return ApiProblem(
+            422,
+            "File rejected",
+            row.reject_reason,
+            type="file-rejected",
+            extra={"scan_id": row.id, "sha256": row.sha256, "size": row.size},
+        ).response()
     response = jsonify(scan_schema.dump(row))
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_scan", scan_id=row.id)
@@ -134,8 +148,7 @@ def list_scans() -> Response:
     """List scans, newest first (filter: status)"""
     args = ScanListArgs().load(request.args.to_dict())
     try:
-        page = uploads.listing(tenant_id=g.tenant_id, status=args["status"], cursor=args["cursor"],
-                               limit=args["limit"])  # fmt: skip
+        page = uploads.listing(tenant_id=g.tenant_id, status=args["status"], cursor=args["cursor"], limit=args["limit"])
     except pagination.BadCursor as err:
         raise validation_failed({"cursor": [str(err)]}) from None
     return jsonify({"data": scan_schema.dump(page.items, many=True), "next_cursor": page.next_cursor})
@@ -163,13 +176,20 @@ def get_scan_file(scan_id: str) -> Response:
     """Download the file: only once clamd has found it clean (409 before and otherwise)"""
     row = _own(scan_id)
     if not row.servable or row.storage_key is None:
-        raise ApiProblem(409, "Not available", f"The file is not available: the scan is {row.status}.",
-                         type="file-not-available")  # fmt: skip
+        raise ApiProblem(
+            409, "Not available", f"The file is not available: the scan is {row.status}.", type="file-not-available"
+        )
     try:
         file = storage.open_file("files", row.storage_key)
     except FileNotFoundError:
         raise ApiProblem(409, "Not available", "The file is no longer stored.", type="file-not-available") from None
-    response = send_file(file, mimetype=row.content_type or "application/octet-stream", as_attachment=True,
-                         download_name=row.display_name, etag=row.sha256, conditional=False)  # fmt: skip
+    response = send_file(
+        file,
+        mimetype=row.content_type or "application/octet-stream",
+        as_attachment=True,
+        download_name=row.display_name,
+        etag=row.sha256,
+        conditional=False,
+    )
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response

@@ -156,8 +156,9 @@ def create_event() -> Response:
 
 
 class EventBatchSchema(Schema):
-    events = fields.List(fields.Nested(EventSchema), required=True,
-                         metadata={"description": "1 to API_BATCH_MAX_ITEMS events"})  # fmt: skip
+    events = fields.List(
+        fields.Nested(EventSchema), required=True, metadata={"description": "1 to API_BATCH_MAX_ITEMS events"}
+    )
 
 
 class AcceptedEventSchema(EventSchema):
@@ -271,8 +272,13 @@ def rotate_endpoint_secret(endpoint_id: str) -> Response:
     endpoint = _endpoint(endpoint_id)
     secret = endpoints.rotate_secret(endpoint, actor=_actor())
     g.sealed_response = True
-    return jsonify({**endpoint_schema.dump(endpoint), "secret": secret,
-                    "previous_secret_expires_at": endpoint.previous_secret_expires_at.isoformat()})  # fmt: skip
+    return jsonify(
+        {
+            **endpoint_schema.dump(endpoint),
+            "secret": secret,
+            "previous_secret_expires_at": endpoint.previous_secret_expires_at.isoformat(),
+        }
+    )
 
 
 @bp.get("/webhook-endpoints/<endpoint_id>/deliveries")

@@ -57,8 +57,13 @@ def request_claim() -> idempotency.Claim | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None:
         if not key or len(key) > 255 or key.startswith(idempotency.SIGNATURE_KEY_PREFIX):
-            raise ApiProblem(422, "Validation failed", "Idempotency-Key must be 1–255 characters and must not "
-                             f"start with {idempotency.SIGNATURE_KEY_PREFIX!r}.", type="validation-failed")  # fmt: skip
+            raise ApiProblem(
+                422,
+                "Validation failed",
+                "Idempotency-Key must be 1–255 characters and must not "
+                f"start with {idempotency.SIGNATURE_KEY_PREFIX!r}.",
+                type="validation-failed",
+            )
         req_hash = idempotency.request_hash(request.method, request.path, _fingerprint())
         return idempotency.Claim(g.tenant_id, key, req_hash)
     digest = g.get("signature_digest")
@@ -91,8 +96,13 @@ def commit(response: Response, claim: idempotency.Claim | None) -> Response:
     twin that stored the key first)."""
     try:
         if claim is not None:
-            stored = idempotency.store(claim, response.status_code, response.get_json(silent=True, force=True),
-                                       replayed_headers(response), sealed=bool(g.get("sealed_response")))  # fmt: skip
+            stored = idempotency.store(
+                claim,
+                response.status_code,
+                response.get_json(silent=True, force=True),
+                replayed_headers(response),
+                sealed=bool(g.get("sealed_response")),
+            )
             if not stored:  # a twin with this key committed first: answer as it did
                 db.session.rollback()
                 twin = twin_answer(claim)

@@ -76,7 +76,7 @@ class Job(db.Model):
             unique=True,
             sqlite_where=text("idempotency_key IS NOT NULL"),
             postgresql_where=text("idempotency_key IS NOT NULL"),
-        ),  # fmt: skip
+        ),
     )
 
     @property

@@ -88,8 +88,9 @@ def ask_all(checks: Mapping[str, Callable[[], str | None]], timeout: float) -> d
             except Exception as err:
                 answers[name] = type(err).__name__
 
-    threads = [threading.Thread(target=run, args=item, name=f"readyz-{item[0]}", daemon=True)
-               for item in checks.items()]  # fmt: skip
+    threads = [
+        threading.Thread(target=run, args=item, name=f"readyz-{item[0]}", daemon=True) for item in checks.items()
+    ]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + timeout

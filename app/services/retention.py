@@ -126,17 +126,28 @@ def _event_children(conn: Any, events: Any) -> None:
 def _paid_callbacks_audited(conn: Any, batch: Any) -> None:
     """A kept callback that says money was paid (ResultCode 0 with an amount) leaves what it
     said in the audit log when retention removes it, as a dismissal does."""
-    paid = conn.execute(select(UnmatchedCallback).where(UnmatchedCallback.id.in_(batch),
-                                                        UnmatchedCallback.result_code == 0,
-                                                        UnmatchedCallback.amount_paid.is_not(None))).all()  # fmt: skip
+    paid = conn.execute(
+        select(UnmatchedCallback).where(
+            UnmatchedCallback.id.in_(batch),
+            UnmatchedCallback.result_code == 0,
+            UnmatchedCallback.amount_paid.is_not(None),
+        )
+    ).all()
     for row in paid:
-        audit.record("system:retention", "payment.unmatched_expired", target=row.checkout_request_id,
-                     tenant_id=row.tenant_id, details=unmatched_details(row))  # fmt: skip
+        audit.record(
+            "system:retention",
+            "payment.unmatched_expired",
+            target=row.checkout_request_id,
+            tenant_id=row.tenant_id,
+            details=unmatched_details(row),
+        )
 
 
 FINISHED_MAIL = ("sent", "failed", "suppressed", "digested")
 
 #: Children before parents: attempts, deliveries, then events.
+# A table, one kind a row, read down its columns: kept aligned by hand.
+# fmt: off
 KINDS: list[Kind] = [
     Kind("jobs_succeeded", Job, Job.finished_at, 1, "succeeded jobs", lambda: [Job.status == "succeeded"],
          _tenant_hold(Job.tenant_id)),
@@ -166,7 +177,8 @@ KINDS: list[Kind] = [
          "leaves its receipt in the audit log", hold=_tenant_hold(UnmatchedCallback.tenant_id),
          children=_paid_callbacks_audited),
     Kind("audit_log", AuditEntry, AuditEntry.created_at, 365, "audit log entries", hold=_tenant_hold(AuditEntry.tenant_id)),
-]  # fmt: skip
+]
+# fmt: on
 BY_NAME = {k.name: k for k in KINDS}
 #: Kinds whose rows have files (deleted through tombstones after the rows commit).
 FILE_KINDS = {"scans", "scans_quarantined"}
@@ -185,8 +197,9 @@ def policies() -> dict[str, RetentionPolicy]:
     return rows
 
 
-def set_policy(kind: str, *, days: int | None = None, enabled: bool | None = None, batch_size: int | None = None,
-               actor: str) -> RetentionPolicy:  # fmt: skip
+def set_policy(
+    kind: str, *, days: int | None = None, enabled: bool | None = None, batch_size: int | None = None, actor: str
+) -> RetentionPolicy:
     """Change a policy. Commits."""
     if kind not in BY_NAME:
         raise RetentionError(f"unknown kind {kind!r} (one of: {', '.join(BY_NAME)})")
@@ -214,11 +227,21 @@ def hold(
     if event_id and scan_id:
         raise RetentionError("hold one event or one scan, not both")
     target_kind = "event" if event_id else ("scan" if scan_id else None)
-    row = LegalHold(tenant_id=tenant_id, target_kind=target_kind, target_id=event_id or scan_id,
-                    reason=reason[:500], created_by=actor)  # fmt: skip
+    row = LegalHold(
+        tenant_id=tenant_id,
+        target_kind=target_kind,
+        target_id=event_id or scan_id,
+        reason=reason[:500],
+        created_by=actor,
+    )
     db.session.add(row)
-    audit.record(actor, "retention.hold", target=event_id or scan_id or tenant_id, tenant_id=tenant_id,
-                 details={"reason": reason, "covers": target_kind or "tenant"})  # fmt: skip
+    audit.record(
+        actor,
+        "retention.hold",
+        target=event_id or scan_id or tenant_id,
+        tenant_id=tenant_id,
+        details={"reason": reason, "covers": target_kind or "tenant"},
+    )
     db.session.commit()
     return row
 
@@ -245,8 +268,9 @@ def current_holds() -> Held:
 # -- runs ------------------------------------------------------------------------------
 class RunPayload(Schema):
     dry_run = fields.Boolean(load_default=False)
-    kinds = fields.List(fields.String(validate=validate.OneOf([k.name for k in KINDS])), load_default=None,
-                        allow_none=True)  # fmt: skip
+    kinds = fields.List(
+        fields.String(validate=validate.OneOf([k.name for k in KINDS])), load_default=None, allow_none=True
+    )
     triggered_by = fields.String(load_default="schedule", validate=validate.Length(max=200))
 
 
@@ -295,8 +319,14 @@ def run(
                 record.counts = {**record.counts, kind.name: _count(kind, [*conditions, *kept])}
                 db.session.commit()
                 continue
-            deleted, finished = _delete(kind, [*conditions, *kept], policy.batch_size, share, pause,
-                                        lambda n, k=kind.name: _progress(record, k, n, on_progress))  # fmt: skip
+            deleted, finished = _delete(
+                kind,
+                [*conditions, *kept],
+                policy.batch_size,
+                share,
+                pause,
+                lambda n, k=kind.name: _progress(record, k, n, on_progress),
+            )
             record.counts = {**record.counts, kind.name: deleted}
             if kind.name in FILE_KINDS:  # the rows are committed: now their files
                 record.bytes_deleted += cleanup.sweep_tombstones()[1]
@@ -332,8 +362,9 @@ def _count(kind: Kind, conditions: list[Any]) -> int:
     return db.session.scalar(select(func.count()).select_from(kind.model).where(*conditions)) or 0
 
 
-def _delete(kind: Kind, conditions: list[Any], batch: int, deadline: float, pause: float,
-            progress: Callable[[int], None]) -> tuple[int, bool]:  # fmt: skip
+def _delete(
+    kind: Kind, conditions: list[Any], batch: int, deadline: float, pause: float, progress: Callable[[int], None]
+) -> tuple[int, bool]:
     """Batches of the oldest matching rows, a commit each. (deleted, finished within budget)
 
     A batch is a range of the age index: the age of the batch's last row is read (OFFSET

@@ -70,8 +70,9 @@ def _checked_contact(address: str | None) -> str | None:
 def set_contact(tenant: Tenant, address: str | None, *, actor: str) -> Tenant:
     """Set (or clear) the tenant's contact address. Commits."""
     tenant.contact_email = _checked_contact(address)
-    audit.record(actor, "tenant.contact", target=tenant.id, tenant_id=tenant.id,
-                 details={"contact_email": tenant.contact_email})  # fmt: skip
+    audit.record(
+        actor, "tenant.contact", target=tenant.id, tenant_id=tenant.id, details={"contact_email": tenant.contact_email}
+    )
     db.session.commit()
     return tenant
 

@@ -168,9 +168,19 @@ def install(app: Flask) -> None:
         response.headers["X-Request-ID"] = request_id
         duration = (time.perf_counter() - g.request_started) * 1000
         with bind(tenant=g.get("tenant_id")):
-            access.info("%s %s %s", request.method, request.path, response.status_code,
-                        extra={"method": request.method, "path": request.path, "status": response.status_code,
-                               "endpoint": request.endpoint, "duration_ms": round(duration, 2)})  # fmt: skip
+            access.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "endpoint": request.endpoint,
+                    "duration_ms": round(duration, 2),
+                },
+            )
         return response
 
     @app.teardown_request

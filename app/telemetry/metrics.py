@@ -49,8 +49,13 @@ class Series:
         job = ("type", "queue")
         http = ("endpoint", "method", "status")
         self.http_requests = counter("opsdeck_http_requests", "HTTP requests answered, by Flask endpoint.", http)
-        self.http_duration = Histogram("opsdeck_http_request_duration_seconds", "Time to answer an HTTP request.",
-                                       list(http), registry=None, buckets=HTTP_BUCKETS)  # fmt: skip
+        self.http_duration = Histogram(
+            "opsdeck_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            list(http),
+            registry=None,
+            buckets=HTTP_BUCKETS,
+        )
         self.api_auth_failures = counter("opsdeck_api_auth_failures", "Signed API requests refused (401).", ["reason"])
         self.jobs = {
             "enqueued": counter("opsdeck_jobs_enqueued", "Job messages published to the broker.", job),
@@ -59,8 +64,13 @@ class Series:
             "retried": counter("opsdeck_jobs_retried", "Failed job attempts scheduled to run again.", job),
             "dead": counter("opsdeck_jobs_dead", "Jobs that went dead (attempts used up, or not retryable).", job),
         }
-        self.job_duration = Histogram("opsdeck_job_duration_seconds", "Time one job attempt ran in a worker.",
-                                      ["type"], registry=None, buckets=JOB_BUCKETS)  # fmt: skip
+        self.job_duration = Histogram(
+            "opsdeck_job_duration_seconds",
+            "Time one job attempt ran in a worker.",
+            ["type"],
+            registry=None,
+            buckets=JOB_BUCKETS,
+        )
         self.emails = counter("opsdeck_emails", "Mails by the outcome of a send attempt.", ["outcome"])
         self.email_suppressions = counter("opsdeck_email_suppressions", "Addresses suppressed by a send.", ["reason"])
         self.webhook_attempts = counter("opsdeck_webhook_attempts", "Webhook delivery attempts.", ["outcome"])

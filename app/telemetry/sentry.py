@@ -57,8 +57,22 @@ DENYLIST = [
 
 #: Plain substrings (lower case) one of which a text must contain for the key patterns to run:
 #: a cheap filter, since most strings (SQL breadcrumbs above all) contain none of them.
-_KEY_HINTS = ("passw", "pwd", "secret", "token", "signature", "api", "csrf", "xsrf", "authorization", "cookie",
-              "credential", "private", "encryption", "session")  # fmt: skip
+_KEY_HINTS = (
+    "passw",
+    "pwd",
+    "secret",
+    "token",
+    "signature",
+    "api",
+    "csrf",
+    "xsrf",
+    "authorization",
+    "cookie",
+    "credential",
+    "private",
+    "encryption",
+    "session",
+)
 
 #: Secrets recognised by their shape, in any string (messages, reprs, URLs, SQL, breadcrumbs):
 #: (hints, pattern, replacement); a pattern runs only on text containing one of its hints.

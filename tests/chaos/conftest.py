@@ -82,12 +82,26 @@ def start_all(stack: Stack, key: tenants.IssuedKey, sink: Sink, hooks: Receiver)
     return shop
 
 
-def reconcile_traffic(report: Report, shop: Platform, sink: Sink, hooks: Receiver, *, resend_window: int = 0,
-                      resend_allowed: int | None = 0) -> None:  # fmt: skip
+def reconcile_traffic(
+    report: Report,
+    shop: Platform,
+    sink: Sink,
+    hooks: Receiver,
+    *,
+    resend_window: int = 0,
+    resend_allowed: int | None = 0,
+) -> None:
     """The ledger, echo jobs, mails and webhooks of a `Traffic` run."""
     problems = report.problems
-    report.add("submitted", {"echo": len(shop.accepted.echo), "events": len(shop.accepted.events),
-                             "mails": len(shop.accepted.mails), "answers": dict(shop.accepted.answers)})  # fmt: skip
+    report.add(
+        "submitted",
+        {
+            "echo": len(shop.accepted.echo),
+            "events": len(shop.accepted.events),
+            "mails": len(shop.accepted.mails),
+            "answers": dict(shop.accepted.answers),
+        },
+    )
     report.add("ledger", reconcile.ledger(problems))
     report.add("echo", reconcile.echo(shop.accepted.echo, problems))
     report.add("email", reconcile.email(sink, shop.accepted.mails, problems, resend_window=resend_window))
@@ -168,8 +182,12 @@ class Report:
         assert not self.problems, f"{len(self.problems)} problem(s):\n" + "\n".join(self.problems[:60])
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scenario": self.name, "seconds": round(time.monotonic() - self.began, 1),
-                "problems": self.problems, **self.sections}  # fmt: skip
+        return {
+            "scenario": self.name,
+            "seconds": round(time.monotonic() - self.began, 1),
+            "problems": self.problems,
+            **self.sections,
+        }
 
 
 @pytest.fixture

@@ -33,11 +33,28 @@ class PersistentRedis(RedisServer):
 
     def start(self) -> PersistentRedis:
         self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir,
-             "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                self.dir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self._answers, 10, 0.05, what="redis-server")
         return self
 
@@ -275,26 +292,57 @@ class PrivatePostgres:
     def _run(self, *args: str, timeout: float = 60) -> None:
         # Output to a file, not a pipe: the server pg_ctl leaves running would hold a pipe open.
         with open(self.dir / "pg_ctl.log", "ab") as log:
-            subprocess.run([*self.user_prefix, *args], check=True, stdout=log, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, timeout=timeout)  # fmt: skip
+            subprocess.run(
+                [*self.user_prefix, *args],
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+            )
 
     def initdb(self) -> PrivatePostgres:
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8",
-                  "--no-sync")  # fmt: skip
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
+        )
         return self
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off -c max_connections=200")  # fmt: skip
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-o", options,
-                  "-w", "-t", "60", "start")  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "postgres.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         wait_until(self.answers, 30, 0.1, what="PostgreSQL to accept connections")
 
     def restart(self, mode: str = "fast") -> None:
         """`pg_ctl restart`: every connection is cut (`fast`: rolled back; `immediate`: a crash
         and recovery)."""
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-m", mode,
-                  "-w", "-t", "60", "restart")  # fmt: skip
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "postgres.log"),
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
         wait_until(self.answers, 30, 0.1, what="PostgreSQL to accept connections again")
 
     def crash(self, down_seconds: float) -> None:

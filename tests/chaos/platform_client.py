@@ -21,12 +21,24 @@ PLAN_PRICE = 50
 
 
 def stk_callback(checkout: str, phone: int) -> dict[str, Any]:
-    items = [{"Name": "Amount", "Value": PLAN_PRICE}, {"Name": "MpesaReceiptNumber", "Value": checkout[-10:].upper()},
-             {"Name": "Balance"}, {"Name": "TransactionDate", "Value": 20191219102115},
-             {"Name": "PhoneNumber", "Value": phone}]  # fmt: skip
-    return {"Body": {"stkCallback": {"MerchantRequestID": "29115-34620561-1", "CheckoutRequestID": checkout,
-                                     "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
-                                     "CallbackMetadata": {"Item": items}}}}  # fmt: skip
+    items = [
+        {"Name": "Amount", "Value": PLAN_PRICE},
+        {"Name": "MpesaReceiptNumber", "Value": checkout[-10:].upper()},
+        {"Name": "Balance"},
+        {"Name": "TransactionDate", "Value": 20191219102115},
+        {"Name": "PhoneNumber", "Value": phone},
+    ]
+    return {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": "29115-34620561-1",
+                "CheckoutRequestID": checkout,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "CallbackMetadata": {"Item": items},
+            }
+        }
+    }
 
 
 @dataclass
@@ -81,8 +93,12 @@ class Platform:
 
     # -- work --------------------------------------------------------------------------
     def echo(self, message: str, *, sleep: float = 0, max_attempts: int | None = 10, **extra: Any) -> str | None:
-        body = {"type": "system.echo", "payload": {"message": message, "sleep_seconds": sleep},
-                "max_attempts": max_attempts, **extra}  # fmt: skip
+        body = {
+            "type": "system.echo",
+            "payload": {"message": message, "sleep_seconds": sleep},
+            "max_attempts": max_attempts,
+            **extra,
+        }
         job = self.post("jobs", "/api/v1/jobs", body)
         if job is None:
             return None
@@ -99,8 +115,10 @@ class Platform:
         return event["id"]
 
     def mails(self, count: int, tag: str) -> list[str]:
-        body = [{"to": f"{tag}-{i}@example.com", "subject": f"{tag} {i}", "text": f"mail {i} of {tag}"}
-                for i in range(count)]  # fmt: skip
+        body = [
+            {"to": f"{tag}-{i}@example.com", "subject": f"{tag} {i}", "text": f"mail {i} of {tag}"}
+            for i in range(count)
+        ]
         answer = self.post("emails", "/api/v1/emails", body)
         if answer is None:
             return []
@@ -144,11 +162,29 @@ class Platform:
 
     def shop(self, router_port: int, password: str) -> tuple[str, str]:
         """A router and a plan; remembers the M-Pesa callback path. Returns (router id, plan id)."""
-        router = self.post("setup", "/api/v1/routers", {"name": "chaos", "host": "127.0.0.1", "port": router_port,
-                                                        "username": "opsdeck", "password": password,
-                                                        "hotspot_server": "hs1"})  # fmt: skip
-        plan = self.post("setup", "/api/v1/plans", {"name": "Chaos 1h", "price": str(PLAN_PRICE), "duration": "1h",
-                                                    "rate_limit": "2M/2M", "profile": "chaos-1h"})  # fmt: skip
+        router = self.post(
+            "setup",
+            "/api/v1/routers",
+            {
+                "name": "chaos",
+                "host": "127.0.0.1",
+                "port": router_port,
+                "username": "opsdeck",
+                "password": password,
+                "hotspot_server": "hs1",
+            },
+        )
+        plan = self.post(
+            "setup",
+            "/api/v1/plans",
+            {
+                "name": "Chaos 1h",
+                "price": str(PLAN_PRICE),
+                "duration": "1h",
+                "rate_limit": "2M/2M",
+                "profile": "chaos-1h",
+            },
+        )
         assert router is not None and plan is not None, "could not create the router and plan"
         url = self.get("/api/v1/payments/mpesa/callback-url")["url"]
         self.callback_path = "/" + url.split("://", 1)[1].split("/", 1)[1]
@@ -158,15 +194,22 @@ class Platform:
         """Register the STK push, then Daraja's callback for it. The payment id when both went in."""
         checkout = f"ws_CO_{tag}_{n}_{uuid.uuid4().hex[:8]}"
         phone = 254700000000 + n
-        payment = self.post("payments", "/api/v1/payments", {"checkout_request_id": checkout, "plan_id": plan_id,
-                                                             "router_id": router_id, "phone": f"+{phone}"})  # fmt: skip
+        payment = self.post(
+            "payments",
+            "/api/v1/payments",
+            {"checkout_request_id": checkout, "plan_id": plan_id, "router_id": router_id, "phone": f"+{phone}"},
+        )
         if payment is None:
             return None
         body = json.dumps(stk_callback(checkout, phone)).encode()
         for _ in range(self.retries + 1):
             try:
-                answer = requests.post(self.url + self.callback_path, data=body, timeout=self.timeout,
-                                       headers={"Content-Type": "application/json"})  # fmt: skip
+                answer = requests.post(
+                    self.url + self.callback_path,
+                    data=body,
+                    timeout=self.timeout,
+                    headers={"Content-Type": "application/json"},
+                )
             except requests.RequestException as err:
                 self._count("callbacks", type(err).__name__)
                 continue

@@ -42,8 +42,10 @@ def fresh() -> None:
 
 def unfinished() -> dict[str, int]:
     fresh()
-    counts = {name: db.session.scalar(select(func.count()).select_from(model).where(where))
-              for name, (model, where) in UNFINISHED.items()}  # fmt: skip
+    counts = {
+        name: db.session.scalar(select(func.count()).select_from(model).where(where))
+        for name, (model, where) in UNFINISHED.items()
+    }
     return {name: n for name, n in counts.items() if n}
 
 
@@ -113,8 +115,9 @@ def echo(accepted: dict[str, str], problems: list[str]) -> dict[str, Any]:
     return {"accepted": len(accepted), "status": dict(statuses), "ran_again_after_a_loss": retried}
 
 
-def email(sink: Sink, accepted: Iterable[str], problems: list[str], *, resend_window: int = 0,
-          expect: str = "sent") -> dict[str, Any]:  # fmt: skip
+def email(
+    sink: Sink, accepted: Iterable[str], problems: list[str], *, resend_window: int = 0, expect: str = "sent"
+) -> dict[str, Any]:
     """Every accepted mail final (`expect`); a mail `sent` only if the sink has its Message-ID;
     nothing in the sink that Opsdeck did not send; mails received more than once at most
     `resend_window` chunks of RECORD_EVERY (+ the one in flight) — one per kill of a batch."""
@@ -138,14 +141,21 @@ def email(sink: Sink, accepted: Iterable[str], problems: list[str], *, resend_wi
     extra = sum(n - 1 for m, n in counts.items() if m in ours)
     allowed = resend_window * (RECORD_EVERY + 1)
     if extra > allowed:
-        problems.append(f"email: {extra} mail(s) sent twice, more than {resend_window} window(s) of "
-                        f"{RECORD_EVERY + 1} allow")  # fmt: skip
-    return {"accepted": len(ids), "status": dict(statuses), "in_sink": sum(counts[m] for m in ours if m in counts),
-            "sent_twice": extra, "sent_twice_allowed": allowed}  # fmt: skip
+        problems.append(
+            f"email: {extra} mail(s) sent twice, more than {resend_window} window(s) of {RECORD_EVERY + 1} allow"
+        )
+    return {
+        "accepted": len(ids),
+        "status": dict(statuses),
+        "in_sink": sum(counts[m] for m in ours if m in counts),
+        "sent_twice": extra,
+        "sent_twice_allowed": allowed,
+    }
 
 
-def webhooks(receiver: Receiver, accepted: Iterable[str], problems: list[str], *,
-             resend_allowed: int | None = None) -> dict[str, Any]:  # fmt: skip
+def webhooks(
+    receiver: Receiver, accepted: Iterable[str], problems: list[str], *, resend_allowed: int | None = None
+) -> dict[str, Any]:
     """Every delivery of the accepted events succeeded; a delivery `succeeded` only if its
     endpoint's receiver answered 2xx for that webhook-id; every request the receiver got
     belongs to a delivery, and repeats carry the same webhook-id and body (at least once).
@@ -185,9 +195,15 @@ def webhooks(receiver: Receiver, accepted: Iterable[str], problems: list[str], *
         problems.append(
             f"webhooks: {repeats} repeated 2xx deliveries, more than the {resend_allowed} in flight at kills"
         )
-    return {"events": len(events), "deliveries": len(rows), "status": dict(statuses),
-            "requests": sum(seen.values()), "answered_2xx": sum(ok.values()), "repeats_after_2xx": repeats,
-            "cut_mid_request": len(receiver.cut)}  # fmt: skip
+    return {
+        "events": len(events),
+        "deliveries": len(rows),
+        "status": dict(statuses),
+        "requests": sum(seen.values()),
+        "answered_2xx": sum(ok.values()),
+        "repeats_after_2xx": repeats,
+        "cut_mid_request": len(receiver.cut),
+    }
 
 
 def scans(accepted: dict[str, str], storage: Path, quarantine: Path, problems: list[str]) -> dict[str, Any]:
@@ -237,14 +253,24 @@ def provisioning(router: RouterOsServer, accepted: Iterable[str], problems: list
         if sub.status != "active":
             problems.append(f"provisioning: subscription {sub.id} is {sub.status} ({sub.last_error})")
         if by_comment[f"opsdeck:{sub.id}"] != 1 or by_name[sub.username] != 1:
-            problems.append(f"provisioning: subscription {sub.id} has {by_comment[f'opsdeck:{sub.id}']} user(s) "
-                            f"on the router")  # fmt: skip
-    upserts = Counter((job.result or {}).get("user") for job in db.session.scalars(
-        select(Job).where(Job.type == "subscription.provision", Job.status == "succeeded")))  # fmt: skip
+            problems.append(
+                f"provisioning: subscription {sub.id} has {by_comment[f'opsdeck:{sub.id}']} user(s) on the router"
+            )
+    upserts = Counter(
+        (job.result or {}).get("user")
+        for job in db.session.scalars(
+            select(Job).where(Job.type == "subscription.provision", Job.status == "succeeded")
+        )
+    )
     ours = {f"opsdeck:{s.id}" for s in subs}
     strangers = [u["name"] for u in users if u.get("comment") not in ours]
     if strangers:
         problems.append(f"provisioning: the router has {len(strangers)} user(s) no subscription names")
-    return {"payments": len(payments), "payment_status": dict(Counter(p.status for p in payments)),
-            "subscriptions": len(subs), "subscription_status": dict(Counter(s.status for s in subs)),
-            "router_users": len(users), "provisioned": dict(upserts)}  # fmt: skip
+    return {
+        "payments": len(payments),
+        "payment_status": dict(Counter(p.status for p in payments)),
+        "subscriptions": len(subs),
+        "subscription_status": dict(Counter(s.status for s in subs)),
+        "router_users": len(users),
+        "provisioned": dict(upserts),
+    }

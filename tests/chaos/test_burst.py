@@ -45,8 +45,11 @@ def test_ten_thousand_jobs_across_families(app, stack: Stack, tenant_key, sink, 
         shop.mails(200, f"burst{start}")
     for i in range(SCANS):
         infected = i % 10 == 0
-        shop.upload(f"burst-{i}.txt", EICAR if infected else f"burst file {i}\n".encode() * 50,
-                    "infected" if infected else "clean")  # fmt: skip
+        shop.upload(
+            f"burst-{i}.txt",
+            EICAR if infected else f"burst file {i}\n".encode() * 50,
+            "infected" if infected else "clean",
+        )
     for i in range(PAYMENTS):
         shop.pay(router_id, plan_id, i, "burst")
     for i in range(ECHO_API):
@@ -69,18 +72,36 @@ def test_ten_thousand_jobs_across_families(app, stack: Stack, tenant_key, sink, 
     settled(report, stack, 300)
     problems = report.problems
     deliveries = 2 * len(shop.accepted.events)
-    units = len(shop.accepted.echo) + deliveries + len(shop.accepted.mails) + len(shop.accepted.scans) + len(
-        shop.accepted.payments)  # fmt: skip
-    report.add("submitted", {"work": units, "echo": len(shop.accepted.echo), "deliveries": deliveries,
-                             "mails": len(shop.accepted.mails), "scans": len(shop.accepted.scans),
-                             "payments": len(shop.accepted.payments), "answers": dict(shop.accepted.answers),
-                             "seconds": round(submitted, 1)})  # fmt: skip
+    units = (
+        len(shop.accepted.echo)
+        + deliveries
+        + len(shop.accepted.mails)
+        + len(shop.accepted.scans)
+        + len(shop.accepted.payments)
+    )
+    report.add(
+        "submitted",
+        {
+            "work": units,
+            "echo": len(shop.accepted.echo),
+            "deliveries": deliveries,
+            "mails": len(shop.accepted.mails),
+            "scans": len(shop.accepted.scans),
+            "payments": len(shop.accepted.payments),
+            "answers": dict(shop.accepted.answers),
+            "seconds": round(submitted, 1),
+        },
+    )
     report.add("ledger", reconcile.ledger(problems))
     report.add("echo", reconcile.echo(shop.accepted.echo, problems))
     report.add("email", reconcile.email(sink, shop.accepted.mails, problems))
     report.add("webhooks", reconcile.webhooks(hooks, shop.accepted.events, problems, resend_allowed=0))
-    report.add("scans", reconcile.scans(shop.accepted.scans, Path(app.config["SCAN_STORAGE_DIR"]),
-                                        Path(app.config["SCAN_QUARANTINE_DIR"]), problems))  # fmt: skip
+    report.add(
+        "scans",
+        reconcile.scans(
+            shop.accepted.scans, Path(app.config["SCAN_STORAGE_DIR"]), Path(app.config["SCAN_QUARANTINE_DIR"]), problems
+        ),
+    )
     report.add("provisioning", reconcile.provisioning(router, shop.accepted.payments, problems))
     if units != 10_000:
         problems.append(f"the burst was {units} pieces of work, not 10,000 (some requests were refused)")

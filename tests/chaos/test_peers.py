@@ -105,8 +105,9 @@ def test_webhook_receiver_down_erroring_and_slow(app, stack, tenant_key, sink, h
     shop.endpoint(hooks.url("/slow"))
 
     def succeeded_means_2xx() -> list[str]:
-        paths = {e.id: "/" + e.url.split("://", 1)[1].split("/", 1)[1] for e in db.session.scalars(
-            select(WebhookEndpoint))}  # fmt: skip
+        paths = {
+            e.id: "/" + e.url.split("://", 1)[1].split("/", 1)[1] for e in db.session.scalars(select(WebhookEndpoint))
+        }
         rows = db.session.scalars(select(WebhookDelivery).where(WebhookDelivery.status == "succeeded")).all()
         ok = {(a.webhook_id, a.path) for a in list(hooks.answered) if 200 <= a.status < 300}
         return [
@@ -122,8 +123,15 @@ def test_webhook_receiver_down_erroring_and_slow(app, stack, tenant_key, sink, h
     phase(report, "receiver down", WebhookDelivery, down_rows, {"succeeded"})
     hooks.up()
 
-    hooks.script("/flaky", Reply(500), Reply(503, {"Retry-After": "1"}), Reply(429, {"Retry-After": "1"}), Reply(502),
-                 Reply(500), Reply(500))  # fmt: skip
+    hooks.script(
+        "/flaky",
+        Reply(500),
+        Reply(503, {"Retry-After": "1"}),
+        Reply(429, {"Retry-After": "1"}),
+        Reply(502),
+        Reply(500),
+        Reply(500),
+    )
     hooks.script("/slow", *[Reply(200, delay=5)] * 3)  # WEBHOOK_TIMEOUT is 3 s
     later = [shop.event(phase="later", i=i) for i in range(4)]
     settled(report, stack, 120)
@@ -198,8 +206,15 @@ def test_clamd_down_erroring_and_slow(app, stack, tenant_key, sink, hooks, own_c
     report.add("watch", watch.stop(report))
     proxy.close()
     report.add("ledger", reconcile.ledger(report.problems))
-    report.add("scans", reconcile.scans(shop.accepted.scans, Path(app.config["SCAN_STORAGE_DIR"]),
-                                        Path(app.config["SCAN_QUARANTINE_DIR"]), report.problems))  # fmt: skip
+    report.add(
+        "scans",
+        reconcile.scans(
+            shop.accepted.scans,
+            Path(app.config["SCAN_STORAGE_DIR"]),
+            Path(app.config["SCAN_QUARANTINE_DIR"]),
+            report.problems,
+        ),
+    )
     report.add("clamd_ok_answers", proxy.ok_replies)
     report.check()
 
@@ -246,11 +261,21 @@ def test_router_down_stalled_slow_and_erroring(app, stack, tenant_key, sink, hoo
     router.delay, router.slow_paths = 3.0, frozenset({"/ip/hotspot/user/add"})
     slow = pay("slow", 20)
     names = _usernames(slow)
-    wait_until(lambda: names <= {u["name"] for u in router.menus.items(users)}, 60, 0.2,
-               what="the late adds to land on the router")  # fmt: skip
+    wait_until(
+        lambda: names <= {u["name"] for u in router.menus.items(users)},
+        60,
+        0.2,
+        what="the late adds to land on the router",
+    )
     wait_until(retried(Subscription, slow), 60, 0.2, what="provisioning to retry while the router is too slow")
-    phase(report, "router add answered too late", Subscription, slow, {"active"},
-          users_on_router=sum(1 for u in router.menus.items(users) if u["name"] in names))  # fmt: skip
+    phase(
+        report,
+        "router add answered too late",
+        Subscription,
+        slow,
+        {"active"},
+        users_on_router=sum(1 for u in router.menus.items(users) if u["name"] in names),
+    )
     router.delay, router.slow_paths = 0.0, frozenset()
 
     router.fatal_next = "chaos: the router is rebooting"
@@ -260,8 +285,9 @@ def test_router_down_stalled_slow_and_erroring(app, stack, tenant_key, sink, hoo
     report.add("watch", watch.stop(report))
     report.add("ledger", reconcile.ledger(report.problems))
     report.add("provisioning", reconcile.provisioning(router, shop.accepted.payments, report.problems))
-    report.add("subscriptions", {"down": len(down), "stalled": len(stalled), "slow": len(slow),
-                                 "erroring": len(erroring)})  # fmt: skip
+    report.add(
+        "subscriptions", {"down": len(down), "stalled": len(stalled), "slow": len(slow), "erroring": len(erroring)}
+    )
     report.check()
 
 

@@ -46,8 +46,10 @@ def test_postgres_restarted_mid_run(app, stack, tenant_key, private_pg, sink, ho
     traffic = Traffic(shop, echo_sleep=0.3, tag="pg")
     traffic.start()
     restarts = []
-    for mode, restart in (("restart -m fast", lambda: private_pg.restart("fast")),
-                          ("crash, down 3 s", lambda: private_pg.crash(3))):  # fmt: skip
+    for mode, restart in (
+        ("restart -m fast", lambda: private_pg.restart("fast")),
+        ("crash, down 3 s", lambda: private_pg.crash(3)),
+    ):
         time.sleep(4)
         began = time.monotonic()
         restart()

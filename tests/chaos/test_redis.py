@@ -36,8 +36,11 @@ def broker_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def app_config(broker_redis: RedisServer) -> dict[str, Any]:
-    return {"REDIS_URL": broker_redis.url, "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"],
-            "OPSDECK_DISABLED_FAMILIES": ["retention"]}  # fmt: skip
+    return {
+        "REDIS_URL": broker_redis.url,
+        "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"],
+        "OPSDECK_DISABLED_FAMILIES": ["retention"],
+    }
 
 
 def test_redis_down_while_the_platform_submits(app, stack, tenant_key, broker_redis, sink, hooks, report):
@@ -59,8 +62,9 @@ def test_redis_down_while_the_platform_submits(app, stack, tenant_key, broker_re
     if refused:
         report.problems.append(f"requests not accepted while Redis was down: {refused}")
     db.session.rollback()
-    published = db.session.scalar(select(func.count()).select_from(Job).where(Job.id.in_(list(shop.accepted.echo)),
-                                                                           Job.status != "pending"))  # fmt: skip
+    published = db.session.scalar(
+        select(func.count()).select_from(Job).where(Job.id.in_(list(shop.accepted.echo)), Job.status != "pending")
+    )
     report.add("left_pending_while_down", len(shop.accepted.echo) - published)
     time.sleep(3)  # the workers and the scheduler live through the outage
     broker_redis.start()

@@ -67,10 +67,12 @@ def test_twenty_sigkills_across_families(app, stack: Stack, tenant_key, sink, ho
         "system": lambda n: [shop.echo(f"echo {n}-{i}", sleep=2) for i in range(8)],
         "email": lambda n: shop.mails(60, f"wave{n}"),
         "webhooks": lambda n: [shop.event(wave=n, i=i) for i in range(8)],
-        "scans": lambda n: [shop.upload(f"doc{n}-{i}.txt", f"wave {n} file {i}\n".encode() * 2000, "clean")
-                            for i in range(3)] + [shop.upload(f"bad{n}.txt", EICAR, "infected")],
+        "scans": lambda n: (
+            [shop.upload(f"doc{n}-{i}.txt", f"wave {n} file {i}\n".encode() * 2000, "clean") for i in range(3)]
+            + [shop.upload(f"bad{n}.txt", EICAR, "infected")]
+        ),
         "provisioning": lambda n: [shop.pay(router_id, plan_id, n * 10 + i, f"w{n}") for i in range(4)],
-    }  # fmt: skip
+    }
 
     def ready(family: str, mails_before: int, adds_before: int) -> bool:
         running = set(stack.running_in(family).values()) & FAMILY_TYPES[family]
@@ -87,8 +89,12 @@ def test_twenty_sigkills_across_families(app, stack: Stack, tenant_key, sink, ho
             mails_before, adds_before = len(sink.received), len(router.received("/ip/hotspot/user/add"))
             feed[family](next(waves))
             try:
-                wait_until(lambda f=family, m=mails_before, a=adds_before: ready(f, m, a), 60, 0.02,
-                           what=f"{family} work to be running")  # fmt: skip
+                wait_until(
+                    lambda f=family, m=mails_before, a=adds_before: ready(f, m, a),
+                    60,
+                    0.02,
+                    what=f"{family} work to be running",
+                )
             except TimeoutError:
                 misses[family] += 1
                 continue
@@ -100,11 +106,26 @@ def test_twenty_sigkills_across_families(app, stack: Stack, tenant_key, sink, ho
 
     settled(report, stack, 240)
     in_flight = Counter(t for kill in stack.kills for t in kill.running.values())
-    report.add("kills", {"sigkills": len(stack.kills), "mid_job": dict(mid_job), "missed": dict(misses),
-                         "jobs_interrupted": dict(in_flight)})  # fmt: skip
-    report.add("submitted", {"echo": len(shop.accepted.echo), "events": len(shop.accepted.events),
-                             "mails": len(shop.accepted.mails), "scans": len(shop.accepted.scans),
-                             "payments": len(shop.accepted.payments), "answers": dict(shop.accepted.answers)})  # fmt: skip
+    report.add(
+        "kills",
+        {
+            "sigkills": len(stack.kills),
+            "mid_job": dict(mid_job),
+            "missed": dict(misses),
+            "jobs_interrupted": dict(in_flight),
+        },
+    )
+    report.add(
+        "submitted",
+        {
+            "echo": len(shop.accepted.echo),
+            "events": len(shop.accepted.events),
+            "mails": len(shop.accepted.mails),
+            "scans": len(shop.accepted.scans),
+            "payments": len(shop.accepted.payments),
+            "answers": dict(shop.accepted.answers),
+        },
+    )
     _reconcile(report, shop, stack, sink, hooks, router, app)
     if sum(mid_job.values()) != len(PLAN):
         report.problems.append(f"only {sum(mid_job.values())} of {len(PLAN)} kills landed mid-job: {dict(mid_job)}")
@@ -118,8 +139,13 @@ def _reconcile(report, shop: Platform, stack: Stack, sink, hooks, router, app) -
     report.add("ledger", reconcile.ledger(problems))
     report.add("echo", reconcile.echo(shop.accepted.echo, problems))
     report.add("email", reconcile.email(sink, shop.accepted.mails, problems, resend_window=email_kills))
-    report.add("webhooks", reconcile.webhooks(hooks, shop.accepted.events, problems,
-                                              resend_allowed=deliveries_in_flight))  # fmt: skip
-    report.add("scans", reconcile.scans(shop.accepted.scans, Path(app.config["SCAN_STORAGE_DIR"]),
-                                        Path(app.config["SCAN_QUARANTINE_DIR"]), problems))  # fmt: skip
+    report.add(
+        "webhooks", reconcile.webhooks(hooks, shop.accepted.events, problems, resend_allowed=deliveries_in_flight)
+    )
+    report.add(
+        "scans",
+        reconcile.scans(
+            shop.accepted.scans, Path(app.config["SCAN_STORAGE_DIR"]), Path(app.config["SCAN_QUARANTINE_DIR"]), problems
+        ),
+    )
     report.add("provisioning", reconcile.provisioning(router, shop.accepted.payments, problems))

@@ -53,8 +53,12 @@ def write_signatures(db_dir: Path, version: int, extra: dict[str, bytes] | None 
         (work / "COPYING").write_text("Opsdeck test signatures.\n")
         subprocess.run(
             [_tool("sigtool"), "--unsigned", "--build=daily.cud", f"--cvd-version={version}", f"--datadir={work}"],
-            cwd=work, input="opsdeck\n", check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            cwd=work,
+            input="opsdeck\n",
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         os.replace(work / "daily.cud", db_dir / "daily.cud")
 
 

@@ -62,10 +62,27 @@ class RedisServer:
         if exe is None:
             raise RuntimeError("redis-server is not installed (make test installs it)")
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning", *self.args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+                *self.args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(lambda: _port_open(self.port), 10, what="redis-server")
         return self
 
@@ -125,13 +142,28 @@ class Process:
 def web_command(port: int) -> list[str]:
     """The production web command (supervisor/opsdeck.conf) on a loopback port. `--no-control-socket`
     only keeps gunicorn from creating its admin socket in the home directory."""
-    return [str(BIN / "gunicorn"), "-c", str(ROOT / "supervisor" / "gunicorn.conf.py"),
-            "--bind", f"127.0.0.1:{port}", "--no-control-socket", "wsgi:app"]  # fmt: skip
+    return [
+        str(BIN / "gunicorn"),
+        "-c",
+        str(ROOT / "supervisor" / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--no-control-socket",
+        "wsgi:app",
+    ]
 
 
 def worker_command(queues: Sequence[str], processes: int = 1, threads: int = 4) -> list[str]:
-    return [str(BIN / "dramatiq"), "workers", "--processes", str(processes), "--threads", str(threads),
-            "--queues", *queues]  # fmt: skip
+    return [
+        str(BIN / "dramatiq"),
+        "workers",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--queues",
+        *queues,
+    ]
 
 
 def scheduler_command() -> list[str]:

@@ -425,8 +425,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.certfile:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.certfile, args.keyfile)
-    server = RouterOsServer(args.username, args.password, host=args.host, port=args.port,
-                            tls_context=context, empty_replies=args.empty_replies)  # fmt: skip
+    server = RouterOsServer(
+        args.username,
+        args.password,
+        host=args.host,
+        port=args.port,
+        tls_context=context,
+        empty_replies=args.empty_replies,
+    )
     server.start()
     kind = "API-SSL" if context else "API"
     print(f"RouterOS {kind} on {args.host}:{server.port}, user {args.username!r}", flush=True)

@@ -194,8 +194,10 @@ class RouterMenus:
         self._items: dict[str, dict[str, dict[str, str]]] = {path: {} for path in SPECS}
         self._counters = {path: itertools.count(1) for path in SPECS}
         self._started = time.monotonic()
-        self._single: dict[str, dict[str, str]] = {"/system/resource": dict(RESOURCE),
-                                                   "/system/identity": {"name": "MikroTik"}}  # fmt: skip
+        self._single: dict[str, dict[str, str]] = {
+            "/system/resource": dict(RESOURCE),
+            "/system/identity": {"name": "MikroTik"},
+        }
         self.add("/ip/hotspot/user/profile", name="default", default=True)
 
     # -- for tests --------------------------------------------------------
@@ -299,8 +301,9 @@ class RouterMenus:
     def _check(self, path: str, values: Mapping[str, str], skip: str | None = None) -> None:
         spec = SPECS[path]
         if spec.unique and spec.unique in values:
-            taken = any(i != skip and item.get(spec.unique) == values[spec.unique]
-                        for i, item in self._items[path].items())  # fmt: skip
+            taken = any(
+                i != skip and item.get(spec.unique) == values[spec.unique] for i, item in self._items[path].items()
+            )
             if taken:
                 raise Trap(f"failure: already have {spec.noun} with this name")
         if path == "/ip/hotspot/user" and "profile" in values:

@@ -77,8 +77,15 @@ class _Handler:
         answer = self.sink._scripted(envelope.rcpt_tos[0], "DATA") if envelope.rcpt_tos else None
         if answer is not None:
             return answer
-        self.sink._keep(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
-                                 getattr(session, "opsdeck_id", 0), time.time()))  # fmt: skip
+        self.sink._keep(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.content,
+                getattr(session, "opsdeck_id", 0),
+                time.time(),
+            )
+        )
         return "250 Message accepted"
 
 
@@ -118,8 +125,11 @@ class SmtpSink:
             options.update(tls_context=tls, require_starttls=True)
         if credentials is not None:
             # (with implicit TLS aiosmtpd does not see the transport as TLS; it is)
-            options.update(authenticator=self._authenticate, auth_required=True,
-                           auth_require_tls=tls is not None and not implicit_tls)  # fmt: skip
+            options.update(
+                authenticator=self._authenticate,
+                auth_required=True,
+                auth_require_tls=tls is not None and not implicit_tls,
+            )
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **options)
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:

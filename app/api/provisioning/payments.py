@@ -32,8 +32,14 @@ def create_payment() -> Response:
     plan, router = own(Plan, data["plan_id"], "plan"), own(Router, data["router_id"], "router")
     if not plan.active:
         raise validation_failed({"plan_id": ["This plan is not on sale."]})
-    row, new = payments.register_expected(g.tenant_id, checkout_request_id=data["checkout_request_id"], plan=plan,
-                                          router=router, phone=data["phone"], mac=data["mac"])  # fmt: skip
+    row, new = payments.register_expected(
+        g.tenant_id,
+        checkout_request_id=data["checkout_request_id"],
+        plan=plan,
+        router=router,
+        phone=data["phone"],
+        mac=data["mac"],
+    )
     if not new:
         return jsonify(payment_schema.dump(row))
     return created(payment_schema.dump(row), url_for("api.get_payment", payment_id=row.id))

@@ -37,9 +37,13 @@ class Duration(fields.Field):
     default_error_messages = {"invalid": f"A duration like 30d, 12h, 90m or a number of seconds (1 to {MAX_DURATION})."}
 
     def __init__(self, **kwargs: Any) -> None:
-        json_schema = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_DURATION},
-                                 {"type": "string", "pattern": DURATION_TEXT}],
-                       "description": "30d, 12h, 90m, 1w or seconds"}  # fmt: skip
+        json_schema = {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_DURATION},
+                {"type": "string", "pattern": DURATION_TEXT},
+            ],
+            "description": "30d, 12h, 90m, 1w or seconds",
+        }
         super().__init__(metadata={"json_schema": json_schema}, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
@@ -61,10 +65,15 @@ class Money(fields.Decimal):
     TEXT = r"^(?=.*[1-9])[0-9]{1,10}(\.[0-9]{1,2})?$"
 
     def __init__(self, **kwargs: Any) -> None:
-        json_schema = {"anyOf": [{"type": "number", "minimum": 0.005, "maximum": float(MAX_PRICE)},
-                                 {"type": "string", "pattern": self.TEXT}]}  # fmt: skip
-        super().__init__(places=2, rounding=decimal.ROUND_HALF_UP, as_string=True,
-                         metadata={"json_schema": json_schema}, **kwargs)  # fmt: skip
+        json_schema = {
+            "anyOf": [
+                {"type": "number", "minimum": 0.005, "maximum": float(MAX_PRICE)},
+                {"type": "string", "pattern": self.TEXT},
+            ]
+        }
+        super().__init__(
+            places=2, rounding=decimal.ROUND_HALF_UP, as_string=True, metadata={"json_schema": json_schema}, **kwargs
+        )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> decimal.Decimal:
         if isinstance(value, str) and re.fullmatch(self.TEXT, value) is None:
@@ -116,8 +125,7 @@ class PlanSchema(Strict):
     currency = fields.String(load_default="KES", validate=Pattern(r"^[A-Z]{3}$", error="ISO 4217, e.g. KES."))
     duration = Duration(required=True, load_only=True)
     duration_seconds = fields.Integer(dump_only=True)
-    rate_limit = fields.String(load_default=None, allow_none=True,
-                               validate=(validate.Length(max=100), RATE_LIMIT))  # fmt: skip
+    rate_limit = fields.String(load_default=None, allow_none=True, validate=(validate.Length(max=100), RATE_LIMIT))
     uptime_limit = fields.String(load_default=None, allow_none=True, validate=(validate.Length(max=30), ROUTEROS_TIME))
     data_limit_bytes = fields.Integer(
         strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=2**63 - 1)

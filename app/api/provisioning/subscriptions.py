@@ -51,8 +51,16 @@ def create_subscription() -> Response:
     subscriber_id = payments.subscriber_for(g.tenant_id, data["phone"], data["mac"]).id if data["phone"] else None
     if data["username"] and subscriptions.username_taken(router.id, data["username"]):
         raise ApiProblem(409, "Conflict", "That username is already used on this router.", type="username-taken")
-    row = subscriptions.create(g.tenant_id, plan, router, source="manual", subscriber_id=subscriber_id,
-                               username=data["username"], password=data["password"], mac=data["mac"])  # fmt: skip
+    row = subscriptions.create(
+        g.tenant_id,
+        plan,
+        router,
+        source="manual",
+        subscriber_id=subscriber_id,
+        username=data["username"],
+        password=data["password"],
+        mac=data["mac"],
+    )
     return created(dump(row), url_for("api.get_subscription", subscription_id=row.id))
 
 

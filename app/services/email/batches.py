@@ -145,12 +145,13 @@ def claim(batch_id: str, limit: int) -> list[Email]:
         db.session.scalars(
             update(Email)
             .where(Email.id.in_(due.scalar_subquery()))
-            .values(status="sending", batch_id=batch_id, lease_expires_at=lease, attempts=Email.attempts + 1,
-                    updated_at=now)
+            .values(
+                status="sending", batch_id=batch_id, lease_expires_at=lease, attempts=Email.attempts + 1, updated_at=now
+            )
             .returning(Email.id)
             .execution_options(synchronize_session=False)
         )
-    )  # fmt: skip
+    )
     if not ids:
         db.session.commit()
         return []
@@ -188,10 +189,20 @@ def _fold_digests(rows: list[Email], batch_id: str, lease: Any, now: Any) -> lis
             continue
         digest_id = new_id()
         digest = Email(
-            id=digest_id, tenant_id=tenant_id, to=to, template="digest", context={"items": parts, "count": len(parts)},
-            status="sending", attempts=1, batch_id=batch_id, lease_expires_at=lease, next_attempt_at=now,
-            message_id=f"<{digest_id}@{mails.message_domain()}>", created_at=now, updated_at=now,
-        )  # fmt: skip
+            id=digest_id,
+            tenant_id=tenant_id,
+            to=to,
+            template="digest",
+            context={"items": parts, "count": len(parts)},
+            status="sending",
+            attempts=1,
+            batch_id=batch_id,
+            lease_expires_at=lease,
+            next_attempt_at=now,
+            message_id=f"<{digest_id}@{mails.message_domain()}>",
+            created_at=now,
+            updated_at=now,
+        )
         db.session.add(digest)
         for item in items:
             item.status, item.digest_id, item.lease_expires_at, item.updated_at = "digested", digest_id, None, now
@@ -325,7 +336,15 @@ def _finish(result: outcomes.BatchResult, worker: str) -> None:
     db.session.execute(
         update(EmailBatch)
         .where(EmailBatch.id == result.batch_id)
-        .values(worker=worker, sent=result.sent, retrying=result.retrying, failed=result.failed,
-                deferred=result.deferred, error=result.error, finished_at=utcnow(), duration_ms=result.duration_ms)
-    )  # fmt: skip
+        .values(
+            worker=worker,
+            sent=result.sent,
+            retrying=result.retrying,
+            failed=result.failed,
+            deferred=result.deferred,
+            error=result.error,
+            finished_at=utcnow(),
+            duration_ms=result.duration_ms,
+        )
+    )
     db.session.commit()

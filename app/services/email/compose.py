@@ -32,8 +32,9 @@ def _qp(body: str) -> bytes:
 
 
 def _part_headers(subtype: str) -> bytes:
-    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()  # fmt: skip
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+    ).encode()
 
 
 def _header(value: str) -> str:
@@ -54,8 +55,9 @@ def envelope_from() -> str:
 def compose(row: Email) -> Composed:
     config = current_app.config
     unsubscribe = mails.unsubscribe_url(row.tenant_id, row.to)
-    shown = render.render(row.template, row.context, subject=row.subject, text=row.text, html=row.html,
-                          unsubscribe_url=unsubscribe)  # fmt: skip
+    shown = render.render(
+        row.template, row.context, subject=row.subject, text=row.text, html=row.html, unsubscribe_url=unsubscribe
+    )
     headers = [
         ("From", _sender(config["EMAIL_FROM"])[0]),
         ("To", row.to),
@@ -69,12 +71,20 @@ def compose(row: Email) -> Composed:
     head = "".join(f"{name}: {_header(value)}\r\n" for name, value in headers) + "MIME-Version: 1.0\r\n"
     if shown.html:
         boundary = f"=_opsdeck_{uuid.uuid4().hex}"
-        data = b"".join((
-            f'{head}Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
-            f"--{boundary}\r\n".encode(), _part_headers("plain"), _qp(shown.text), b"\r\n",
-            f"--{boundary}\r\n".encode(), _part_headers("html"), _qp(shown.html), b"\r\n",
-            f"--{boundary}--\r\n".encode(),
-        ))  # fmt: skip
+        data = b"".join(
+            (
+                f'{head}Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+                f"--{boundary}\r\n".encode(),
+                _part_headers("plain"),
+                _qp(shown.text),
+                b"\r\n",
+                f"--{boundary}\r\n".encode(),
+                _part_headers("html"),
+                _qp(shown.html),
+                b"\r\n",
+                f"--{boundary}--\r\n".encode(),
+            )
+        )
     else:
         data = head.encode() + _part_headers("plain") + _qp(shown.text)
     return Composed(headers, shown.text, shown.html, data)

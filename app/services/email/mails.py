@@ -56,8 +56,11 @@ def submit(tenant_id: str, mails: list[NewMail]) -> list[Email]:
     """Queue mails in the caller's transaction. Suppressed addresses are recorded as
     `suppressed`; mails with a digest_key wait for their (tenant, recipient, key) window."""
     known = render.names()
-    bad = {i: {"template": [f"Unknown template {m.template!r}."]} for i, m in enumerate(mails)
-           if m.template is not None and m.template not in known}  # fmt: skip
+    bad = {
+        i: {"template": [f"Unknown template {m.template!r}."]}
+        for i, m in enumerate(mails)
+        if m.template is not None and m.template not in known
+    }
     if bad:
         raise EmailInputError(bad if len(mails) > 1 else bad[0])
     now = utcnow()
@@ -80,12 +83,23 @@ def submit(tenant_id: str, mails: list[NewMail]) -> list[Email]:
             due = _digest_due(tenant_id, to, digest_key, due, window)
         email_id = new_id()
         row = Email(
-            id=email_id, tenant_id=tenant_id, to=to, template=mail.template, context=mail.context,
-            subject=mail.subject, text=mail.text, html=mail.html, headers=mail.headers, digest_key=digest_key,
-            status="suppressed" if to in suppressed else "queued", next_attempt_at=due,
-            message_id=f"<{email_id}@{domain}>", created_at=now, updated_at=now,
+            id=email_id,
+            tenant_id=tenant_id,
+            to=to,
+            template=mail.template,
+            context=mail.context,
+            subject=mail.subject,
+            text=mail.text,
+            html=mail.html,
+            headers=mail.headers,
+            digest_key=digest_key,
+            status="suppressed" if to in suppressed else "queued",
+            next_attempt_at=due,
+            message_id=f"<{email_id}@{domain}>",
+            created_at=now,
+            updated_at=now,
             last_error=f"address suppressed: {suppressed[to]}" if to in suppressed else None,
-        )  # fmt: skip
+        )
         db.session.add(row)
         created.append(row)
         if to in suppressed:

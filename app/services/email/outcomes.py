@@ -34,10 +34,16 @@ _NOW = UTCDateTime()
 _RECORD = (
     update(Email)
     .where(Email.id == bindparam("e_id"), Email.batch_id == bindparam("b_id"), Email.status == "sending")
-    .values(status=bindparam("new_status"), next_attempt_at=bindparam("due", type_=_NOW), last_error=bindparam("err"),
-            sent_at=bindparam("sent", type_=_NOW), attempts=Email.attempts - bindparam("undo"),
-            lease_expires_at=None, updated_at=bindparam("now", type_=_NOW))
-)  # fmt: skip
+    .values(
+        status=bindparam("new_status"),
+        next_attempt_at=bindparam("due", type_=_NOW),
+        last_error=bindparam("err"),
+        sent_at=bindparam("sent", type_=_NOW),
+        attempts=Email.attempts - bindparam("undo"),
+        lease_expires_at=None,
+        updated_at=bindparam("now", type_=_NOW),
+    )
+)
 _COUNTERS = {"sent": "sent", "retrying": "retrying", "failed": "failed", "queued": "deferred"}
 
 
@@ -93,15 +99,32 @@ class Recorder:
             self.result.failures.append({"id": row.id, "to": row.to, "status": status, "error": error})
         if status == "failed":
             hard_bounce = rcpt_code is not None and 500 <= rcpt_code < 600
-            self.chunk.failed.append({"tenant_id": row.tenant_id, "to": row.to, "error": error, "id": row.id,
-                                      "message_id": row.message_id, "hard_bounce": hard_bounce})  # fmt: skip
+            self.chunk.failed.append(
+                {
+                    "tenant_id": row.tenant_id,
+                    "to": row.to,
+                    "error": error,
+                    "id": row.id,
+                    "message_id": row.message_id,
+                    "hard_bounce": hard_bounce,
+                }
+            )
         counter = _COUNTERS[status]
         setattr(self.result, counter, getattr(self.result, counter) + 1)
         self.chunk.outcomes[counter] += 1
         self.done.add(row.id)
-        self.chunk.updates.append({"e_id": row.id, "b_id": self.result.batch_id, "new_status": status, "due": due,
-                                   "err": (error or "")[:2000] or None, "sent": now if status == "sent" else None,
-                                   "undo": undo, "now": now})  # fmt: skip
+        self.chunk.updates.append(
+            {
+                "e_id": row.id,
+                "b_id": self.result.batch_id,
+                "new_status": status,
+                "due": due,
+                "err": (error or "")[:2000] or None,
+                "sent": now if status == "sent" else None,
+                "undo": undo,
+                "now": now,
+            }
+        )
         if len(self.chunk.updates) >= _CHUNK or status == "failed":  # a failure's rows go at once
             self.hand_over()
 
@@ -130,12 +153,20 @@ class Recorder:
         try:
             with self.app.app_context():  # its own session, committed and removed at the end
                 for failed in chunk.failed:  # the tenant hears of it in the same transaction
-                    if failed["hard_bounce"] and mails.suppress(failed["tenant_id"], failed["to"],
-                                                                f"hard bounce: {failed['error']}", actor="system:email"):  # fmt: skip
+                    if failed["hard_bounce"] and mails.suppress(
+                        failed["tenant_id"], failed["to"], f"hard bounce: {failed['error']}", actor="system:email"
+                    ):
                         suppressed += 1
-                    events.emit(failed["tenant_id"], "email.failed", {"id": failed["id"], "to": failed["to"],
-                                                                      "error": failed["error"],
-                                                                      "message_id": failed["message_id"]})  # fmt: skip
+                    events.emit(
+                        failed["tenant_id"],
+                        "email.failed",
+                        {
+                            "id": failed["id"],
+                            "to": failed["to"],
+                            "error": failed["error"],
+                            "message_id": failed["message_id"],
+                        },
+                    )
                 db.session.connection().execute(_RECORD, chunk.updates)  # Core executemany
                 db.session.commit()
         except Exception as err:

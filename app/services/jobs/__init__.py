@@ -240,8 +240,15 @@ def bulk_apply(
         if on_progress:
             on_progress(done, changed, total)
     summary = {"examined": done, "changed": changed}
-    audit.record(actor, f"job.bulk_{action}", details={**summary, "filter": flt.as_dict() if flt else None,
-                                                        "selected": len(job_ids) if job_ids is not None else None})  # fmt: skip
+    audit.record(
+        actor,
+        f"job.bulk_{action}",
+        details={
+            **summary,
+            "filter": flt.as_dict() if flt else None,
+            "selected": len(job_ids) if job_ids is not None else None,
+        },
+    )
     db.session.commit()
     return summary
 

@@ -138,8 +138,12 @@ def claim_many(job_ids: list[str], worker_id: str, lease_seconds: int) -> dict[s
     combine theirs, see workers/middleware.py). Returns the jobs taken, by id; an id missing
     from the answer was not claimable."""
     now = utcnow()
-    params = {"job_ids": sorted(set(job_ids)), "now": now, "lease_until": now + timedelta(seconds=lease_seconds),
-              "worker": worker_id}  # fmt: skip
+    params = {
+        "job_ids": sorted(set(job_ids)),
+        "now": now,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+        "worker": worker_id,
+    }
     with single_statement(db.engine) as conn:
         rows = conn.execute(_CLAIM, params).all()
     claimed = {}
@@ -205,8 +209,12 @@ def succeed_many(worker_id: str, outcomes: list[tuple[str, Any, datetime]], writ
             apply_writes(conn, writes)
         done = conn.execute(stmt, params).rowcount
     if done != len(outcomes):
-        log.warning("ledger: %d of %d job(s) finished by %s after their lease was lost", len(outcomes) - done,
-                    len(outcomes), worker_id)  # fmt: skip
+        log.warning(
+            "ledger: %d of %d job(s) finished by %s after their lease was lost",
+            len(outcomes) - done,
+            len(outcomes),
+            worker_id,
+        )
     return done
 
 
@@ -331,11 +339,14 @@ def recover_expired(limit: int = 500) -> tuple[int, int]:
                 update(Job)
                 .where(Job.id == row.id, Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
                 .values(
-                    error=error, traceback=None, lease_expires_at=None, updated_at=now,
+                    error=error,
+                    traceback=None,
+                    lease_expires_at=None,
+                    updated_at=now,
                     attempt_log=_logged(row.attempt_log, row.attempts, row.worker_id, row.started_at, now, error),
                     **values,
                 )
-            )  # fmt: skip
+            )
     if rows:
         log.warning("ledger: recovered %d job(s) from lost workers (%d requeued, %d dead)", len(rows), requeued, dead)
     return requeued, dead

@@ -28,8 +28,13 @@ def relay_tick() -> dict[str, int]:
     except Exception as err:  # Redis down: nothing to redeliver from until it is back
         log.warning("redelivery skipped: %s", err)
     pruned = prune_expired(max_batches=PRUNE_BATCHES_PER_TICK)["idempotency_records"]
-    return {"recovered": requeued, "dead": dead, "lost_in_redis": lost, "published": published,
-            "records_pruned": pruned}  # fmt: skip
+    return {
+        "recovered": requeued,
+        "dead": dead,
+        "lost_in_redis": lost,
+        "published": published,
+        "records_pruned": pruned,
+    }
 
 
 #: A tick deletes at most this many batches of expired records; what is left goes at the next.

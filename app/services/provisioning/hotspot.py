@@ -48,8 +48,13 @@ class HotspotUser:
     limit_bytes_total: int | None = None
 
     def attributes(self) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"name": self.name, "password": self.password, "profile": self.profile,
-                                 "server": self.server, "comment": self.comment}  # fmt: skip
+        attrs: dict[str, Any] = {
+            "name": self.name,
+            "password": self.password,
+            "profile": self.profile,
+            "server": self.server,
+            "comment": self.comment,
+        }
         attrs["limit-uptime"] = self.limit_uptime or "0s"
         attrs["limit-bytes-total"] = str(self.limit_bytes_total or 0)
         return attrs
@@ -105,8 +110,11 @@ def _close(api: Any) -> None:
 
 def _connect(router: Router) -> Any:
     """A new logged-in API connection (plain login, RouterOS >= 6.43)."""
-    options: dict[str, Any] = {"port": router.port, "timeout": current_app.config["ROUTER_TIMEOUT"],
-                               "login_method": plain}  # fmt: skip
+    options: dict[str, Any] = {
+        "port": router.port,
+        "timeout": current_app.config["ROUTER_TIMEOUT"],
+        "login_method": plain,
+    }
     if router.tls:
         options["ssl_wrapper"] = _tls(router)
     try:

@@ -91,11 +91,15 @@ def parse(body: Any) -> Callback:
         phone = _text(phone, 19)
         phone = phone if phone.startswith("+") else f"+{phone}"
     return Callback(
-        merchant_request_id=_text(stk.get("MerchantRequestID"), 100) or None, checkout_request_id=checkout,
-        result_code=code, result_desc=_text(stk.get("ResultDesc"), 300), amount=amount,
+        merchant_request_id=_text(stk.get("MerchantRequestID"), 100) or None,
+        checkout_request_id=checkout,
+        result_code=code,
+        result_desc=_text(stk.get("ResultDesc"), 300),
+        amount=amount,
         receipt_number=_text(items.get("MpesaReceiptNumber"), 30) or None,
-        transaction_date=_text(items.get("TransactionDate"), 20) or None, phone=phone,
-    )  # fmt: skip
+        transaction_date=_text(items.get("TransactionDate"), 20) or None,
+        phone=phone,
+    )
 
 
 def _text(value: Any, limit: int) -> str:

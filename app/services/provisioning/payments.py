@@ -27,8 +27,9 @@ class PaymentPayload(Schema):
     payment_id = fields.String(required=True)
 
 
-PROCESS = register(JobType("payment.process", family="provisioning", queue="payments", payload=PaymentPayload,
-                           max_attempts=5))  # fmt: skip
+PROCESS = register(
+    JobType("payment.process", family="provisioning", queue="payments", payload=PaymentPayload, max_attempts=5)
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ class PaymentError(ValueError):
         self.messages = messages
 
 
-def register_expected(tenant_id: str, *, checkout_request_id: str, plan: Plan, router: Router, phone: str,
-                      mac: str | None) -> tuple[Payment, bool]:  # fmt: skip
+def register_expected(
+    tenant_id: str, *, checkout_request_id: str, plan: Plan, router: Router, phone: str, mac: str | None
+) -> tuple[Payment, bool]:
     """Record the STK push the platform started (caller's transaction). The same
     CheckoutRequestID again returns the first payment and False. A callback that came before
     the registration (kept as unmatched) is applied to the new payment at once."""
@@ -50,9 +52,20 @@ def register_expected(tenant_id: str, *, checkout_request_id: str, plan: Plan, r
     if existing is not None:
         return existing, False
     now = utcnow()
-    row = Payment(id=new_id(), tenant_id=tenant_id, checkout_request_id=checkout_request_id, plan_id=plan.id,
-                  router_id=router.id, phone=phone, mac=mac, amount_expected=plan.price, status="expected",
-                  callbacks=0, created_at=now, updated_at=now)  # fmt: skip
+    row = Payment(
+        id=new_id(),
+        tenant_id=tenant_id,
+        checkout_request_id=checkout_request_id,
+        plan_id=plan.id,
+        router_id=router.id,
+        phone=phone,
+        mac=mac,
+        amount_expected=plan.price,
+        status="expected",
+        callbacks=0,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(row)
     early = db.session.scalar(
         select(UnmatchedCallback)
@@ -93,7 +106,7 @@ def match_unmatched(limit: int = 500) -> dict[str, Any]:
             Payment,
             (Payment.tenant_id == UnmatchedCallback.tenant_id)
             & (Payment.checkout_request_id == UnmatchedCallback.checkout_request_id),
-        )  # fmt: skip
+        )
         .limit(limit)
         .with_for_update(of=UnmatchedCallback, skip_locked=True)  # a registration applying it holds it
     ).all()
@@ -143,21 +156,30 @@ def handle_callback(tenant_id: str, raw: bytes) -> Handled:
     if row is None:
         repeat = core_execute(_REPEAT, {"cb_tenant": tenant_id, "cb_checkout": callback.checkout_request_id}).scalar()
         if repeat is None:
-            log.warning("mpesa callback for unknown CheckoutRequestID %s (tenant %s): kept until it is registered",
-                        callback.checkout_request_id, tenant_id)  # fmt: skip
+            log.warning(
+                "mpesa callback for unknown CheckoutRequestID %s (tenant %s): kept until it is registered",
+                callback.checkout_request_id,
+                tenant_id,
+            )
             if not _keep_unmatched(tenant_id, callback, raw, now):
                 return Handled("unknown")  # a repeat: counted, announced once
             if find(tenant_id, callback.checkout_request_id) is not None:
                 # PostgreSQL: the registration committed while this insert waited on its lock
                 # (it applied an earlier copy of this callback). Count this one as a repeat.
                 db.session.execute(
-                    delete(UnmatchedCallback).where(UnmatchedCallback.tenant_id == tenant_id,
-                                                    UnmatchedCallback.checkout_request_id == callback.checkout_request_id)
-                )  # fmt: skip
+                    delete(UnmatchedCallback).where(
+                        UnmatchedCallback.tenant_id == tenant_id,
+                        UnmatchedCallback.checkout_request_id == callback.checkout_request_id,
+                    )
+                )
                 return handle_callback(tenant_id, raw)
-            data = {"id": callback.checkout_request_id, "checkout_request_id": callback.checkout_request_id,
-                    "result_code": callback.result_code, "receipt_number": callback.receipt_number,
-                    "amount_paid": None if callback.amount is None else str(callback.amount)}  # fmt: skip
+            data = {
+                "id": callback.checkout_request_id,
+                "checkout_request_id": callback.checkout_request_id,
+                "result_code": callback.result_code,
+                "receipt_number": callback.receipt_number,
+                "amount_paid": None if callback.amount is None else str(callback.amount),
+            }
             events.emit(tenant_id, "payment.unmatched", data)
             return Handled("unknown", live=[("payment.unmatched", data)])
         return Handled("repeat", repeat)
@@ -192,32 +214,62 @@ def _outcome(callback: mpesa.Callback) -> str:
 def _callback_values(tenant_id: str, callback: mpesa.Callback, raw: bytes, now: Any, job_id: str) -> dict[str, Any]:
     """The bound values of `_APPLY`'s statements: the callback's fields, as the payment keeps them."""
     return {
-        "cb_tenant": tenant_id, "cb_checkout": callback.checkout_request_id, "cb_job": job_id,
-        "cb_raw": _raw_text(raw), "cb_now": now, "cb_merchant": callback.merchant_request_id,
-        "cb_code": callback.result_code, "cb_desc": callback.result_desc, "cb_amount": callback.amount,
-        "cb_receipt": callback.receipt_number, "cb_date": callback.transaction_date, "cb_phone": callback.phone,
-    }  # fmt: skip
+        "cb_tenant": tenant_id,
+        "cb_checkout": callback.checkout_request_id,
+        "cb_job": job_id,
+        "cb_raw": _raw_text(raw),
+        "cb_now": now,
+        "cb_merchant": callback.merchant_request_id,
+        "cb_code": callback.result_code,
+        "cb_desc": callback.result_desc,
+        "cb_amount": callback.amount,
+        "cb_receipt": callback.receipt_number,
+        "cb_date": callback.transaction_date,
+        "cb_phone": callback.phone,
+    }
 
 
-_SUMMARY = (Payment.id, Payment.status, Payment.checkout_request_id, Payment.receipt_number, Payment.amount_expected,
-            Payment.amount_paid, Payment.phone, Payment.plan_id, Payment.router_id, Payment.subscription_id,
-            Payment.result_code)  # fmt: skip
+_SUMMARY = (
+    Payment.id,
+    Payment.status,
+    Payment.checkout_request_id,
+    Payment.receipt_number,
+    Payment.amount_expected,
+    Payment.amount_paid,
+    Payment.phone,
+    Payment.plan_id,
+    Payment.router_id,
+    Payment.subscription_id,
+    Payment.result_code,
+)
 
 
 def _apply_statement(status: Any) -> Any:
     """The UPDATE a callback makes to its expected payment, for a status expression."""
     return (
         update(Payment)
-        .where(Payment.tenant_id == bindparam("cb_tenant"), Payment.checkout_request_id == bindparam("cb_checkout"),
-               Payment.status == "expected")
-        .values(status=status, job_id=case((status == "processing", bindparam("cb_job")), else_=None),
-                callbacks=Payment.callbacks + 1, raw_callback=bindparam("cb_raw"), callback_at=bindparam("cb_now"),
-                updated_at=bindparam("cb_now"), merchant_request_id=bindparam("cb_merchant"),
-                result_code=bindparam("cb_code"), result_desc=bindparam("cb_desc"),
-                amount_paid=bindparam("cb_amount"), receipt_number=bindparam("cb_receipt"),
-                transaction_date=bindparam("cb_date"), paid_phone=bindparam("cb_phone"))
+        .where(
+            Payment.tenant_id == bindparam("cb_tenant"),
+            Payment.checkout_request_id == bindparam("cb_checkout"),
+            Payment.status == "expected",
+        )
+        .values(
+            status=status,
+            job_id=case((status == "processing", bindparam("cb_job")), else_=None),
+            callbacks=Payment.callbacks + 1,
+            raw_callback=bindparam("cb_raw"),
+            callback_at=bindparam("cb_now"),
+            updated_at=bindparam("cb_now"),
+            merchant_request_id=bindparam("cb_merchant"),
+            result_code=bindparam("cb_code"),
+            result_desc=bindparam("cb_desc"),
+            amount_paid=bindparam("cb_amount"),
+            receipt_number=bindparam("cb_receipt"),
+            transaction_date=bindparam("cb_date"),
+            paid_phone=bindparam("cb_phone"),
+        )
         .returning(*_SUMMARY)
-    )  # fmt: skip
+    )
 
 
 #: The UPDATE of each `_outcome`, built once; for `paid` the status is the amount rule.
@@ -239,10 +291,15 @@ def _keep_unmatched(tenant_id: str, callback: mpesa.Callback, raw: bytes, now: A
     """Store a callback nobody registered (its repeats counted), for registration to apply.
     True for the first of them."""
     stmt = conflict_insert(UnmatchedCallback).values(
-        tenant_id=tenant_id, checkout_request_id=callback.checkout_request_id, raw_callback=_raw_text(raw),
-        result_code=callback.result_code, amount_paid=callback.amount, receipt_number=callback.receipt_number,
-        callbacks=1, received_at=now,
-    )  # fmt: skip
+        tenant_id=tenant_id,
+        checkout_request_id=callback.checkout_request_id,
+        raw_callback=_raw_text(raw),
+        result_code=callback.result_code,
+        amount_paid=callback.amount,
+        receipt_number=callback.receipt_number,
+        callbacks=1,
+        received_at=now,
+    )
     upsert = stmt.on_conflict_do_update(
         index_elements=["tenant_id", "checkout_request_id"], set_={"callbacks": UnmatchedCallback.callbacks + 1}
     )
@@ -259,9 +316,13 @@ def unmatched(tenant_id: str | None = None, limit: int = 100) -> list[UnmatchedC
 
 def unmatched_details(row: Any) -> dict[str, Any]:
     """What the audit log keeps of a kept callback that goes (dismissed, or aged out by retention)."""
-    return {"result_code": row.result_code, "receipt_number": row.receipt_number,
-            "amount_paid": None if row.amount_paid is None else str(row.amount_paid),
-            "callbacks": row.callbacks, "received_at": row.received_at.isoformat()}  # fmt: skip
+    return {
+        "result_code": row.result_code,
+        "receipt_number": row.receipt_number,
+        "amount_paid": None if row.amount_paid is None else str(row.amount_paid),
+        "callbacks": row.callbacks,
+        "received_at": row.received_at.isoformat(),
+    }
 
 
 def dismiss_unmatched(unmatched_id: int, *, actor: str) -> UnmatchedCallback | None:
@@ -274,8 +335,13 @@ def dismiss_unmatched(unmatched_id: int, *, actor: str) -> UnmatchedCallback | N
         return None
     if find(row.tenant_id, row.checkout_request_id) is not None:
         raise PaymentError({"checkout_request_id": ["Its payment is registered: the minute sweep applies it."]})
-    audit.record(actor, "payment.unmatched_dismiss", target=row.checkout_request_id, tenant_id=row.tenant_id,
-                 details=unmatched_details(row))  # fmt: skip
+    audit.record(
+        actor,
+        "payment.unmatched_dismiss",
+        target=row.checkout_request_id,
+        tenant_id=row.tenant_id,
+        details=unmatched_details(row),
+    )
     db.session.delete(row)
     return row
 
@@ -286,11 +352,20 @@ def _raw_text(raw: bytes) -> str:
 
 def summary(row: Any, **extra: Any) -> dict[str, Any]:
     """The payment as events carry it (`row`: a Payment, or a row of _SUMMARY's columns)."""
-    return {"id": row.id, "status": row.status, "checkout_request_id": row.checkout_request_id,
-            "receipt_number": row.receipt_number, "amount_expected": str(row.amount_expected),
-            "amount_paid": None if row.amount_paid is None else str(row.amount_paid), "phone": row.phone,
-            "plan_id": row.plan_id, "router_id": row.router_id, "subscription_id": row.subscription_id,
-            "result_code": row.result_code, **extra}  # fmt: skip
+    return {
+        "id": row.id,
+        "status": row.status,
+        "checkout_request_id": row.checkout_request_id,
+        "receipt_number": row.receipt_number,
+        "amount_expected": str(row.amount_expected),
+        "amount_paid": None if row.amount_paid is None else str(row.amount_paid),
+        "phone": row.phone,
+        "plan_id": row.plan_id,
+        "router_id": row.router_id,
+        "subscription_id": row.subscription_id,
+        "result_code": row.result_code,
+        **extra,
+    }
 
 
 def process(payment_id: str) -> dict[str, Any]:
@@ -305,8 +380,9 @@ def process(payment_id: str) -> dict[str, Any]:
     subscriber = subscriber_for(row.tenant_id, row.phone, row.mac)
     plan, router = db.session.get(Plan, row.plan_id), db.session.get(Router, row.router_id)
     assert plan is not None and router is not None
-    sub = subscriptions.create(row.tenant_id, plan, router, source="payment", subscriber_id=subscriber.id,
-                               payment_id=row.id, mac=row.mac)  # fmt: skip
+    sub = subscriptions.create(
+        row.tenant_id, plan, router, source="payment", subscriber_id=subscriber.id, payment_id=row.id, mac=row.mac
+    )
     row.subscription_id, row.status, row.updated_at = sub.id, "processed", utcnow()
     data = summary(row, username=sub.username, expires_at=sub.expires_at.isoformat())
     events.emit(row.tenant_id, "payment.processed", data)
@@ -324,8 +400,9 @@ _SUBSCRIBER = select(Subscriber).where(
 
 def subscriber_for(tenant_id: str, phone: str, mac: str | None) -> Subscriber:
     """The subscriber for this phone, made once even when two payments race (ON CONFLICT)."""
-    core_execute(_NEW_SUBSCRIBER, {"id": new_id(), "tenant_id": tenant_id, "phone": phone, "mac": mac,
-                                   "created_at": utcnow()})  # fmt: skip
+    core_execute(
+        _NEW_SUBSCRIBER, {"id": new_id(), "tenant_id": tenant_id, "phone": phone, "mac": mac, "created_at": utcnow()}
+    )
     found = db.session.scalar(_SUBSCRIBER, {"tenant": tenant_id, "phone_number": phone})
     assert found is not None
     if mac and found.mac != mac:
@@ -343,5 +420,10 @@ def release_held(row: Payment, *, actor: str, provision: bool) -> None:
         row.job_id = jobs.submit(PROCESS.name, {"payment_id": row.id}, tenant_id=row.tenant_id, priority="high").id
     else:
         row.status = "failed"
-    audit.record(actor, "payment.release" if provision else "payment.reject", target=row.id, tenant_id=row.tenant_id,
-                 details={"amount_paid": str(row.amount_paid), "amount_expected": str(row.amount_expected)})  # fmt: skip
+    audit.record(
+        actor,
+        "payment.release" if provision else "payment.reject",
+        target=row.id,
+        tenant_id=row.tenant_id,
+        details={"amount_paid": str(row.amount_paid), "amount_expected": str(row.amount_expected)},
+    )

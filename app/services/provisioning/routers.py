@@ -24,8 +24,7 @@ class RouterPayload(Schema):
     router_id = fields.String(required=True)
 
 
-CHECK = register(JobType("router.check", family="provisioning", queue="routers", payload=RouterPayload,
-                         max_attempts=1))  # fmt: skip
+CHECK = register(JobType("router.check", family="provisioning", queue="routers", payload=RouterPayload, max_attempts=1))
 
 #: "30d", "12h", "90m", "3600s", "1w" or plain seconds.
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -54,8 +53,15 @@ def owned(model: Any, row_id: str, tenant_id: str | None) -> Any:
 def create_router(tenant_id: str, fields_: dict[str, Any], *, actor: str) -> Router:
     now = utcnow()
     password = fields_.pop("password")
-    row = Router(id=new_id(), tenant_id=tenant_id, password_encrypted=crypto.encrypt(password), status="unknown",
-                 created_at=now, updated_at=now, **fields_)  # fmt: skip
+    row = Router(
+        id=new_id(),
+        tenant_id=tenant_id,
+        password_encrypted=crypto.encrypt(password),
+        status="unknown",
+        created_at=now,
+        updated_at=now,
+        **fields_,
+    )
     db.session.add(row)
     audit.record(actor, "router.create", target=row.id, tenant_id=tenant_id, details={"host": row.host})
     return row

@@ -33,10 +33,12 @@ class SubscriptionPayload(Schema):
     subscription_id = fields.String(required=True)
 
 
-PROVISION = register(JobType("subscription.provision", family="provisioning", queue="provisioning",
-                             payload=SubscriptionPayload))  # fmt: skip
-DEPROVISION = register(JobType("subscription.deprovision", family="provisioning", queue="provisioning",
-                               payload=SubscriptionPayload))  # fmt: skip
+PROVISION = register(
+    JobType("subscription.provision", family="provisioning", queue="provisioning", payload=SubscriptionPayload)
+)
+DEPROVISION = register(
+    JobType("subscription.deprovision", family="provisioning", queue="provisioning", payload=SubscriptionPayload)
+)
 
 log = logging.getLogger(__name__)
 #: Unambiguous characters for generated usernames and passwords (no 0/O, 1/l/I).
@@ -59,19 +61,39 @@ def max_attempts() -> int:
 
 
 def create(
-    tenant_id: str, plan: Plan, router: Router, *, source: str, subscriber_id: str | None = None,
-    payment_id: str | None = None, username: str | None = None, password: str | None = None,
-    mac: str | None = None, provision: bool = True,
-) -> Subscription:  # fmt: skip
+    tenant_id: str,
+    plan: Plan,
+    router: Router,
+    *,
+    source: str,
+    subscriber_id: str | None = None,
+    payment_id: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    mac: str | None = None,
+    provision: bool = True,
+) -> Subscription:
     """A new subscription starting now for the plan's duration (caller's transaction), with its
     provisioning job unless `provision` is False."""
     now = utcnow()
     row = Subscription(
-        id=new_id(), tenant_id=tenant_id, subscriber_id=subscriber_id, plan_id=plan.id, router_id=router.id,
-        payment_id=payment_id, source=source, status="pending", username=username or random_text(8, prefix="u"),
-        password_encrypted=crypto.encrypt(password or random_text(8)), mac=mac, starts_at=now,
-        expires_at=now + timedelta(seconds=plan.duration_seconds), attempts=0, created_at=now, updated_at=now,
-    )  # fmt: skip
+        id=new_id(),
+        tenant_id=tenant_id,
+        subscriber_id=subscriber_id,
+        plan_id=plan.id,
+        router_id=router.id,
+        payment_id=payment_id,
+        source=source,
+        status="pending",
+        username=username or random_text(8, prefix="u"),
+        password_encrypted=crypto.encrypt(password or random_text(8)),
+        mac=mac,
+        starts_at=now,
+        expires_at=now + timedelta(seconds=plan.duration_seconds),
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
     db.session.add(row)
     if provision:
         schedule(row, PROVISION)
@@ -80,8 +102,13 @@ def create(
 
 def schedule(row: Subscription, job_type: JobType, delay_seconds: float = 0) -> None:
     """Queue a router job for the subscription (caller's transaction); it supersedes any other."""
-    job = jobs.submit(job_type.name, {"subscription_id": row.id}, tenant_id=row.tenant_id,
-                      max_attempts=max_attempts(), delay_seconds=delay_seconds)  # fmt: skip
+    job = jobs.submit(
+        job_type.name,
+        {"subscription_id": row.id},
+        tenant_id=row.tenant_id,
+        max_attempts=max_attempts(),
+        delay_seconds=delay_seconds,
+    )
     row.job_id, row.updated_at = job.id, utcnow()
     if job_type is PROVISION:
         row.status = "provisioning" if row.status in ("pending", "failed", "active") else row.status
@@ -145,9 +172,16 @@ class Outcome:
 
 
 def summary(row: Subscription, **extra: Any) -> dict[str, Any]:
-    return {"id": row.id, "status": row.status, "username": row.username, "router_id": row.router_id,
-            "plan_id": row.plan_id, "payment_id": row.payment_id, "expires_at": row.expires_at.isoformat(),
-            **extra}  # fmt: skip
+    return {
+        "id": row.id,
+        "status": row.status,
+        "username": row.username,
+        "router_id": row.router_id,
+        "plan_id": row.plan_id,
+        "payment_id": row.payment_id,
+        "expires_at": row.expires_at.isoformat(),
+        **extra,
+    }
 
 
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -188,17 +222,23 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
     plan, router = db.session.get(Plan, row.plan_id), db.session.get(Router, row.router_id)
     assert plan is not None and router is not None
     user = hotspot.HotspotUser(
-        name=row.username, password=password_of(row), profile=plan.profile, server=router.hotspot_server,
-        comment=f"opsdeck:{row.id}", limit_uptime=plan.uptime_limit, limit_bytes_total=plan.data_limit_bytes,
-    )  # fmt: skip
+        name=row.username,
+        password=password_of(row),
+        profile=plan.profile,
+        server=router.hotspot_server,
+        comment=f"opsdeck:{row.id}",
+        limit_uptime=plan.uptime_limit,
+        limit_bytes_total=plan.data_limit_bytes,
+    )
     # Nothing held open while the router answers. The read ends with a commit (nothing was
     # written): a rollback would expire plan and router, which the router call then reloaded
     # one by one.
     db.session.commit()
 
     def work(api: Any) -> str:
-        hotspot.ensure_profile(api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users,
-                               router_id=router.id)  # fmt: skip
+        hotspot.ensure_profile(
+            api, plan.profile, rate_limit=plan.rate_limit, shared_users=plan.shared_users, router_id=router.id
+        )
         return hotspot.upsert_user(api, user)
 
     with _user_lock(row, job.id) as held:

@@ -22,8 +22,18 @@ CHARSETS = {
 MAX_BATCH = 500
 
 
-def generate(tenant_id: str, plan: Plan, router: Router, *, count: int, prefix: str = "", length: int = 6,
-             charset: str = "lower", same_password: bool = True, actor: str) -> list[Subscription]:  # fmt: skip
+def generate(
+    tenant_id: str,
+    plan: Plan,
+    router: Router,
+    *,
+    count: int,
+    prefix: str = "",
+    length: int = 6,
+    charset: str = "lower",
+    same_password: bool = True,
+    actor: str,
+) -> list[Subscription]:
     """Make `count` voucher subscriptions (caller's transaction): usernames `prefix` + random,
     password equal to the username or separate."""
     if not plan.active:
@@ -39,8 +49,14 @@ def generate(tenant_id: str, plan: Plan, router: Router, *, count: int, prefix: 
             continue
         taken.add(username)
         password = username if same_password else subscriptions.random_text(length, alphabet)
-        made.append(subscriptions.create(tenant_id, plan, router, source="voucher", username=username,
-                                         password=password))  # fmt: skip
-    audit.record(actor, "vouchers.generate", target=plan.id, tenant_id=tenant_id,
-                 details={"count": count, "router_id": router.id, "prefix": prefix})  # fmt: skip
+        made.append(
+            subscriptions.create(tenant_id, plan, router, source="voucher", username=username, password=password)
+        )
+    audit.record(
+        actor,
+        "vouchers.generate",
+        target=plan.id,
+        tenant_id=tenant_id,
+        details={"count": count, "router_id": router.id, "prefix": prefix},
+    )
     return made

@@ -19,8 +19,13 @@ def delete(row: Scan, *, actor: str) -> int:
         raise QuarantineError("Only a file in quarantine can be deleted here.")
     freed = storage.delete("quarantine", row.storage_key)
     row.location, row.storage_key, row.updated_at = "none", None, utcnow()
-    audit.record(actor, "scan.quarantine_deleted", target=row.id, tenant_id=row.tenant_id,
-                 details={"signature": row.signature, "sha256": row.sha256, "bytes": freed})  # fmt: skip
+    audit.record(
+        actor,
+        "scan.quarantine_deleted",
+        target=row.id,
+        tenant_id=row.tenant_id,
+        details={"signature": row.signature, "sha256": row.sha256, "bytes": freed},
+    )
     return freed
 
 
@@ -34,6 +39,16 @@ def release(row: Scan, *, actor: str, reason: str) -> None:
     storage.move(row.storage_key, "quarantine", "files")
     now = utcnow()
     row.location, row.released_at, row.released_by, row.release_reason, row.updated_at = (
-        "files", now, actor, reason[:500], now)  # fmt: skip
-    audit.record(actor, "scan.released", target=row.id, tenant_id=row.tenant_id,
-                 details={"signature": row.signature, "sha256": row.sha256, "reason": reason[:500]})  # fmt: skip
+        "files",
+        now,
+        actor,
+        reason[:500],
+        now,
+    )
+    audit.record(
+        actor,
+        "scan.released",
+        target=row.id,
+        tenant_id=row.tenant_id,
+        details={"signature": row.signature, "sha256": row.sha256, "reason": reason[:500]},
+    )

@@ -52,8 +52,14 @@ def check() -> dict[str, Any]:
         queue.redis.set(_LATEST_KEY, version.text, ex=24 * 3600)
     if version.db_version is None or _known(version.db_version):
         return {"version": version.text}
-    db.session.add(SignatureVersion(db_version=version.db_version, engine_version=version.engine,
-                                    db_date=version.db_date, first_seen_at=utcnow()))  # fmt: skip
+    db.session.add(
+        SignatureVersion(
+            db_version=version.db_version,
+            engine_version=version.engine,
+            db_date=version.db_date,
+            first_seen_at=utcnow(),
+        )
+    )
     # Whatever was scanned with an older DB is rescanned (on a fresh install: nothing). The
     # scans' own versions decide, not the versions recorded here: the workers may have scanned
     # with a DB this check never saw.
@@ -82,12 +88,16 @@ def queue_rescans(db_version: int) -> dict[str, Any]:
     while True:
         rows = db.session.scalars(
             select(Scan)
-            .where(Scan.status == "clean", Scan.location == "files", Scan.verdict_at >= cutoff,
-                   (Scan.db_version.is_(None)) | (Scan.db_version < db_version),
-                   (Scan.rescan_db_version.is_(None)) | (Scan.rescan_db_version < db_version))
+            .where(
+                Scan.status == "clean",
+                Scan.location == "files",
+                Scan.verdict_at >= cutoff,
+                (Scan.db_version.is_(None)) | (Scan.db_version < db_version),
+                (Scan.rescan_db_version.is_(None)) | (Scan.rescan_db_version < db_version),
+            )
             .order_by(Scan.verdict_at)
             .limit(RESCAN_BATCH)
-        ).all()  # fmt: skip
+        ).all()
         for row in rows:
             row.rescan_db_version = db_version
             verdicts.schedule(row, rescan_db_version=db_version)

@@ -34,9 +34,20 @@ def accept(tenant_id: str, filename: str | None, stream: BinaryIO) -> Scan:
     if stored is None:
         raise TooLarge(config["SCAN_MAX_BYTES"])
     now = utcnow()
-    values = {"id": new_id(), "tenant_id": tenant_id, "display_name": precheck.display_name(filename),
-              "size": stored.size, "sha256": stored.sha256, "storage_key": stored.key, "location": "files",
-              "status": "pending", "attempts": 0, "extension": "", "created_at": now, "updated_at": now}  # fmt: skip
+    values = {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "display_name": precheck.display_name(filename),
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "storage_key": stored.key,
+        "location": "files",
+        "status": "pending",
+        "attempts": 0,
+        "extension": "",
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
         values["extension"] = precheck.extension(filename, config["SCAN_ALLOWED_EXTENSIONS"])
         with storage.open_file("files", stored.key) as file:
@@ -44,8 +55,7 @@ def accept(tenant_id: str, filename: str | None, stream: BinaryIO) -> Scan:
         values["content_type"] = precheck.content_type(head, values["extension"])
     except precheck.Rejected as refusal:
         storage.delete("files", stored.key)
-        values.update(status="rejected", reject_reason=str(refusal), storage_key=None, location="none",
-                      verdict_at=now)  # fmt: skip
+        values.update(status="rejected", reject_reason=str(refusal), storage_key=None, location="none", verdict_at=now)
         metrics.scan_verdict("rejected")
         return _insert(values)
     try:
@@ -75,9 +85,13 @@ def get(scan_id: str, tenant_id: str | None) -> Scan | None:
 
 
 def listing(
-    *, tenant_id: str | None = None, status: str | None = None, location: str | None = None,
-    cursor: str | None = None, limit: int = 50,
-) -> pagination.Page:  # fmt: skip
+    *,
+    tenant_id: str | None = None,
+    status: str | None = None,
+    location: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> pagination.Page:
     """Scans newest first, keyset-paginated (raises pagination.BadCursor)."""
     query = select(Scan)
     if tenant_id is not None:

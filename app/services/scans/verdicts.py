@@ -48,8 +48,13 @@ def submit(scan_id: str, tenant_id: str, *, rescan_db_version: int | None = None
     payload: dict[str, Any] = {"scan_id": scan_id}
     if rescan_db_version is not None:
         payload["rescan_db_version"] = rescan_db_version
-    return jobs.submit(SCAN.name, payload, tenant_id=tenant_id, max_attempts=max_attempts(),
-                       priority="low" if rescan_db_version is not None else "normal")  # fmt: skip
+    return jobs.submit(
+        SCAN.name,
+        payload,
+        tenant_id=tenant_id,
+        max_attempts=max_attempts(),
+        priority="low" if rescan_db_version is not None else "normal",
+    )
 
 
 def schedule(row: Scan, *, rescan_db_version: int | None = None) -> None:
@@ -73,10 +78,16 @@ def summary(row: Any) -> dict[str, Any]:
     """What `scan.completed` carries (and the live feed shows), from a Scan or a row with the
     same names."""
     return {
-        "id": row.id, "status": row.status, "name": row.display_name, "sha256": row.sha256, "size": row.size,
-        "signature": row.signature, "engine_version": row.engine_version, "db_version": row.db_version,
+        "id": row.id,
+        "status": row.status,
+        "name": row.display_name,
+        "sha256": row.sha256,
+        "size": row.size,
+        "signature": row.signature,
+        "engine_version": row.engine_version,
+        "db_version": row.db_version,
         "error": row.last_error if row.status == "error" else None,
-    }  # fmt: skip
+    }
 
 
 #: What a run reads before the scan: one statement, outside any transaction (none is held,
@@ -150,17 +161,26 @@ def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
     if verdict.infected or where == "quarantine":  # before the row says so: a retry finds it where it went
         storage.move(key, where, "quarantine" if verdict.infected else "files")
     now = utcnow()
-    row = core_execute(_VERDICT, {
-        "scan_id": scan_id, "new_status": "infected" if verdict.infected else "clean",
-        "new_location": "quarantine" if verdict.infected else "files", "new_signature": verdict.signature,
-        "engine": version.engine, "db": version.db_version, "db_day": version.db_date, "now": now,
-        "rescanned": now if rescan is not None else None,
-    }).first()  # fmt: skip
+    row = core_execute(
+        _VERDICT,
+        {
+            "scan_id": scan_id,
+            "new_status": "infected" if verdict.infected else "clean",
+            "new_location": "quarantine" if verdict.infected else "files",
+            "new_signature": verdict.signature,
+            "engine": version.engine,
+            "db": version.db_version,
+            "db_day": version.db_date,
+            "now": now,
+            "rescanned": now if rescan is not None else None,
+        },
+    ).first()
     if row is None:
         db.session.rollback()
         return Outcome({"skipped": "scan deleted while scanning"})
-    outcome = Outcome({"status": row.status, "signature": row.signature, "db_version": row.db_version},
-                      tenant_id=tenant_id)  # fmt: skip
+    outcome = Outcome(
+        {"status": row.status, "signature": row.signature, "db_version": row.db_version}, tenant_id=tenant_id
+    )
     if rescan is None or row.status != found.status:
         events.emit(tenant_id, "scan.completed", summary(row))
     if verdict.infected:

@@ -59,8 +59,12 @@ def new_round(delivery_id: str, tenant_id: str) -> tuple[dict[str, Any], dict[st
     """A new round of attempts for a delivery: its ledger job's row (for `jobs.submit_rows`),
     and the delivery's columns that say so."""
     job = jobs.new_row(DELIVER.name, {"delivery_id": delivery_id}, tenant_id=tenant_id, max_attempts=max_attempts())
-    return job, {"job_id": job["id"], "status": "pending", "next_attempt_at": job["next_attempt_at"],
-                 "updated_at": job["created_at"]}  # fmt: skip
+    return job, {
+        "job_id": job["id"],
+        "status": "pending",
+        "next_attempt_at": job["next_attempt_at"],
+        "updated_at": job["created_at"],
+    }
 
 
 def start_round(delivery_id: str, tenant_id: str) -> dict[str, Any]:
@@ -113,23 +117,43 @@ _D, _E = WebhookDelivery, WebhookEndpoint
 #: Everything one attempt needs, in one statement (the send path is hot: no ORM identity map).
 _LOAD = (
     select(
-        _D.id, _D.job_id, _D.status, _D.tenant_id, _D.endpoint_id, _D.event_id,
-        _E.url, _E.enabled, _E.deleted_at, _E.disabled_reason, _E.rate_limit_per_second, _E.secret_encrypted,
-        _E.previous_secret_encrypted, _E.previous_secret_expires_at, _E.failing_since, _E.last_success_at,
+        _D.id,
+        _D.job_id,
+        _D.status,
+        _D.tenant_id,
+        _D.endpoint_id,
+        _D.event_id,
+        _E.url,
+        _E.enabled,
+        _E.deleted_at,
+        _E.disabled_reason,
+        _E.rate_limit_per_second,
+        _E.secret_encrypted,
+        _E.previous_secret_encrypted,
+        _E.previous_secret_expires_at,
+        _E.failing_since,
+        _E.last_success_at,
         Event.body,
     )
     .join(_E, _E.id == _D.endpoint_id)
     .join(Event, Event.id == _D.event_id)
     .where(_D.id == bindparam("delivery_id"))
-)  # fmt: skip
+)
 _NOW = UTCDateTime()
 _INSERT_ATTEMPT = insert(WebhookAttempt)
 _DELIVERED = (
     update(_D)
     .where(_D.id == bindparam("d_id"), _D.job_id == bindparam("j_id"))
-    .values(status="succeeded", attempts=_D.attempts + 1, last_status_code=bindparam("code"), last_error=None,
-            updated_at=bindparam("now", type_=_NOW), delivered_at=bindparam("now", type_=_NOW), next_attempt_at=None)
-)  # fmt: skip
+    .values(
+        status="succeeded",
+        attempts=_D.attempts + 1,
+        last_status_code=bindparam("code"),
+        last_error=None,
+        updated_at=bindparam("now", type_=_NOW),
+        delivered_at=bindparam("now", type_=_NOW),
+        next_attempt_at=None,
+    )
+)
 _ENDPOINT_OK = (
     update(_E)
     .where(_E.id == bindparam("e_id"))
@@ -147,14 +171,20 @@ def attempt(delivery_id: str, job: ledger.ClaimedJob) -> Outcome:
         return Outcome({"skipped": "superseded by a newer send of this delivery"})
     if row.status in ("succeeded", "cancelled", "dead"):
         return Outcome({"skipped": f"delivery already {row.status}"})
-    ids = {"delivery_id": row.id, "tenant_id": row.tenant_id, "endpoint_id": row.endpoint_id,
-           "event_id": row.event_id, "url": row.url}  # fmt: skip
+    ids = {
+        "delivery_id": row.id,
+        "tenant_id": row.tenant_id,
+        "endpoint_id": row.endpoint_id,
+        "event_id": row.event_id,
+        "url": row.url,
+    }
     if not row.enabled or row.deleted_at is not None:
         with single_statement(db.engine) as conn:
             conn.execute(
-                update(_D).where(_D.id == row.id, _D.job_id == job.id)
+                update(_D)
+                .where(_D.id == row.id, _D.job_id == job.id)
                 .values(status="cancelled", last_error=f"endpoint {row.disabled_reason}", updated_at=utcnow())
-            )  # fmt: skip
+            )
         return Outcome({"skipped": "endpoint disabled"}, **ids)
     if row.rate_limit_per_second:
         decision = ratelimit.hit(f"webhook:{row.endpoint_id}", row.rate_limit_per_second, 1)
@@ -204,10 +234,14 @@ def _record(
     if answer is not None and not ok:
         error = f"HTTP {answer.status}"
     attempt_row = {
-        "delivery_id": row.id, "attempted_at": now - timedelta(milliseconds=duration_ms), "duration_ms": duration_ms,
-        "status_code": answer.status if answer else None, "error": error, "succeeded": ok,
+        "delivery_id": row.id,
+        "attempted_at": now - timedelta(milliseconds=duration_ms),
+        "duration_ms": duration_ms,
+        "status_code": answer.status if answer else None,
+        "error": error,
+        "succeeded": ok,
         "response_body": answer.body.decode("utf-8", "replace").replace("\x00", "\ufffd") if answer else None,
-    }  # fmt: skip
+    }
     outcome.error = error
     metrics.webhook_attempt("success" if ok else "http_error" if answer is not None else "no_response")
     if ok:
@@ -223,8 +257,12 @@ def _record(
 
     reason = _disable_reason(row.failing_since or now, answer, now)
     outcome.disabled_reason = reason
-    common = {"attempts": _D.attempts + 1, "last_status_code": attempt_row["status_code"], "last_error": error,
-              "updated_at": now}  # fmt: skip
+    common = {
+        "attempts": _D.attempts + 1,
+        "last_status_code": attempt_row["status_code"],
+        "last_error": error,
+        "updated_at": now,
+    }
     if reason or job.attempts >= job.max_attempts:
         values = {**common, "status": "dead", "next_attempt_at": None}
         outcome.dead = True
@@ -272,15 +310,21 @@ def settle_orphans(limit: int = 1000) -> int:
     the last attempt, or an operator cancelled it) become `dead`, so recover and retention see
     them. Run by the scheduler every minute. Commits."""
     finished = select(Job.id).where(Job.id == _D.job_id, Job.status.in_(("dead", "cancelled")))
-    stuck = list(db.session.scalars(select(_D.id).where(_D.status.in_(("pending", "retrying")), finished.exists())
-                                    .limit(limit)))  # fmt: skip
+    stuck = list(
+        db.session.scalars(select(_D.id).where(_D.status.in_(("pending", "retrying")), finished.exists()).limit(limit))
+    )
     if stuck:
         db.session.execute(
-            update(_D).where(_D.id.in_(stuck), _D.status.in_(("pending", "retrying")))
-            .values(status="dead", next_attempt_at=None, updated_at=utcnow(),
-                    last_error=func.coalesce(_D.last_error, "its job ended without a result")),
+            update(_D)
+            .where(_D.id.in_(stuck), _D.status.in_(("pending", "retrying")))
+            .values(
+                status="dead",
+                next_attempt_at=None,
+                updated_at=utcnow(),
+                last_error=func.coalesce(_D.last_error, "its job ended without a result"),
+            ),
             execution_options={"synchronize_session": False},
-        )  # fmt: skip
+        )
     db.session.commit()
     return len(stuck)
 
@@ -320,6 +364,11 @@ def recover(endpoint: WebhookEndpoint, since: datetime, until: datetime | None, 
     for row in db.session.scalars(query.order_by(WebhookDelivery.created_at)).all():
         resend(row, actor=actor, audited=False)
         count += 1
-    audit.record(actor, "webhook_endpoint.recover", target=endpoint.id, tenant_id=endpoint.tenant_id,
-                 details={"since": since.isoformat(), "until": until.isoformat() if until else None, "count": count})  # fmt: skip
+    audit.record(
+        actor,
+        "webhook_endpoint.recover",
+        target=endpoint.id,
+        tenant_id=endpoint.tenant_id,
+        details={"since": since.isoformat(), "until": until.isoformat() if until else None, "count": count},
+    )
     return count

@@ -143,14 +143,26 @@ def tell_contact(endpoint: WebhookEndpoint, reason: str) -> None:
     tenant = db.session.get(Tenant, endpoint.tenant_id)
     if tenant is None or not tenant.contact_email or "email" in current_app.config["OPSDECK_DISABLED_FAMILIES"]:
         return
-    message = (f"Opsdeck stopped delivering webhooks to {endpoint.url}: {reason}.\n\n"
-               "Deliveries to it are cancelled until it is enabled again; once it is, the recover call "
-               "sends again what failed in a time window.")  # fmt: skip
-    mails.submit(tenant.id, [mails.NewMail(
-        to=tenant.contact_email, template="notification", critical=True,
-        context={"subject": "Webhook endpoint disabled", "title": "A webhook endpoint was disabled",
-                 "message": message},
-    )])  # fmt: skip
+    message = (
+        f"Opsdeck stopped delivering webhooks to {endpoint.url}: {reason}.\n\n"
+        "Deliveries to it are cancelled until it is enabled again; once it is, the recover call "
+        "sends again what failed in a time window."
+    )
+    mails.submit(
+        tenant.id,
+        [
+            mails.NewMail(
+                to=tenant.contact_email,
+                template="notification",
+                critical=True,
+                context={
+                    "subject": "Webhook endpoint disabled",
+                    "title": "A webhook endpoint was disabled",
+                    "message": message,
+                },
+            )
+        ],
+    )
 
 
 def delete(endpoint: WebhookEndpoint, *, actor: str) -> None:

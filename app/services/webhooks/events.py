@@ -83,8 +83,14 @@ def new_row(tenant_id: str, event_type: str, data: Any, *, client_id: str | None
     envelope = len(body_for(event_type, now, None)) - len("null")  # not the tenant's bytes
     if len(body.encode()) - envelope > limit:
         raise PayloadTooLarge(f"event payloads are limited to {limit} bytes of JSON")
-    return {"id": new_id(), "tenant_id": tenant_id, "client_id": client_id, "type": event_type, "body": body,
-            "created_at": now}  # fmt: skip
+    return {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "client_id": client_id,
+        "type": event_type,
+        "body": body,
+        "created_at": now,
+    }
 
 
 _INSERT_EVENT = insert(Event)
@@ -170,8 +176,16 @@ def fan_out_rows(
         delivery_id = new_id()
         job, columns = delivery.new_round(delivery_id, tenant_id)
         job_rows.append(job)
-        rows.append({"id": delivery_id, "tenant_id": tenant_id, "event_id": event_id,
-                     "endpoint_id": endpoint_id, "created_at": created_at, **columns})  # fmt: skip
+        rows.append(
+            {
+                "id": delivery_id,
+                "tenant_id": tenant_id,
+                "event_id": event_id,
+                "endpoint_id": endpoint_id,
+                "created_at": created_at,
+                **columns,
+            }
+        )
     return job_rows, rows
 
 

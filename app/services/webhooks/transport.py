@@ -156,9 +156,15 @@ class Transport:
                 return pool
             if target.scheme == "https":
                 pool = urllib3.HTTPSConnectionPool(
-                    str(ip), target.port, maxsize=self.per_pool, block=False, retries=False,
-                    server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
-                )  # fmt: skip
+                    str(ip),
+                    target.port,
+                    maxsize=self.per_pool,
+                    block=False,
+                    retries=False,
+                    server_hostname=target.host,
+                    assert_hostname=target.host,
+                    cert_reqs="CERT_REQUIRED",
+                )
             else:
                 pool = urllib3.HTTPConnectionPool(
                     str(ip), target.port, maxsize=self.per_pool, block=False, retries=False
@@ -184,10 +190,16 @@ class Transport:
             pool = self._pool(target, ip)
             try:
                 response = pool.urlopen(
-                    "POST", target.path, body=body, headers=headers, redirect=False, retries=False,
-                    assert_same_host=False, preload_content=False,
+                    "POST",
+                    target.path,
+                    body=body,
+                    headers=headers,
+                    redirect=False,
+                    retries=False,
+                    assert_same_host=False,
+                    preload_content=False,
                     timeout=urllib3.Timeout(total=left, connect=min(connect_timeout, left)),
-                )  # fmt: skip
+                )
             except (NewConnectionError, ConnectTimeoutError) as err:  # try the next address
                 last = err
                 continue
