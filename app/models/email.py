@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import JSONType, UTCDateTime, new_id, utcnow
+from app.models.base import JSONType, Model, UTCDateTime, new_id, utcnow
 
 #: queued → sending → sent | retrying → … | failed; suppressed (never sent); digested (sent
 #: inside a digest mail, see digest_id).
@@ -19,7 +18,7 @@ EMAIL_STATES = ("queued", "sending", "sent", "retrying", "failed", "suppressed",
 CLAIMABLE = ("queued", "retrying")
 
 
-class Email(db.Model):
+class Email(Model):
     __tablename__ = "emails"
     __table_args__ = (
         Index("ix_emails_due", "status", "next_attempt_at"),
@@ -56,7 +55,7 @@ class Email(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class EmailBatch(db.Model):
+class EmailBatch(Model):
     """One flush: the mails it claimed and sent over one SMTP connection."""
 
     __tablename__ = "email_batches"
@@ -76,7 +75,7 @@ class EmailBatch(db.Model):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """An address a tenant's mails are not sent to (hard bounce, unsubscribe, by hand)."""
 
     __tablename__ = "email_suppressions"

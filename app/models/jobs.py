@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import JSONType, UTCDateTime, new_id, utcnow
+from app.models.base import JSONType, Model, UTCDateTime, new_id, utcnow
 
 
 class JobStatus(enum.StrEnum):
@@ -29,7 +28,7 @@ FINISHED = (JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.CANCELLED)
 PRIORITIES = ("high", "normal", "low")
 
 
-class Job(db.Model):
+class Job(Model):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

@@ -23,8 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import JSONType, UTCDateTime, new_id, utcnow
+from app.models.base import JSONType, Model, UTCDateTime, new_id, utcnow
 
 #: Subscription states (the brief's): provisioning = a router call is under way or retrying.
 SUBSCRIPTION_STATES = ("pending", "provisioning", "active", "expired", "failed", "cancelled")
@@ -35,7 +34,7 @@ PAYMENT_STATES = ("expected", "processing", "processed", "failed", "held")
 ROUTER_STATES = ("unknown", "online", "offline")
 
 
-class Router(db.Model):
+class Router(Model):
     __tablename__ = "routers"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -67,7 +66,7 @@ class Router(db.Model):
         return f"<Router {self.id} {self.host}:{self.port} {self.status}>"
 
 
-class Plan(db.Model):
+class Plan(Model):
     __tablename__ = "plans"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -89,7 +88,7 @@ class Plan(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Subscriber(db.Model):
+class Subscriber(Model):
     __tablename__ = "subscribers"
     __table_args__ = (UniqueConstraint("tenant_id", "phone", name="uq_subscribers_tenant_phone"),)
 
@@ -101,7 +100,7 @@ class Subscriber(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class Payment(db.Model):
+class Payment(Model):
     __tablename__ = "payments"
     __table_args__ = (
         UniqueConstraint("tenant_id", "checkout_request_id", name="uq_payments_tenant_checkout"),
@@ -135,7 +134,7 @@ class Payment(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class UnmatchedCallback(db.Model):
+class UnmatchedCallback(Model):
     """A Daraja callback for a CheckoutRequestID no payment was registered for (yet): kept until
     the platform registers it (then applied to the payment at once), and listed for operators
     meanwhile. The customer may have paid: nothing Safaricom tells us is dropped."""
@@ -155,7 +154,7 @@ class UnmatchedCallback(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     __tablename__ = "subscriptions"
     __table_args__ = (
         Index("ix_subscriptions_tenant_created", "tenant_id", "created_at"),
@@ -191,7 +190,7 @@ class Subscription(db.Model):
         return f"<Subscription {self.id} {self.username} {self.status}>"
 
 
-class MpesaToken(db.Model):
+class MpesaToken(Model):
     """A tenant's M-Pesa callback token: found by its SHA-256, shown again from its ciphertext."""
 
     __tablename__ = "mpesa_tokens"

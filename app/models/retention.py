@@ -8,11 +8,10 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import JSONType, UTCDateTime, new_id, utcnow
+from app.models.base import JSONType, Model, UTCDateTime, new_id, utcnow
 
 
-class RetentionPolicy(db.Model):
+class RetentionPolicy(Model):
     __tablename__ = "retention_policies"
 
     kind: Mapped[str] = mapped_column(String(50), primary_key=True)
@@ -22,7 +21,7 @@ class RetentionPolicy(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class RetentionRun(db.Model):
+class RetentionRun(Model):
     __tablename__ = "retention_runs"
     __table_args__ = (Index("ix_retention_runs_started", "started_at"),)
 
@@ -42,7 +41,7 @@ class RetentionRun(db.Model):
     error: Mapped[str | None] = mapped_column(String(2000))
 
 
-class LegalHold(db.Model):
+class LegalHold(Model):
     """Rows of a tenant (or one event) that no retention run deletes while the hold exists."""
 
     __tablename__ = "legal_holds"

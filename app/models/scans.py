@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import UTCDateTime, new_id, utcnow
+from app.models.base import Model, UTCDateTime, new_id, utcnow
 
 #: pending: stored, waiting for clamd; clean: clamd said OK; infected: clamd found a signature
 #: (file quarantined); rejected: refused by the pre-checks (no file kept); error: clamd could
@@ -19,7 +18,7 @@ SCAN_STATES = ("pending", "clean", "infected", "rejected", "error")
 LOCATIONS = ("files", "quarantine", "none")
 
 
-class Scan(db.Model):
+class Scan(Model):
     __tablename__ = "scans"
     __table_args__ = (
         Index("ix_scans_created", "created_at"),
@@ -72,7 +71,7 @@ class Scan(db.Model):
         return f"<Scan {self.id} {self.status} {self.display_name!r}>"
 
 
-class SignatureVersion(db.Model):
+class SignatureVersion(Model):
     """Each signature-database version clamd reported, first time seen (rescans key off it)."""
 
     __tablename__ = "scan_signature_versions"
@@ -84,7 +83,7 @@ class SignatureVersion(db.Model):
     rescans_queued: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class FileTombstone(db.Model):
+class FileTombstone(Model):
     """A stored file whose row is gone: written in the transaction that deletes the row, the
     file is deleted after that commits, then the tombstone. A crash in between leaves the
     tombstone, and the next sweep finishes the job."""

@@ -7,11 +7,10 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import UTCDateTime, utcnow
+from app.models.base import Model, UTCDateTime, utcnow
 
 
-class SchedulerTick(db.Model):
+class SchedulerTick(Model):
     __tablename__ = "scheduler_ticks"
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)

@@ -11,13 +11,12 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import UTCDateTime
+from app.models.base import Model, UTCDateTime
 
 GRANULARITIES = ("minute", "hour", "day")
 
 
-class JobStat(db.Model):
+class JobStat(Model):
     __tablename__ = "job_stats"
 
     granularity: Mapped[str] = mapped_column(String(6), primary_key=True)

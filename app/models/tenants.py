@@ -7,11 +7,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
-from app.models.base import UTCDateTime, new_id, utcnow
+from app.models.base import Model, UTCDateTime, new_id, utcnow
 
 
-class Tenant(db.Model):
+class Tenant(Model):
     __tablename__ = "tenants"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -27,7 +26,7 @@ def key_active(revoked_at: datetime | None, expires_at: datetime | None) -> bool
     return revoked_at is None and (expires_at is None or expires_at > utcnow())
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """An API key: a public id and a secret kept only as Fernet ciphertext."""
 
     __tablename__ = "api_keys"

@@ -21,14 +21,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import JSONType, UTCDateTime, new_id, utcnow
+from app.models.base import JSONType, Model, UTCDateTime, new_id, utcnow
 
 #: Delivery states. `retrying` = failed at least once, another attempt is scheduled.
 DELIVERY_STATES = ("pending", "retrying", "succeeded", "dead", "cancelled")
 
 
-class WebhookEndpoint(db.Model):
+class WebhookEndpoint(Model):
     __tablename__ = "webhook_endpoints"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -57,7 +56,7 @@ class WebhookEndpoint(db.Model):
         return f"<WebhookEndpoint {self.id} {self.url} enabled={self.enabled}>"
 
 
-class Event(db.Model):
+class Event(Model):
     """A domain event. `body` is the exact JSON sent (and signed) to every endpoint."""
 
     __tablename__ = "events"
@@ -80,7 +79,7 @@ class Event(db.Model):
         return json.loads(self.body)["data"]
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         UniqueConstraint("event_id", "endpoint_id", name="uq_webhook_deliveries_event_endpoint"),
@@ -105,7 +104,7 @@ class WebhookDelivery(db.Model):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class WebhookAttempt(db.Model):
+class WebhookAttempt(Model):
     """One HTTP attempt (or a refusal before sending, e.g. by the SSRF guard)."""
 
     __tablename__ = "webhook_attempts"
