@@ -271,6 +271,7 @@ def rotate_endpoint_secret(endpoint_id: str) -> Response:
     """Rotate the signing secret (the old one signs during the grace)"""
     endpoint = _endpoint(endpoint_id)
     secret = endpoints.rotate_secret(endpoint, actor=_actor())
+    assert endpoint.previous_secret_expires_at is not None, "a rotation sets the grace's end"
     g.sealed_response = True
     return jsonify(
         {

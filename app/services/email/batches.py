@@ -231,6 +231,7 @@ def send_batch(worker: str, limit: int) -> outcomes.BatchResult | None:
             if isinstance(message, Exception):  # a template that cannot render: this mail only
                 record(row, "failed", f"render: {type(message).__name__}: {message}")
                 continue
+            assert wired is not None, "a mail that rendered has its DATA"
             if time.monotonic() - renewed > config["EMAIL_LEASE_SECONDS"] / 3:
                 record.drain()
                 _renew_lease(batch_id)

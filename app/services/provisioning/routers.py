@@ -145,6 +145,7 @@ def check(router_id: str) -> Checked:
     except hotspot.RouterError as err:
         error = str(err)
     row = db.session.get(Router, router_id)
+    assert row is not None, "routers are only ever soft-deleted"
     before, now = row.status, utcnow()
     row.checked_at = row.updated_at = now
     if error is None:

@@ -249,6 +249,7 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
         except hotspot.RouterError as err:
             return _failed(subscription_id, job, str(err))
     row = db.session.get(Subscription, subscription_id, populate_existing=True)
+    assert row is not None, "subscriptions are never deleted"
     now = utcnow()
     row.status, row.provisioned_at, row.updated_at, row.last_error = "active", now, now, None
     row.attempts += 1
@@ -261,6 +262,7 @@ def provision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
 
 def _failed(subscription_id: str, job: ledger.ClaimedJob, error: str) -> Outcome:
     row = db.session.get(Subscription, subscription_id)
+    assert row is not None, "subscriptions are never deleted"
     row.attempts, row.last_error, row.updated_at = row.attempts + 1, error[:500], utcnow()
     outcome = Outcome(tenant_id=row.tenant_id)
     if job.attempts >= job.max_attempts:
@@ -285,6 +287,7 @@ def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
     if row.status in ("expired", "cancelled"):
         return Outcome({"skipped": f"subscription is {row.status}"})
     router = db.session.get(Router, row.router_id)
+    assert router is not None, "routers are only ever soft-deleted"
     db.session.commit()  # a read: nothing held open while the router answers (see provision)
     username = row.username
     with _user_lock(row, job.id) as held:
@@ -295,6 +298,7 @@ def deprovision(subscription_id: str, job: ledger.ClaimedJob) -> Outcome:
         except hotspot.RouterError as err:
             return _retry_removal(job, str(err))
     row = db.session.get(Subscription, subscription_id, populate_existing=True)
+    assert row is not None, "subscriptions are never deleted"
     now = utcnow()
     row.status, row.expired_at, row.updated_at, row.last_error = "expired", now, now, None
     data = summary(row, removed=removed)
