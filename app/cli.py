@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask
@@ -13,6 +14,9 @@ from flask.cli import AppGroup
 from app.extensions import db
 from app.services import jobs, tenants, users
 from app.services.jobs import outbox
+
+if TYPE_CHECKING:
+    from app.models import Job
 
 users_cli = AppGroup("users", help="Admin users.")
 tenants_cli = AppGroup("tenants", help="Tenants and API keys.")
@@ -152,7 +156,7 @@ def list_jobs(status: str | None, job_type: str | None, limit: int) -> None:
         )
 
 
-def _job_or_fail(job_id: str):  # type: ignore[no-untyped-def]
+def _job_or_fail(job_id: str) -> Job:
     from app.models import Job
 
     job = db.session.get(Job, job_id)

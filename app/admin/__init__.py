@@ -69,7 +69,7 @@ def list_args() -> dict[str, str]:
 
 def names(model: Any) -> dict[str, str]:
     """id -> name of every row of `model` (for the pages' tenant, router and plan columns)."""
-    return dict(db.session.execute(select(model.id, model.name)).all())  # type: ignore[arg-type]
+    return dict(db.session.execute(select(model.id, model.name)).all())
 
 
 def choice(name: str, allowed: tuple[str, ...]) -> str | None:

@@ -18,7 +18,7 @@ from app.services.email import compose, mails
 
 
 def _tenants() -> dict[str, str]:
-    return dict(db.session.execute(select(Tenant.id, Tenant.name)).all())  # type: ignore[arg-type]
+    return dict(db.session.execute(select(Tenant.id, Tenant.name)).all())
 
 
 @bp.get("/emails", endpoint="emails")

@@ -21,7 +21,7 @@ def _back() -> Any:
 
 @bp.get("/retention", endpoint="retention")
 def retention_page() -> Any:
-    tenants = dict(db.session.execute(select(Tenant.id, Tenant.name)).all())  # type: ignore[arg-type]
+    tenants = dict(db.session.execute(select(Tenant.id, Tenant.name)).all())
     return render_template(
         "admin/retention/index.html",
         kinds=retention.KINDS,

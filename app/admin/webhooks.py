@@ -18,7 +18,7 @@ from app.services.webhooks import delivery, endpoints, events
 
 
 def _tenant_names() -> dict[str, str]:
-    return dict(db.session.execute(select(Tenant.id, Tenant.name)).all())  # type: ignore[arg-type]
+    return dict(db.session.execute(select(Tenant.id, Tenant.name)).all())
 
 
 @bp.get("/webhooks", endpoint="webhooks")
@@ -175,5 +175,5 @@ def webhook_event(event_id: str) -> Any:
         event=event,
         tenant=db.session.get(Tenant, event.tenant_id),
         deliveries=rows,
-        endpoint_urls=dict(db.session.execute(urls).all()),  # type: ignore[arg-type]
+        endpoint_urls=dict(db.session.execute(urls).all()),
     )

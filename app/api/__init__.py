@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
@@ -95,7 +95,7 @@ class ItemId(BaseConverter):
     regex = r"(?!batch$)[^/]+"
 
 
-def register(app) -> None:  # type: ignore[no-untyped-def]
+def register(app: Flask) -> None:
     from app.api import email, jobs, openapi, provisioning, scans, webhooks  # noqa: F401  (routes attach to bp)
 
     app.url_map.converters["item"] = ItemId

@@ -79,7 +79,7 @@ class Publication(NamedTuple):
     marker: tuple[str, str] | None = None
 
 
-class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
+class WaitingConsumer(_RedisConsumer):
     #: Cleared for the process when the server has no BLMOVE.
     supported = True
     #: A wait ends this long before the client's socket timeout would cut it off.
@@ -141,7 +141,7 @@ class WaitingConsumer(_RedisConsumer):  # type: ignore[misc]
         self.misses = 0  # a fetch that still misses (another worker won the message) sleeps the least
 
 
-class Broker(RedisBroker):  # type: ignore[misc]
+class Broker(RedisBroker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._scripts: dict[str, Any] = {}

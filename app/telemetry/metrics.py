@@ -239,7 +239,7 @@ def view() -> Response:
             )
     registry = CollectorRegistry()
     _multiprocess.MultiProcessCollector(registry, path=_dir)
-    registry.register(QueueCollector())  # type: ignore[arg-type]
+    registry.register(QueueCollector())
     response = Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
     response.headers["Cache-Control"] = "no-store"
     return response
