@@ -30,11 +30,11 @@ def signature(secret: str, timestamp: str, method: str, path_with_query: str, bo
 def signed_headers(
     key_id: str, secret: str, method: str, path_with_query: str, body: bytes, timestamp: int | None = None
 ) -> dict[str, str]:
-    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
     return {
         "Opsdeck-Key": key_id,
-        "Opsdeck-Timestamp": timestamp,
-        "Opsdeck-Signature": "v1=" + signature(secret, timestamp, method, path_with_query, body),
+        "Opsdeck-Timestamp": stamp,
+        "Opsdeck-Signature": "v1=" + signature(secret, stamp, method, path_with_query, body),
     }
 
 

@@ -244,6 +244,10 @@ def load_dotenv_file() -> None:
 class Config:
     """Production-safe settings from the environment (raises ConfigError for a bad value)."""
 
+    # Set from SETTINGS in __init__; declared for the settings this class reads itself.
+    DATABASE_URL: str
+    ADMIN_SESSION_HOURS: int
+
     def __init__(self) -> None:
         load_dotenv_file()
         var = Path(BY_NAME["OPSDECK_VAR_DIR"].read(ROOT / "var"))

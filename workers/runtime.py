@@ -53,7 +53,7 @@ def job_actor(job_type: JobType, **options: Any) -> Callable[[Callable[..., Any]
         run.__name__ = job_type.actor_name
         run.__doc__ = fn.__doc__
         return dramatiq.actor(
-            run, actor_name=job_type.actor_name, queue_name=job_type.queue, broker=dramatiq.get_broker(), **options
-        )
+            actor_name=job_type.actor_name, queue_name=job_type.queue, broker=dramatiq.get_broker(), **options
+        )(run)
 
     return decorator

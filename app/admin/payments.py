@@ -43,7 +43,7 @@ def payments_page() -> Any:
     )
 
 
-def _payment_filters() -> dict[str, str]:
+def _payment_filters() -> dict[str, Any]:
     """The payments page's filters, carried through a dismiss and back."""
     return {k: v for k in ("status", "tenant") if (v := request.args.get(k, ""))}
 

@@ -41,7 +41,8 @@ def load_each(
     """Each item of the body's `field` loaded with `schema` and built with `build` (which
     raises one of `refused`, with field messages in `.messages` or as its text, for an invalid
     item); 422 with every invalid item's errors by index."""
-    loaded, built, errors = [], [], {}
+    loaded, built = [], []
+    errors: dict[int, Any] = {}
     for n, item in enumerate(items(field)):
         if not isinstance(item, dict):
             errors[n] = {"_schema": ["Must be a JSON object."]}

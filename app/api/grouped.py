@@ -96,7 +96,8 @@ def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
         if isinstance(found, idempotency.Replay):
             return writes.replayed(found)
         claim = found
-    g.grouped_rows = rows = {}
+    rows: Rows = {}
+    g.grouped_rows = rows
     try:
         response = make_response(view(*args, **kwargs))
     except Exception as err:

@@ -240,7 +240,7 @@ def build_spec() -> dict[str, Any]:
     )
     for name in ("Opsdeck-Key", "Opsdeck-Timestamp", "Opsdeck-Signature"):
         spec.components.security_scheme(name, {"type": "apiKey", "in": "header", "name": name})
-    security = [{"Opsdeck-Key": [], "Opsdeck-Timestamp": [], "Opsdeck-Signature": []}]
+    security: list[dict[str, list[str]]] = [{"Opsdeck-Key": [], "Opsdeck-Timestamp": [], "Opsdeck-Signature": []}]
 
     def component(schema: type[Schema], *, partial: bool = False) -> str:
         name = _schema_name(schema) + ("Changes" if partial else "")

@@ -11,7 +11,7 @@ from app.api import bp, family
 from app.api.errors import ApiProblem, validation_failed
 from app.api.openapi import CURSOR, doc
 from app.api.writes import write
-from app.models.scans import LOCATIONS, SCAN_STATES
+from app.models.scans import LOCATIONS, SCAN_STATES, Scan
 from app.services import pagination
 from app.services.scans import storage, uploads
 
@@ -87,7 +87,7 @@ class UploadRequest(Request):
                 pieces.append(piece)
                 remaining -= len(piece)
             self._cached_data = b"".join(pieces)
-        return super().get_data(cache, as_text, parse_form_data)
+        return super().get_data(cache, as_text, parse_form_data)  # type: ignore[call-overload]  # overloads take as_text only as a literal
 
     def _get_file_stream(
         self,
@@ -154,7 +154,7 @@ def list_scans() -> Response:
     return jsonify({"data": scan_schema.dump(page.items, many=True), "next_cursor": page.next_cursor})
 
 
-def _own(scan_id: str):  # type: ignore[no-untyped-def]
+def _own(scan_id: str) -> Scan:
     row = uploads.get(scan_id, g.tenant_id)
     if row is None:
         raise ApiProblem(404, "Not found", "No such scan.", type="not-found")

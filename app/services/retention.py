@@ -9,6 +9,7 @@ thousands of scattered primary-key lookups.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -325,7 +326,7 @@ def run(
                 policy.batch_size,
                 share,
                 pause,
-                lambda n, k=kind.name: _progress(record, k, n, on_progress),
+                functools.partial(_progress, record, kind.name, on_progress=on_progress),
             )
             record.counts = {**record.counts, kind.name: deleted}
             if kind.name in FILE_KINDS:  # the rows are committed: now their files

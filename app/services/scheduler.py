@@ -96,4 +96,4 @@ def prune_ticks() -> int:
         delete(SchedulerTick).where(SchedulerTick.tick_at < cutoff, SchedulerTick.tick_at != keep)
     )
     db.session.commit()
-    return result.rowcount
+    return result.rowcount  # type: ignore[attr-defined]  # a DML statement's Result is a CursorResult

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sentry_sdk
 from sentry_sdk.integrations.dramatiq import DramatiqIntegration
@@ -21,6 +21,9 @@ from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from app.config import ROOT
+
+if TYPE_CHECKING:
+    from sentry_sdk.types import Event
 
 log = logging.getLogger("opsdeck.observability")
 
@@ -116,7 +119,7 @@ def init_sentry(config: Mapping[str, Any]) -> bool:
     dsn = config.get("SENTRY_DSN") or ""
     if not dsn:
         return False
-    options = {
+    options: dict[str, Any] = {
         "dsn": dsn,
         "environment": config.get("SENTRY_ENVIRONMENT") or config.get("OPSDECK_ENV") or "production",
         "release": config.get("SENTRY_RELEASE") or git_commit(ROOT),
@@ -210,7 +213,7 @@ class Scrubber:
         self._memo: dict[str, str] = {}
         self._keys: dict[str, tuple[str, bool]] = {}
 
-    def event(self, event: dict[str, Any], hint: Any = None) -> dict[str, Any]:
+    def event(self, event: Event, hint: Any = None) -> Event:
         """before_send / before_send_transaction. Breadcrumbs are scrubbed here, with the event
         that carries them, rather than one by one in before_breadcrumb as they are recorded:
         that would tax every SQL query and log line of every job for text that is mostly

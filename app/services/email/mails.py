@@ -21,9 +21,10 @@ from app.telemetry import metrics
 
 
 class EmailInputError(ValueError):
-    """Bad mail input; `messages` maps fields to lists of messages (marshmallow style)."""
+    """Bad mail input; `messages` maps fields (or, for a list of mails, indexes) to lists of
+    messages (marshmallow style)."""
 
-    def __init__(self, messages: dict[str, Any]):
+    def __init__(self, messages: dict[Any, Any]):
         super().__init__("invalid email")
         self.messages = messages
 

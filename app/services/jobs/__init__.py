@@ -208,7 +208,7 @@ def cancel_many(job_ids: list[str]) -> int:
         .values(status=JobStatus.CANCELLED.value, finished_at=now, updated_at=now, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return result.rowcount  # type: ignore[attr-defined]  # a DML statement's Result is a CursorResult
 
 
 def bulk_apply(

@@ -51,7 +51,8 @@ def prune_expired(*, max_batches: int | None = None, batch: int = 1000) -> dict[
         ).all()
         if not ids:
             break
-        deleted += db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids))).rowcount
+        result = db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(ids)))
+        deleted += result.rowcount  # type: ignore[attr-defined]  # a DML statement's Result is a CursorResult
         db.session.commit()
         batches += 1
     db.session.commit()

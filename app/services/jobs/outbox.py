@@ -120,7 +120,7 @@ def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
         delay_ms = int((item.eta_epoch - now) * 1000) if item.eta_epoch else 0
         if delay_ms > max_delay * 1000:
             continue  # too far ahead to hold in a worker's memory; the relay sends it when due
-        message = Message(
+        message: Message[Any] = Message(
             queue_name=item.queue_name,
             actor_name=item.actor_name,
             args=(item.job_id,),

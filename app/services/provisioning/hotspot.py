@@ -201,7 +201,7 @@ def upsert_user(api: Any, user: HotspotUser) -> str:
     except TrapError as err:
         if ALREADY not in str(err):
             raise
-    (existing,) = _find(users, name=user.name)[:1] or [None]
+    existing = next(iter(_find(users, name=user.name)), None)
     if existing is None:
         raise RouterError(f"user {user.name} reported as existing but not found")
     users.update(**{".id": existing[".id"], **{k: v for k, v in attrs.items() if k != "name"}})

@@ -42,7 +42,7 @@ def generate(
         raise subscriptions.SubscriptionError(f"between 1 and {MAX_BATCH} vouchers at a time")
     alphabet = CHARSETS[charset]
     taken = set(db.session.scalars(select(Subscription.username).where(Subscription.router_id == router.id)))
-    made = []
+    made: list[Subscription] = []
     while len(made) < count:
         username = subscriptions.random_text(length, alphabet, prefix)
         if username in taken:

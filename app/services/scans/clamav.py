@@ -87,7 +87,7 @@ class _Streaming:
     timeout: float | None
     clamd_socket: socket.socket
 
-    def _address(self) -> tuple[int, object]:  # pragma: no cover - defined by the subclasses
+    def _address(self) -> tuple[int, str | tuple[str, int]]:  # pragma: no cover - defined by the subclasses
         raise NotImplementedError
 
     def _init_socket(self) -> None:
@@ -131,7 +131,7 @@ class _Streaming:
     def ping(self) -> str:
         return self._command("PING")
 
-    def version(self) -> Version:  # type: ignore[override]
+    def version(self) -> Version:
         return parse_version(self._command("VERSION"))
 
     def scan_file(self, file: BinaryIO, size: int) -> Verdict:
@@ -178,7 +178,7 @@ class UnixClamd(_Streaming, clamd.ClamdUnixSocket):
         super().__init__(path, timeout=timeout)
         self.fdpass = fdpass
 
-    def _address(self) -> tuple[int, object]:
+    def _address(self) -> tuple[int, str | tuple[str, int]]:
         return socket.AF_UNIX, self.unix_socket
 
     def scan_file(self, file: BinaryIO, size: int) -> Verdict:
@@ -203,7 +203,7 @@ class UnixClamd(_Streaming, clamd.ClamdUnixSocket):
 
 
 class TcpClamd(_Streaming, clamd.ClamdNetworkSocket):
-    def _address(self) -> tuple[int, object]:
+    def _address(self) -> tuple[int, str | tuple[str, int]]:
         return socket.AF_INET, (self.host, self.port)
 
 

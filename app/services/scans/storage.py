@@ -12,7 +12,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from flask import current_app
 
@@ -106,7 +106,7 @@ def _owner_only(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-def save(source: BinaryIO, limit: int) -> Stored | None:
+def save(source: IO[bytes], limit: int) -> Stored | None:
     """Store an upload in SCAN_STORAGE_DIR under a new random name, hashing as it goes. An
     `Incoming` (already written while the request was parsed) is taken as it is, with no copy.
     None (and nothing left behind) when it is longer than `limit` bytes."""

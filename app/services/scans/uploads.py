@@ -4,7 +4,7 @@ reason and no file kept."""
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from flask import current_app
 from sqlalchemy import insert, select
@@ -24,7 +24,7 @@ class TooLarge(ValueError):
         self.limit = limit
 
 
-def accept(tenant_id: str, filename: str | None, stream: BinaryIO) -> Scan:
+def accept(tenant_id: str, filename: str | None, stream: IO[bytes]) -> Scan:
     """Store and pre-check an upload (caller's transaction). Returns the scan row: `pending`
     with its job queued, or `rejected` with `reject_reason` (its file already deleted).
     Raises TooLarge (nothing stored) over SCAN_MAX_BYTES. A `storage.Incoming` stream (written
@@ -34,7 +34,7 @@ def accept(tenant_id: str, filename: str | None, stream: BinaryIO) -> Scan:
     if stored is None:
         raise TooLarge(config["SCAN_MAX_BYTES"])
     now = utcnow()
-    values = {
+    values: dict[str, Any] = {
         "id": new_id(),
         "tenant_id": tenant_id,
         "display_name": precheck.display_name(filename),
