@@ -34,10 +34,11 @@ chaos-ci: deps
 bench: deps
 	$(BIN)/python -m bench
 
-## lint: ruff check and ruff format --check
+## lint: ruff check, ruff format --check and mypy (app and workers, configured in pyproject.toml)
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## format: ruff format and ruff check --fix
 format: deps
