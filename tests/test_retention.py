@@ -209,3 +209,28 @@ def test_cli_lists_sets_and_runs(app, tenant):
     real = runner.invoke(args=["retention", "run", "--kind", "jobs_succeeded"])
     assert real.exit_code == 0 and "1 deleted" in real.output and count(Job) == 0
     assert runner.invoke(args=["retention", "run", "--kind", "nope"]).exit_code != 0
+
+
+@pytest.mark.slow
+def test_a_run_by_a_worker_reports_progress_and_completion_on_the_feed(app, workers):
+    """The `maintenance` worker runs retention and tells the operators: `retention.progress`
+    while it deletes, `retention.completed` with the counts when it is done."""
+    from app import live
+    from app.services import jobs
+    from tests.helpers import wait_for_status
+
+    for _ in range(3):
+        job("succeeded", 3)
+    db.session.commit()
+    run = jobs.submit(retention.RUN.name, {"kinds": ["jobs_succeeded"], "triggered_by": "test"})
+    db.session.commit()
+    workers.start(["maintenance"])
+    wait_for_status(run.id, "succeeded", logs=workers.logs)
+    feed = live.recent(50)
+    progress = [e for e in feed if e["type"] == "retention.progress"]
+    completed = [e for e in feed if e["type"] == "retention.completed"]
+    assert progress and progress[-1]["data"]["kind"] == "jobs_succeeded"
+    assert len(completed) == 1 and completed[0]["data"]["status"] == "completed"
+    assert (
+        completed[0]["data"]["counts"]["jobs_succeeded"] == 3 and completed[0]["subject"] == completed[0]["data"]["run"]
+    )

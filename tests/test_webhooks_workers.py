@@ -58,3 +58,25 @@ def test_a_worker_killed_mid_send_still_delivers_with_the_same_webhook_id(app, a
     wait_until(lambda: delivery_row(row_id).status == "succeeded", 60, 0.1, what="the delivery to succeed")
     got = receiver.on("/hook")
     assert len(got) >= 2 and {r.headers["webhook-id"] for r in got} == {got[0].headers["webhook-id"]}
+
+
+def test_a_410_disables_the_endpoint_and_the_feed_says_so(app, api, workers, receiver):
+    """The worker that meets a 410 disables the endpoint and tells the operators: the live feed
+    carries `webhook.endpoint_disabled` (with the URL and reason) and `webhook.delivery_dead`."""
+    from app import live
+
+    receiver.script("/hook", Reply(410))
+    endpoint = make_endpoint(api, receiver.url())
+    post_event(api)
+    row_id = db.session.query(WebhookDelivery).one().id
+    workers.start(["webhooks"], **WORKER_ENV)
+    wait_until(lambda: delivery_row(row_id).status == "dead", 30, 0.1, what="the delivery to be dead")
+
+    def feed(event_type: str) -> list[dict]:
+        return [e for e in live.recent(50) if e["type"] == event_type]
+
+    wait_until(lambda: feed("webhook.delivery_dead"), 10, 0.1, what="webhook.delivery_dead on the feed")
+    disabled = feed("webhook.endpoint_disabled")
+    assert len(disabled) == 1 and disabled[0]["subject"] == endpoint["id"]
+    assert disabled[0]["data"]["url"] == receiver.url() and "410" in disabled[0]["data"]["reason"]
+    assert feed("webhook.delivery_dead")[0]["subject"] == row_id
