@@ -61,3 +61,16 @@ def test_a_paid_callback_reaches_the_router_and_expiry_takes_the_user_away(app, 
         )
         sub = fresh(Subscription, fresh(Payment, payment["id"]).subscription_id)
         wait_until(lambda: fresh(Subscription, sub.id).status == "expired", 30, 0.1, what="the subscription to expire")
+
+        # The operators saw each step on the live feed, each about its own row.
+        from app import live
+
+        wait_until(
+            lambda: any(e["type"] == "subscription.expired" for e in live.recent(50)),
+            10,
+            0.1,
+            what="subscription.expired on the feed",
+        )
+        feed = {e["type"]: e for e in live.recent(50)}
+        assert feed["payment.processed"]["subject"] == payment["id"]
+        assert feed["subscription.provisioned"]["subject"] == sub.id == feed["subscription.expired"]["subject"]
