@@ -106,21 +106,37 @@ class OpsdeckClient:
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Any:
         return self.call("POST", path, body, **kwargs)
 
-    def submit_many(self, jobs: list[dict[str, Any]], *, batch_size: int = 1000) -> list[dict[str, Any]]:
-        """Submit jobs through POST /api/v1/jobs/batch, `batch_size` a call (the server's
-        API_BATCH_MAX_ITEMS at most); the answers in order, each with `replayed`. Give each job
-        an `idempotency_key` to make the whole list safe to submit again after a failure."""
-        return self._in_batches("/api/v1/jobs/batch", "jobs", jobs, batch_size)
+    def submit_many(
+        self, jobs: list[dict[str, Any]], *, batch_size: int = 1000, batch_bytes: int = 4 << 20
+    ) -> list[dict[str, Any]]:
+        """Submit jobs through POST /api/v1/jobs/batch, at most `batch_size` jobs and about
+        `batch_bytes` of JSON a call (the server's API_BATCH_MAX_ITEMS and API_BATCH_MAX_BYTES
+        at most); the answers in order, each with `replayed`. Give each job an
+        `idempotency_key` to make the whole list safe to submit again after a failure."""
+        return self._in_batches("/api/v1/jobs/batch", "jobs", jobs, batch_size, batch_bytes)
 
-    def publish_many(self, events: list[dict[str, Any]], *, batch_size: int = 1000) -> list[dict[str, Any]]:
-        """Publish events through POST /api/v1/events/batch, `batch_size` a call; the answers in
-        order. An event's own `id` makes it safe to publish again."""
-        return self._in_batches("/api/v1/events/batch", "events", events, batch_size)
+    def publish_many(
+        self, events: list[dict[str, Any]], *, batch_size: int = 1000, batch_bytes: int = 4 << 20
+    ) -> list[dict[str, Any]]:
+        """Publish events through POST /api/v1/events/batch, split as `submit_many` splits;
+        the answers in order. An event's own `id` makes it safe to publish again."""
+        return self._in_batches("/api/v1/events/batch", "events", events, batch_size, batch_bytes)
 
-    def _in_batches(self, path: str, field: str, items: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    def _in_batches(
+        self, path: str, field: str, items: list[dict[str, Any]], size: int, max_bytes: int
+    ) -> list[dict[str, Any]]:
         answers: list[dict[str, Any]] = []
-        for start in range(0, len(items), size):
-            answers += self.post(path, {field: items[start : start + size]})["data"]
+        batch: list[dict[str, Any]] = []
+        used = 0
+        for item in items:
+            length = len(json.dumps(item, separators=(",", ":")).encode()) + 1
+            if batch and (len(batch) == size or used + length > max_bytes):
+                answers += self.post(path, {field: batch})["data"]
+                batch, used = [], 0
+            batch.append(item)
+            used += length
+        if batch:
+            answers += self.post(path, {field: batch})["data"]
         return answers
 
 

@@ -91,7 +91,12 @@ def test_python_client_submits_and_publishes_in_batches(app, tenant, workers):
     first = client.submit_many(jobs, batch_size=2)
     assert [j["payload"]["message"] for j in first] == [f"m{n}" for n in range(5)]
     assert not any(j["replayed"] for j in first)
-    again = client.submit_many(jobs, batch_size=3)  # the whole list again, after a failure
+    sizes: list[int] = []
+    post = client.post
+    client.post = lambda path, body=None, **kw: sizes.append(len(body["jobs"])) or post(path, body, **kw)
+    again = client.submit_many(jobs, batch_bytes=200)  # the whole list again, after a failure
+    client.post = post
+    assert sizes == [2, 2, 1]  # about 80 bytes a job: two a call
     assert [j["id"] for j in again] == [j["id"] for j in first] and all(j["replayed"] for j in again)
     events = client.publish_many([{"type": "order.paid", "payload": {"n": n}, "id": f"o{n}"} for n in range(3)])
     assert [e["client_id"] for e in events] == ["o0", "o1", "o2"]
