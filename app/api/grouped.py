@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from flask import Response, g, make_response
+from flask import Response, g, make_response, request
 from sqlalchemy import insert
 
 from app.api import writes
@@ -64,17 +64,17 @@ def defer(model: type, rows: list[dict[str, Any]]) -> None:
     deferred.setdefault(model, []).extend(rows)
 
 
-def grouped_write(alone: Callable[[], bool] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`write`, for a view whose only work is the rows it `defer`s. When `alone()` says so
-    (asked before the view runs), the request is a plain `write` instead, and the view writes
-    through the session itself."""
+def grouped_write(alone_with: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`write`, for a view whose only work is the rows it `defer`s. A request whose JSON body
+    sets the field `alone_with` (the platform's own key, whose dedupe needs the INSERT's
+    answer) is a plain `write` instead, and the view writes through the session itself."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         plain = writes.write(view)
 
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
-            if alone is not None and alone():
+            if alone_with is not None and _sets(alone_with):
                 return plain(*args, **kwargs)
             return _grouped(view, args, kwargs)
 
@@ -82,6 +82,15 @@ def grouped_write(alone: Callable[[], bool] | None = None) -> Callable[[Callable
         return wrapper
 
     return decorator
+
+
+def _sets(field: str) -> bool:
+    """Whether the request's JSON body is an object with `field` set."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the view refuses it
+        return False
+    return isinstance(body, dict) and body.get(field) is not None
 
 
 def deferring() -> bool:

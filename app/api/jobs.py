@@ -109,18 +109,9 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _has_own_key() -> bool:
-    """A job with the platform's own key is written alone: its dedupe needs the INSERT's answer."""
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # the view refuses it
-        return False
-    return isinstance(body, dict) and body.get("idempotency_key") is not None
-
-
 @bp.post("/jobs")
 @doc(status=202, also=(200,), body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
-@grouped_write(alone=_has_own_key)
+@grouped_write(alone_with="idempotency_key")
 def create_job() -> Response:
     """Submit a job (200 with the first job for a known idempotency_key)"""
     data = job_schema.load(json_body())

@@ -119,19 +119,10 @@ def _dump_event(event: Event | dict[str, Any], payload: Any, *, with_deliveries:
 
 
 # -- events ------------------------------------------------------------------
-def _has_client_id() -> bool:
-    """An event with the platform's own id is written alone: its dedupe looks the id up first."""
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # the view refuses it
-        return False
-    return isinstance(body, dict) and body.get("id") is not None
-
-
 @bp.post("/events")
 @doc(status=202, also=(200,), body=EventSchema, response=EventSchema)
 @family("webhooks")
-@grouped_write(alone=_has_client_id)
+@grouped_write(alone_with="id")
 def create_event() -> Response:
     """Accept an event and fan it out (200 with the first event for a known client id)"""
     limit = current_app.config["WEBHOOK_MAX_PAYLOAD_BYTES"]
