@@ -92,7 +92,7 @@ def _check_secrets(app: Flask) -> None:
         return
     missing = [name for name in ("SECRET_KEY", "OPSDECK_ENCRYPTION_KEYS") if not app.config.get(name)]
     if missing:
-        raise RuntimeError(f"refusing to start without {', '.join(missing)} (see README: Configuration)")
+        raise RuntimeError(f"refusing to start without {', '.join(missing)} (see docs/configuration.md)")
 
 
 _HTML_ERROR = "<!doctype html><title>{{ code }} {{ name }}</title><h1>{{ code }} {{ name }}</h1><p>{{ text }}</p>"

@@ -3,7 +3,7 @@ means), read from the environment (and `.env`) when a Config is created, never a
 
 Every value is checked when the process starts: a value Opsdeck cannot use stops it with an
 error that names the variable, instead of being taken silently or failing later. The
-configuration table in the README is generated from this one (`python -m app.config`), and a
+configuration table in docs/configuration.md is generated from this one (`python -m app.config`), and a
 test holds them equal.
 """
 
@@ -219,7 +219,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SENTRY_RELEASE", text, "", "release of every Sentry event (empty: the checked-out commit, read from `.git` when there is one)", shown="the git commit"),
     Setting("SENTRY_REPORT_RETRIES", boolean, False, '`1`: report every failed attempt of a job to Sentry, not only the one that leaves it dead'),
     Setting("SENTRY_TRACES_SAMPLE_RATE", number, 0.0, 'share of requests and jobs sent to Sentry as performance traces (0: errors only)'),
-    Setting("PROMETHEUS_MULTIPROC_DIR", text, lambda var: str(var / "metrics"), "where every process writes its Prometheus samples (`GET /metrics` adds them up); empty it when the whole stack starts, never while it runs (see [Metrics](#metrics))", shown="`var/metrics`"),
+    Setting("PROMETHEUS_MULTIPROC_DIR", text, lambda var: str(var / "metrics"), "where every process writes its Prometheus samples (`GET /metrics` adds them up); empty it when the whole stack starts, never while it runs (see [Metrics](operations.md#metrics))", shown="`var/metrics`"),
     Setting("METRICS_TOKEN", text, "", 'bearer token `GET /metrics` requires (`Authorization: Bearer …`); empty: open'),
     Setting("OPSDECK_DEV_REDIS_PORT", integer, 6390, "dev stack only: port of its own redis-server", read_by="the dev stack"),
     Setting("OPSDECK_DEV_ROUTER_PORT", integer, 18728, "dev stack only: port of its demo router (the RouterOS API test server)", read_by="the dev stack"),
@@ -269,7 +269,7 @@ class Config:
 
 
 def settings_markdown() -> str:
-    """The README's configuration table."""
+    """The configuration table of docs/configuration.md."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     rows += [f"| `{s.name}` | {s.shown_default()} | {s.doc} |" for s in SETTINGS]
     return "\n".join(rows) + "\n"

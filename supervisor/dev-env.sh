@@ -8,7 +8,7 @@ if [ ! -f .env ]; then
   secret=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')
   fernet=$(.venv/bin/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')
   cat > .env <<ENV
-# Development settings written by \`make run\` (see README: Configuration). Not for production.
+# Development settings written by \`make run\` (see docs/configuration.md). Not for production.
 OPSDECK_ENV=development
 SECRET_KEY=${secret}
 OPSDECK_ENCRYPTION_KEYS=${fernet}

@@ -21,7 +21,7 @@ export OPSDECK_DEV_ROUTER_PORT="${OPSDECK_DEV_ROUTER_PORT:-18728}"
 # Mail goes to the stack's own SMTP sink (kept under var/mail/) unless SMTP_HOST is set.
 export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-1025}"
 mkdir -p var/log
-# Prometheus samples of every process (README: Metrics): a stack that starts starts from zero,
+# Prometheus samples of every process (docs/operations.md, Metrics): a stack that starts starts from zero,
 # before any process of it writes (the migration and demo below included).
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${OPSDECK_VAR_DIR:-var}/metrics}"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"

@@ -8,9 +8,9 @@
   not when its first operator connects (an event published meanwhile would be lost), and
   opens its first database and Redis connections (app/db/warmup.py) before it takes requests.
 - child_exit: when a worker exits, prometheus_client's multiprocess mode removes its
-  per-process gauge files (README: Metrics). Its counters stay in the directory: a total must
+  per-process gauge files (docs/operations.md, Metrics). Its counters stay in the directory: a total must
   not drop because one process restarted.
-- logger_class: gunicorn's own lines in LOG_FORMAT, scrubbed like every other line (README: Logs).
+- logger_class: gunicorn's own lines in LOG_FORMAT, scrubbed like every other line (docs/operations.md, Logs).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The API over real HTTP (gunicorn, the production web command): the README's shell example
+"""The API over real HTTP (gunicorn, the production web command): the docs' shell examples
 and the Python client."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def readme_block(marker: str) -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "api.md").read_text()
     block = re.search(rf"<!-- {marker} -->\s*```sh\n(.*?)```", text, re.S)
-    assert block, f"README has no {marker} block"
+    assert block, f"docs/api.md has no {marker} block"
     return block.group(1)
 
 

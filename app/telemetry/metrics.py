@@ -7,7 +7,7 @@ prometheus_client decides between in-memory and file-backed values from the envi
 it is imported, so nothing is created at import here: `configure(path)` (called by create_app,
 before anything counts) sets the variable, installs a file-backed value class for that
 directory and builds the series. Processes that exit leave their files: counters must not go
-back down while the rest run; the directory is emptied when the whole stack starts (README:
+back down while the rest run; the directory is emptied when the whole stack starts (docs/operations.md,
 Metrics).
 
 Labels are closed sets (Flask endpoint names, job types, queues, fixed outcomes): never a path,

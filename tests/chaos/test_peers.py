@@ -1,5 +1,5 @@
 """Scenario 5: each family's outside peer down, slow and erroring in turn. The family retries as
-its README section says, nothing is marked done that was not done (checked continuously while
+docs/development.md (Fault suite) says, nothing is marked done that was not done (checked continuously while
 the peer misbehaves), and once the peer behaves every piece of work ends done, once."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from tests.fakes.processes import RedisServer, wait_until
 
 pytestmark = pytest.mark.chaos
 
-#: The app bug the `empty` restart shows (see the README's Fault suite section).
+#: The app bug the `empty` restart shows (see docs/development.md, Fault suite).
 
 
 @pytest.fixture

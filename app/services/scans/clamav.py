@@ -10,7 +10,7 @@ every failure is a `ClamdError` with a `kind` the caller can act on. Only clamd'
 
 On a unix socket the file is not streamed at all by default: FILDES hands clamd the open file
 descriptor (SCM_RIGHTS, as `clamdscan --fdpass` does), and clamd scans it in place instead of
-copying the stream into a temporary file first (README: Scanning has the measurements). The
+copying the stream into a temporary file first (docs/scans.md has the measurements). The
 descriptor carries the read permission, so clamd need not be able to open our files.
 CLAMD_FDPASS=0 streams instead.
 """
