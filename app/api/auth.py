@@ -21,7 +21,6 @@ from datetime import timedelta
 from flask import current_app, g, request
 
 from app.api.errors import ApiProblem
-from app.client import signature as sign
 from app.models.base import utcnow
 from app.services import tenants
 from app.services.idempotency import SIGNATURE_KEY_PREFIX
@@ -44,6 +43,12 @@ class AuthFailed(ApiProblem):
     def __init__(self, reason: str) -> None:
         super().__init__(401, "Unauthorized", "Request authentication failed.", type="unauthorized")
         self.reason = reason
+
+
+def signature(secret: str, timestamp: str, method: str, path_with_query: str, body: bytes) -> str:
+    """Lowercase hex HMAC-SHA256(secret, "{timestamp}.{METHOD}.{path with query}." + body)."""
+    message = f"{timestamp}.{method.upper()}.{path_with_query}.".encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def request_target() -> str:
@@ -95,7 +100,7 @@ def _authenticate() -> None:
     if found is None:
         raise AuthFailed("unknown or revoked key")
     key, secret = found
-    expected = sign(secret, timestamp, request.method, request_target(), request.get_data(cache=True)).encode()
+    expected = signature(secret, timestamp, request.method, request_target(), request.get_data(cache=True)).encode()
     valid = None
     for value in candidates:
         if hmac.compare_digest(value.encode(), expected):
@@ -118,6 +123,6 @@ def signature_window() -> timedelta:
     return timedelta(seconds=2 * current_app.config["API_SIGNATURE_TOLERANCE"])
 
 
-def _digest(key_id: str, signature: str) -> str:
+def _digest(key_id: str, value: str) -> str:
     """What is recorded of a used signature."""
-    return hashlib.sha256(f"{key_id}:{signature}".encode()).hexdigest()
+    return hashlib.sha256(f"{key_id}:{value}".encode()).hexdigest()
