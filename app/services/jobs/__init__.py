@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from sqlalchemy import and_, func, insert, or_, select, update
 
 from app import jobtypes
-from app.db.statements import Prepared, Written, add_as_loaded, core_execute, insert_once
+from app.db.statements import InsertNew, Written, add_as_loaded, core_execute, insert_once
 from app.extensions import db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
@@ -138,14 +138,8 @@ def _holding_keys(tenant_id: str | None, keys: list[str]) -> Iterable[Job]:
 
 
 #: Returns the id of each row inserted; nothing for one whose idempotency key a job holds.
-_INSERT_NEW = Prepared(
-    lambda insert: (
-        insert(Job)
-        .on_conflict_do_nothing(
-            index_elements=["tenant_id", "idempotency_key"], index_where=Job.idempotency_key.is_not(None)
-        )
-        .returning(Job.id)
-    )
+_INSERT_NEW = InsertNew(
+    Job, index_elements=["tenant_id", "idempotency_key"], index_where=Job.idempotency_key.is_not(None)
 )
 
 

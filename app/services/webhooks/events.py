@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db.postgres import single_statement
-from app.db.statements import Prepared, Written, add_as_loaded, core_execute, insert_once
+from app.db.statements import InsertNew, Written, add_as_loaded, core_execute, insert_once
 from app.extensions import db
 from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
@@ -95,9 +95,7 @@ def new_row(tenant_id: str, event_type: str, data: Any, *, client_id: str | None
 
 _INSERT_EVENT = insert(Event)
 #: Returns the id of each event inserted; nothing for one whose client id the tenant used.
-_INSERT_NEW_EVENT = Prepared(
-    lambda insert: insert(Event).on_conflict_do_nothing(index_elements=["tenant_id", "client_id"]).returning(Event.id)
-)
+_INSERT_NEW_EVENT = InsertNew(Event, index_elements=["tenant_id", "client_id"])
 _INSERT_DELIVERY = insert(WebhookDelivery)
 _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
     WebhookEndpoint.tenant_id == bindparam("tenant"),
