@@ -1,0 +1,1 @@
+"""The typed calls, one module per area of the API (as app/api/ has them)."""
