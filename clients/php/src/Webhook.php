@@ -23,7 +23,7 @@ final class Webhook
      * @param string                              $body      the raw body, exactly as received
      * @param int                                 $tolerance seconds the timestamp may be off, either way
      * @param int|null                            $now       unix time to check against (tests)
-     * @return array<string, mixed> the decoded event: {id, type, created_at, data}
+     * @return array<string, mixed> the decoded event: {type, timestamp, data}; its id is the webhook-id header
      *
      * @throws WebhookVerificationException
      */

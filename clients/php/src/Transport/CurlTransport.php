@@ -39,8 +39,7 @@ final class CurlTransport implements Transport
             CURLOPT_NOSIGNAL => true,
             CURLOPT_HEADERFUNCTION => static function ($curl, string $line) use (&$responseHeaders): int {
                 if (str_starts_with($line, 'HTTP/')) {
-                    $hasType = (bool) preg_grep('/^content-type:/i', $headers);
-        $responseHeaders = []; // a new status line: an interim answer (100) came first
+                    $responseHeaders = []; // a new status line: an interim answer (100) came first
                 } elseif (str_contains($line, ':')) {
                     [$name, $value] = explode(':', $line, 2);
                     $name = strtolower(trim($name));
