@@ -86,6 +86,14 @@ def hh_mm(raw: str) -> str:
     return raw.strip()
 
 
+def country_code(raw: str) -> str:
+    """A calling code without its plus: 1 to 3 digits, not starting with 0."""
+    value = raw.strip().removeprefix("+")
+    if not re.fullmatch(r"[1-9][0-9]{0,2}", value):
+        raise ValueError("expected a country calling code of 1 to 3 digits, such as 254")
+    return value
+
+
 def choice(*options: str, upper: bool = False) -> Callable[[str], str]:
     def read(raw: str) -> str:
         value = raw.strip().upper() if upper else raw.strip().lower()
@@ -203,6 +211,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROUTER_CA_FILE", text, "", "CA bundle for routers' API-SSL certificates (empty: the system's CAs)"),
     Setting("ROUTER_CHECK_SECONDS", integer, 60, 'between router checks'),
     Setting("EXPIRY_CHECK_SECONDS", integer, 60, 'between expiry checks'),
+    Setting("PHONE_DEFAULT_COUNTRY_CODE", country_code, "254", "country calling code of phone numbers given without one: the national form (`0712345678`) is read as `+254712345678`, and digits without a plus must start with it (`254712345678`, as Daraja sends them). Phones are kept as E.164 (`+254712345678`)"),
     Setting("MPESA_ALLOWED_NETWORKS", words, [], 'CIDRs the M-Pesa callback is accepted from (empty: anyone holding the token; Safaricom publishes its ranges)'),
     Setting("TRUSTED_PROXIES", words, [], 'CIDRs of proxies whose `X-Forwarded-For` is believed'),
     Setting("RETENTION_AT", hh_mm, "02:00", "when the daily retention run starts (HH:MM, UTC)"),

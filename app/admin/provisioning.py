@@ -19,7 +19,7 @@ from app.models import Tenant
 from app.models.base import utcnow
 from app.models.provisioning import SUBSCRIPTION_STATES, Plan, Router, Subscriber, Subscription
 from app.services import jobs
-from app.services.provisioning import hotspot, routers, subscriptions, vouchers
+from app.services.provisioning import hotspot, phones, routers, subscriptions, vouchers
 
 SOURCES = ("payment", "voucher", "manual")
 #: Voucher prefixes: what the API accepts too.
@@ -143,7 +143,12 @@ def subscribers_page() -> Any:
     if tenant:
         query = query.where(Subscriber.tenant_id == tenant)
     if phone:
-        query = query.where(Subscriber.phone.contains(phone, autoescape=True))
+        # A whole number in any form finds its subscriber; a fragment is looked for as typed.
+        try:
+            wanted = phones.normalise(phone)
+        except phones.InvalidPhone:
+            wanted = phone
+        query = query.where(Subscriber.phone.contains(wanted, autoescape=True))
     page = paged(query, Subscriber)
     counts = select(Subscription.subscriber_id, func.count()).where(
         Subscription.subscriber_id.in_([s.id for s in page.items])

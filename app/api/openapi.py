@@ -100,10 +100,13 @@ _KEPT = ("readOnly", "writeOnly", "nullable", "description", "default")
 
 def _exact_schema(self: Any, field: Any, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
     """A field whose JSON Schema apispec cannot derive (a number or a numeric string; any JSON but
-    null) gives it as `metadata={"json_schema": {...}}`; it replaces the derived type and limits."""
+    null) gives it as `metadata={"json_schema": {...}}`, or a function returning it when it depends
+    on the app's configuration; it replaces the derived type and limits."""
     exact = field.metadata.get("json_schema")
     if exact is None:
         return {}
+    if callable(exact):
+        exact = exact()
     kept = {key: ret[key] for key in _KEPT if key in ret}
     ret.clear()
     return {**exact, **kept}

@@ -11,9 +11,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 from app.api.openapi import CURSOR
 from app.api.validation import Boolean, Pattern
 from app.models.provisioning import PAYMENT_STATES, SUBSCRIPTION_STATES
-from app.services.provisioning import routers, vouchers
+from app.services.provisioning import phones, routers, vouchers
 
-PHONE = Pattern(r"^\+[1-9][0-9]{7,14}$", error="Use E.164, e.g. +254712345678.")
 MAC = Pattern(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$", error="Use six hex pairs, e.g. AA:BB:CC:DD:EE:FF.")
 NAME = Pattern(r"^[A-Za-z0-9_.\-]{1,64}$", error="Letters, digits, '.', '_' or '-' (up to 64).")
 ROUTEROS_TIME = Pattern(
@@ -56,6 +55,19 @@ class Duration(fields.Field):
         if isinstance(value, str) and re.fullmatch(DURATION_TEXT, value) is None:
             raise self.make_error("invalid")
         return routers.parse_duration(value)
+
+
+class Phone(fields.String):
+    """A phone number in any form `phones.normalise` reads; loaded as E.164 (`+254712345678`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"json_schema": phones.json_schema}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            return phones.normalise(super()._deserialize(value, attr, data, **kwargs))
+        except phones.InvalidPhone as err:
+            raise ValidationError(str(err)) from None
 
 
 class Money(fields.Decimal):
@@ -154,7 +166,7 @@ class PaymentSchema(Strict):
     checkout_request_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     plan_id = fields.String(required=True)
     router_id = fields.String(required=True)
-    phone = fields.String(required=True, validate=PHONE)
+    phone = Phone(required=True)
     mac = fields.String(load_default=None, allow_none=True, validate=MAC)
     status = fields.String(dump_only=True, metadata={"enum": list(PAYMENT_STATES)})
     amount_expected = fields.Decimal(dump_only=True, as_string=True, metadata={"json_schema": AMOUNT})
@@ -174,7 +186,7 @@ class SubscriptionSchema(Strict):
     id = fields.String(dump_only=True)
     plan_id = fields.String(required=True)
     router_id = fields.String(required=True)
-    phone = fields.String(load_default=None, allow_none=True, validate=PHONE, load_only=True)
+    phone = Phone(load_default=None, allow_none=True, load_only=True)
     mac = fields.String(load_default=None, allow_none=True, validate=MAC)
     username = fields.String(load_default=None, validate=NAME)
     #: The customer's hotspot password: given on creation, or generated; readable by the tenant.

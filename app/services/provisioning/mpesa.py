@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models.provisioning import MpesaToken
 from app.services import crypto
+from app.services.provisioning import phones
+
+log = logging.getLogger(__name__)
 
 #: Daraja's result codes and what they mean to an operator.
 RESULT_MEANINGS = {
@@ -86,10 +90,12 @@ def parse(body: Any) -> Callback:
             raise BadCallback("Amount is not a number") from None
         if not amount.is_finite() or not 0 <= amount < MAX_AMOUNT or amount != round(amount, 2):
             raise BadCallback("Amount is not a payable sum")
-    phone = items.get("PhoneNumber")
-    if phone is not None:
-        phone = _text(phone, 19)
-        phone = phone if phone.startswith("+") else f"+{phone}"
+    phone = None
+    if items.get("PhoneNumber") is not None:
+        try:
+            phone = phones.normalise(str(items["PhoneNumber"]))
+        except phones.InvalidPhone:  # the payment keeps the raw callback, where it can be read
+            log.warning("mpesa callback %s: PhoneNumber is not a phone number", checkout)
     return Callback(
         merchant_request_id=_text(stk.get("MerchantRequestID"), 100) or None,
         checkout_request_id=checkout,

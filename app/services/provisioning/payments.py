@@ -19,7 +19,7 @@ from app.jobtypes import JobType, register
 from app.models.base import new_id, utcnow
 from app.models.provisioning import Payment, Plan, Router, Subscriber, UnmatchedCallback
 from app.services import audit, jobs
-from app.services.provisioning import mpesa, subscriptions
+from app.services.provisioning import mpesa, phones, subscriptions
 from app.services.webhooks import events
 
 
@@ -47,7 +47,8 @@ def register_expected(
 ) -> tuple[Payment, bool]:
     """Record the STK push the platform started (caller's transaction). The same
     CheckoutRequestID again returns the first payment and False. A callback that came before
-    the registration (kept as unmatched) is applied to the new payment at once."""
+    the registration (kept as unmatched) is applied to the new payment at once. `phone`: any
+    form `phones.normalise` reads (InvalidPhone otherwise); kept as E.164."""
     existing = find(tenant_id, checkout_request_id)
     if existing is not None:
         return existing, False
@@ -58,7 +59,7 @@ def register_expected(
         checkout_request_id=checkout_request_id,
         plan_id=plan.id,
         router_id=router.id,
-        phone=phone,
+        phone=phones.normalise(phone),
         mac=mac,
         amount_expected=plan.price,
         status="expected",
@@ -399,7 +400,9 @@ _SUBSCRIBER = select(Subscriber).where(
 
 
 def subscriber_for(tenant_id: str, phone: str, mac: str | None) -> Subscriber:
-    """The subscriber for this phone, made once even when two payments race (ON CONFLICT)."""
+    """The subscriber for this phone (any form `phones.normalise` reads: one subscriber per
+    number), made once even when two payments race (ON CONFLICT)."""
+    phone = phones.normalise(phone)
     core_execute(
         _NEW_SUBSCRIBER, {"id": new_id(), "tenant_id": tenant_id, "phone": phone, "mac": mac, "created_at": utcnow()}
     )
