@@ -84,6 +84,13 @@ def test_bad_mails_are_422_with_field_errors_and_nothing_is_queued(app, api, bod
     assert db.session.query(Email).count() == 0
 
 
+def test_an_unknown_template_is_refused_naming_the_templates_that_exist(app, api):
+    response = api.post("/api/v1/emails", {"to": "a@example.com", "template": "kyc_approved"})
+    (message,) = response.get_json()["errors"]["template"]
+    assert response.status_code == 422 and "'kyc_approved'" in message
+    assert "digest, notification" in message and "templates/email/" in message
+
+
 def test_a_list_over_the_limit_is_refused(app, api):
     response = api.post("/api/v1/emails", [mail(f"u{i}@example.com") for i in range(1001)])
     assert response.status_code == 422 and db.session.query(Email).count() == 0
@@ -157,6 +164,31 @@ def test_templates_escape_context_in_html(app, api, sink):
 def test_subject_is_one_line(app):
     shown = render.render(None, None, subject="Hi\r\nBcc: x@example.com", text="t")
     assert shown.subject == "Hi Bcc: x@example.com"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["word " * 199 + "end", "x" * 998, "Habari " * 120],
+    ids=["long-with-spaces", "998-without-spaces", "long-not-ascii"],
+)
+def test_long_headers_are_folded_and_arrive_whole(app, api, sink, subject):
+    """Subjects and X- headers may be 998 characters (the API's limit): on the wire every line
+    stays within RFC 5322's 998, and the receiving side reads the same values back."""
+    subject = subject.replace("Habari", "Habari\u0169")
+    tag = "tag-" + "t" * 990
+    body = mail(
+        template=None,
+        context=None,
+        subject=subject,
+        text="Hello",
+        headers={"X-Campaign": tag, "Reply-To": "support@example.com"},
+    )
+    answer = api.post("/api/v1/emails", body)
+    assert answer.status_code == 202, answer.get_json()
+    flush()
+    received = sink.received[0]
+    assert max(len(line) for line in received.data.split(b"\r\n")) <= 998
+    assert received.message["Subject"] == subject.strip() and received.message["X-Campaign"] == tag
 
 
 def test_a_4xx_is_retried_then_sent_with_the_same_message_id(app, api, sink):

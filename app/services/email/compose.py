@@ -37,8 +37,25 @@ def _part_headers(subtype: str) -> bytes:
     ).encode()
 
 
-def _header(value: str) -> str:
-    return value if value.isascii() else Header(value, "utf-8").encode(linesep="\r\n")
+#: RFC 5322: lines SHOULD stay within 78 characters and MUST within 998.
+FOLD_AT, LINE_LIMIT = 78, 998
+#: Headers whose value is free text, which may be sent as encoded words (RFC 2047); the
+#: others (addresses, URLs) may only be folded at their whitespace.
+UNSTRUCTURED = ("Subject", "X-")
+
+
+def _header(name: str, value: str) -> str:
+    """`value` as the header's (folded) lines after "name: ": as it is when short and ASCII;
+    folded at whitespace when long; as UTF-8 encoded words when not ASCII, or when a free-text
+    value has a run longer than a line without whitespace."""
+    ascii_value = value.isascii()
+    if ascii_value and len(name) + 2 + len(value) <= FOLD_AT:
+        return value
+    if ascii_value:
+        folded = Header(value, "us-ascii", header_name=name).encode(linesep="\r\n", maxlinelen=FOLD_AT)
+        if max(map(len, folded.split("\r\n"))) + len(name) + 2 <= LINE_LIMIT or not name.startswith(UNSTRUCTURED):
+            return folded
+    return Header(value, "utf-8", header_name=name).encode(linesep="\r\n", maxlinelen=FOLD_AT)
 
 
 @functools.lru_cache(maxsize=8)
@@ -68,7 +85,7 @@ def compose(row: Email) -> Composed:
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         *sorted((row.headers or {}).items()),
     ]
-    head = "".join(f"{name}: {_header(value)}\r\n" for name, value in headers) + "MIME-Version: 1.0\r\n"
+    head = "".join(f"{name}: {_header(name, value)}\r\n" for name, value in headers) + "MIME-Version: 1.0\r\n"
     if shown.html:
         boundary = f"=_opsdeck_{uuid.uuid4().hex}"
         data = b"".join(
