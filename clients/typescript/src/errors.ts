@@ -36,8 +36,7 @@ export class OpsdeckError extends Error {
   readonly headers: Headers;
 
   constructor(status: number, problem: Problem, headers: Headers = new Headers()) {
-    const summary = problem.title ?? `HTTP ${status}`;
-    super(problem.detail ? `${status} ${summary}: ${problem.detail}` : `${status} ${summary}`);
+    super(describe(status, problem));
     this.name = new.target.name;
     this.status = status;
     this.type = problem.type;
@@ -48,6 +47,14 @@ export class OpsdeckError extends Error {
     this.problem = problem;
     this.headers = headers;
   }
+}
+
+/** "422 Validation failed: The request body has invalid fields. {"type":["Unknown job type."]}" */
+function describe(status: number, problem: Problem): string {
+  let text = `${status} ${problem.title ?? "HTTP error"}`;
+  if (problem.detail) text += `: ${problem.detail}`;
+  if (problem.errors) text += " " + JSON.stringify(problem.errors).slice(0, 500);
+  return text;
 }
 
 /** 401: missing or unknown key, bad signature, or a clock more than 300 s off. */

@@ -369,3 +369,10 @@ export interface NewPayment {
 export interface PaymentListParams extends ListParams {
   status?: PaymentStatus;
 }
+
+/** What an endpoint receives: the event's type, its time and the payload it was published with. */
+export interface WebhookPayload<T = Json> {
+  type: string;
+  timestamp: string;
+  data: T;
+}

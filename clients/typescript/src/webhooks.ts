@@ -12,6 +12,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 
 import { WebhookVerificationError } from "./errors.js";
+import type { WebhookPayload } from "./types.js";
 
 /** Headers as Node's http module, Express, or fetch give them. */
 export type WebhookHeaders = Headers | Record<string, string | string[] | undefined>;
@@ -31,7 +32,7 @@ const SECRET_PREFIX = "whsec_";
  *
  * Pass the endpoint's secret, or several (the new and the old while you roll a rotation out).
  */
-export function verifyWebhook<T = unknown>(
+export function verifyWebhook<T = WebhookPayload>(
   secrets: string | string[],
   headers: WebhookHeaders,
   body: Uint8Array | string,
