@@ -57,8 +57,13 @@ def submit(tenant_id: str, mails: list[NewMail]) -> list[Email]:
     """Queue mails in the caller's transaction. Suppressed addresses are recorded as
     `suppressed`; mails with a digest_key wait for their (tenant, recipient, key) window."""
     known = render.names()
+    shipped = ", ".join(sorted(known))
     bad = {
-        i: {"template": [f"Unknown template {m.template!r}."]}
+        i: {
+            "template": [
+                f"Unknown template {m.template!r}: templates/email/ has {shipped} (add <name>.txt for another)."
+            ]
+        }
         for i, m in enumerate(mails)
         if m.template is not None and m.template not in known
     }
