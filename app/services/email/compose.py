@@ -45,15 +45,17 @@ UNSTRUCTURED = ("Subject", "X-")
 
 
 def _header(name: str, value: str) -> str:
-    """`value` as the header's (folded) lines after "name: ": as it is when short and ASCII;
-    folded at whitespace when long; as UTF-8 encoded words when not ASCII, or when a free-text
-    value has a run longer than a line without whitespace."""
-    ascii_value = value.isascii()
-    if ascii_value and len(name) + 2 + len(value) <= FOLD_AT:
-        return value
-    if ascii_value:
+    """`value` as the header's (folded) lines after "name: ". ASCII stays as it is while short,
+    and addresses and URLs while within the hard limit (a fold before `<https://…>` would
+    reach some readers as a leading space); longer, it is folded at whitespace; free text that
+    is not ASCII, or still has a line past the limit, goes as UTF-8 encoded words."""
+    free_text = name.startswith(UNSTRUCTURED)
+    if value.isascii():
+        line = len(name) + 2 + len(value)
+        if line <= FOLD_AT or (not free_text and line <= LINE_LIMIT):
+            return value
         folded = Header(value, "us-ascii", header_name=name).encode(linesep="\r\n", maxlinelen=FOLD_AT)
-        if max(map(len, folded.split("\r\n"))) + len(name) + 2 <= LINE_LIMIT or not name.startswith(UNSTRUCTURED):
+        if not free_text or max(map(len, folded.split("\r\n"))) + len(name) + 2 <= LINE_LIMIT:
             return folded
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n", maxlinelen=FOLD_AT)
 
