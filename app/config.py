@@ -191,7 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_RETRY_SCHEDULE", seconds_list, [5, 300, 1800, 7200, 18000, 36000, 36000], "seconds before each retry of a failed delivery (±20% jitter); attempts = entries + 1"),
     Setting("WEBHOOK_TIMEOUT", number, 15.0, 'seconds for a whole delivery attempt'),
     Setting("WEBHOOK_CONNECT_TIMEOUT", number, 5.0, 'seconds to connect, within `WEBHOOK_TIMEOUT`'),
-    Setting("WEBHOOK_ALLOWED_NETWORKS", words, [], 'comma-separated CIDRs endpoints may resolve to although not public (development, tests)'),
+    Setting("WEBHOOK_ALLOWED_NETWORKS", words, [], 'comma-separated CIDRs endpoints may resolve to although not public (empty: public addresses only; the dev stack of `make run` allows loopback, `127.0.0.0/8,::1/128`, unless set)'),
     Setting("WEBHOOK_ROTATION_GRACE", integer, 24 * 3600, "seconds an endpoint's previous secret keeps signing after a rotation"),
     Setting("WEBHOOK_DISABLE_AFTER", integer, 5 * 86400, 'seconds (5 days) an endpoint may fail without a success before it is disabled'),
     Setting("WEBHOOK_RETRY_AFTER_MAX", integer, 3600, 'longest `Retry-After` honoured, in seconds'),

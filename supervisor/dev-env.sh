@@ -15,6 +15,8 @@ OPSDECK_ENCRYPTION_KEYS=${fernet}
 OPSDECK_DEV_REDIS_PORT=6390
 PORT=5000
 # REDIS_URL defaults to the dev stack's own redis-server on OPSDECK_DEV_REDIS_PORT.
+# WEBHOOK_ALLOWED_NETWORKS defaults to loopback (127.0.0.0/8,::1/128) in the dev stack; set it
+# empty here to refuse internal endpoints as production does.
 ENV
 fi
 echo "$(pwd)/.env"

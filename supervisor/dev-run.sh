@@ -18,6 +18,9 @@ export PORT="${PORT:-5000}" OPSDECK_DEV_REDIS_PORT="${OPSDECK_DEV_REDIS_PORT:-63
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:${OPSDECK_DEV_REDIS_PORT}/0}"
 # The demo router: the RouterOS API test server (admin / demo) on this port.
 export OPSDECK_DEV_ROUTER_PORT="${OPSDECK_DEV_ROUTER_PORT:-18728}"
+# Webhook endpoints on this machine (a receiver on http://127.0.0.1:…) are allowed; production
+# allows public addresses only. Set it, even empty, in the environment or .env to decide otherwise.
+export WEBHOOK_ALLOWED_NETWORKS="${WEBHOOK_ALLOWED_NETWORKS-127.0.0.0/8,::1/128}"
 # Mail goes to the stack's own SMTP sink (kept under var/mail/) unless SMTP_HOST is set.
 export SMTP_HOST="${SMTP_HOST:-127.0.0.1}" SMTP_PORT="${SMTP_PORT:-1025}"
 mkdir -p var/log

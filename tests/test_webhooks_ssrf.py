@@ -83,6 +83,7 @@ def test_creating_an_internal_endpoint_is_422(app, api, url):
     message = response.get_json()["errors"]["url"][0]
     assert response.status_code == 422 and "does not resolve to a public address" in message
     assert "127.0.0.1" not in message  # a name's internal address is not told
+    assert "WEBHOOK_ALLOWED_NETWORKS" in message  # and the setting that allows a range is
 
 
 @pytest.mark.parametrize("app_config", [{"WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"], "WEBHOOK_RETRY_SCHEDULE": [1]}])

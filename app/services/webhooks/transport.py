@@ -132,7 +132,10 @@ def vet(url: str, allowed: Sequence[Network] = ()) -> Target:
     for ip in addresses:
         if not is_public(ip) and not any(ip in net for net in allowed):
             # (which address stays unsaid: a tenant must not map the internal network through us)
-            raise Refused(f"{host} does not resolve to a public address only")
+            raise Refused(
+                f"{host} does not resolve to a public address only (private and loopback ranges are refused "
+                "unless Opsdeck's WEBHOOK_ALLOWED_NETWORKS setting allows them, e.g. 127.0.0.0/8 for a local receiver)"
+            )
     if not addresses:
         raise Refused(f"{host} has no address")
     return Target(scheme, host, port, path, tuple(addresses))
