@@ -20,10 +20,13 @@ pytestmark = pytest.mark.slow
 
 
 def readme_block(marker: str) -> str:
+    """The shell example of docs/api.md marked `<!-- example: NAME -->` (`curl-example` names
+    `curl`), reading these tests' OPSDECK_KEY as the docs' OPSDECK_KEY_ID."""
+    name = marker.removesuffix("-example")
     text = (ROOT / "docs" / "api.md").read_text()
-    block = re.search(rf"<!-- {marker} -->\s*```sh\n(.*?)```", text, re.S)
-    assert block, f"docs/api.md has no {marker} block"
-    return block.group(1)
+    block = re.search(rf"<!-- example: {re.escape(name)}(?: [^>]*)? -->\s*```sh\n(.*?)```", text, re.S)
+    assert block, f"docs/api.md has no {name} example"
+    return 'OPSDECK_KEY_ID="${OPSDECK_KEY_ID:-$OPSDECK_KEY}"\n' + block.group(1)
 
 
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("openssl")), reason="curl and openssl not installed")
