@@ -44,11 +44,12 @@ def test_a_file_passed_by_descriptor_over_max_file_size_is_flagged_not_passed(ap
     assert small["status"] == "clean"
 
 
-def test_scans_go_through_clamd_over_tcp(app, api):
+@pytest.mark.parametrize(("address", "host"), [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")], ids=["ipv4", "ipv6"])
+def test_scans_go_through_clamd_over_tcp(app, api, address, host):
     port = free_port()
-    server = ClamdServer(extra_config=f"TCPSocket {port}\nTCPAddr 127.0.0.1\n").start()
+    server = ClamdServer(extra_config=f"TCPSocket {port}\nTCPAddr {address}\n").start()
     try:
-        app.config["CLAMD_URL"] = f"tcp://127.0.0.1:{port}"
+        app.config["CLAMD_URL"] = f"tcp://{host}:{port}"
         client = clamav.client(app.config["CLAMD_URL"], 10)
         assert isinstance(client, clamav.TcpClamd)
         assert scanned(api, "eicar.txt", EICAR)["status"] == "infected"

@@ -1,12 +1,13 @@
-"""Talking to clamd: the `clamd` package's socket classes, with INSTREAM done properly, and
-FILDES on a unix socket.
+"""Talking to clamd over its socket protocol: PING, VERSION, INSTREAM and, on a unix socket,
+FILDES. One connection per command, each with a timeout.
 
-The package (last released 2014) sends 1 KiB chunks with `send()` (partial writes are lost),
-connects without a timeout on TCP, and lets an oversize stream surface as a raw
-`ConnectionResetError`. Here each chunk is `CHUNK_BYTES` long and sent whole (its length
-prefix, then the bytes with `sendfile`, no copy through Python), connecting has a timeout, and
-every failure is a `ClamdError` with a `kind` the caller can act on. Only clamd's exact
-`stream: OK` (or `fd[N]: OK`) reply is clean.
+Written here rather than taken from the `clamd` package (last released 2014), which sends 1 KiB
+chunks with `send()` (partial writes are lost), connects without a timeout and over IPv4 only,
+and lets an oversize stream surface as a raw `ConnectionResetError`. Here each chunk is
+`CHUNK_BYTES` long and sent whole (its length prefix, then the bytes with `sendfile`, no copy
+through Python), a TCP address may be a name, IPv4 or IPv6, and every failure is a
+`ClamdError` with a `kind` the caller can act on. Only clamd's exact `stream: OK` (or
+`fd[N]: OK`) reply is clean.
 
 On a unix socket the file is not streamed at all by default: FILDES hands clamd the open file
 descriptor (SCM_RIGHTS, as `clamdscan --fdpass` does), and clamd scans it in place instead of
@@ -24,8 +25,6 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlsplit
-
-import clamd
 
 #: Bytes per INSTREAM chunk (must stay below clamd's StreamMaxLength).
 CHUNK_BYTES = 1024 * 1024
@@ -81,52 +80,27 @@ def parse_reply(reply: str) -> Verdict:
     raise ClamdError("protocol", f"clamd: {reply[:300] or 'empty reply'}")
 
 
-class _Streaming:
-    """Mixed into clamd's socket classes: timeouts on connect, whole chunks, clear errors."""
+class Clamd:
+    """A clamd reached at one address; every call opens a connection of its own."""
 
-    timeout: float | None
-    clamd_socket: socket.socket
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
 
-    def _address(self) -> tuple[int, str | tuple[str, int]]:  # pragma: no cover - defined by the subclasses
+    def _open(self) -> socket.socket:  # pragma: no cover - defined by the subclasses
         raise NotImplementedError
 
-    def _init_socket(self) -> None:
-        family, address = self._address()
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+    def _connect(self) -> socket.socket:
         try:
-            sock.connect(address)
+            return self._open()
         except TimeoutError as err:
-            sock.close()
-            raise ClamdError("timeout", f"clamd at {address}: connect timed out") from err
+            raise ClamdError("timeout", f"clamd at {self}: connect timed out") from err
         except OSError as err:
-            sock.close()
-            raise ClamdError("unavailable", f"clamd at {address}: {err.strerror or err}") from err
-        self.clamd_socket = sock
+            raise ClamdError("unavailable", f"clamd at {self}: {err.strerror or err}") from err
 
     def _command(self, command: str) -> str:
-        self._init_socket()
-        try:
-            self.clamd_socket.sendall(f"z{command}\0".encode())
-            return self._reply()
-        finally:
-            self.clamd_socket.close()
-
-    def _reply(self) -> str:
-        chunks = []
-        try:
-            while True:
-                data = self.clamd_socket.recv(4096)
-                if not data:
-                    break
-                chunks.append(data)
-                if data.endswith(b"\0"):
-                    break
-        except TimeoutError as err:
-            raise ClamdError("timeout", "clamd did not answer in time") from err
-        except OSError as err:
-            raise ClamdError("unavailable", f"clamd connection lost: {err}") from err
-        return b"".join(chunks).rstrip(b"\0").decode("utf-8", "replace").strip()
+        with self._connect() as sock:
+            sock.sendall(f"z{command}\0".encode())
+            return _reply(sock)
 
     def ping(self) -> str:
         return self._command("PING")
@@ -140,9 +114,7 @@ class _Streaming:
 
     def instream_file(self, file: BinaryIO, size: int) -> Verdict:
         """Stream `size` bytes of an open file through INSTREAM and return clamd's verdict."""
-        self._init_socket()
-        sock = self.clamd_socket
-        try:
+        with self._connect() as sock:
             try:
                 sock.sendall(b"zINSTREAM\0")
                 offset = 0
@@ -158,37 +130,61 @@ class _Streaming:
                 raise ClamdError("timeout", "clamd stopped reading the stream in time") from err
             except (BrokenPipeError, ConnectionResetError) as err:
                 # clamd closes the stream when it passes StreamMaxLength; its reply says so.
-                reply = self._late_reply()
+                reply = _late_reply(sock)
                 if reply:
                     return parse_reply(reply)
                 raise ClamdError("unavailable", f"clamd closed the stream: {err}") from err
-            return parse_reply(self._reply())
-        finally:
-            sock.close()
-
-    def _late_reply(self) -> str:
-        try:
-            return self._reply()
-        except ClamdError:
-            return ""
+            return parse_reply(_reply(sock))
 
 
-class UnixClamd(_Streaming, clamd.ClamdUnixSocket):
+def _reply(sock: socket.socket) -> str:
+    chunks = []
+    try:
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                break
+            chunks.append(data)
+            if data.endswith(b"\0"):
+                break
+    except TimeoutError as err:
+        raise ClamdError("timeout", "clamd did not answer in time") from err
+    except OSError as err:
+        raise ClamdError("unavailable", f"clamd connection lost: {err}") from err
+    return b"".join(chunks).rstrip(b"\0").decode("utf-8", "replace").strip()
+
+
+def _late_reply(sock: socket.socket) -> str:
+    try:
+        return _reply(sock)
+    except ClamdError:
+        return ""
+
+
+class UnixClamd(Clamd):
     def __init__(self, path: str, timeout: float, fdpass: bool = True) -> None:
-        super().__init__(path, timeout=timeout)
-        self.fdpass = fdpass
+        super().__init__(timeout)
+        self.path, self.fdpass = path, fdpass
 
-    def _address(self) -> tuple[int, str | tuple[str, int]]:
-        return socket.AF_UNIX, self.unix_socket
+    def __str__(self) -> str:
+        return self.path
+
+    def _open(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def scan_file(self, file: BinaryIO, size: int) -> Verdict:
         return self.fildes(file) if self.fdpass else self.instream_file(file, size)
 
     def fildes(self, file: BinaryIO) -> Verdict:
         """Pass the open file to clamd (FILDES) and return its verdict."""
-        self._init_socket()
-        sock = self.clamd_socket
-        try:
+        with self._connect() as sock:
             try:
                 sock.sendall(b"zFILDES\0")
                 rights = array.array("i", [file.fileno()])
@@ -197,14 +193,20 @@ class UnixClamd(_Streaming, clamd.ClamdUnixSocket):
                 raise ClamdError("timeout", "clamd did not take the file in time") from err
             except OSError as err:
                 raise ClamdError("unavailable", f"clamd connection lost: {err}") from err
-            return parse_reply(self._reply())
-        finally:
-            sock.close()
+            return parse_reply(_reply(sock))
 
 
-class TcpClamd(_Streaming, clamd.ClamdNetworkSocket):
-    def _address(self) -> tuple[int, str | tuple[str, int]]:
-        return socket.AF_INET, (self.host, self.port)
+class TcpClamd(Clamd):
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        super().__init__(timeout)
+        self.host, self.port = host, port
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def _open(self) -> socket.socket:
+        # Tries each address the name resolves to, IPv6 and IPv4 alike.
+        return socket.create_connection((self.host, self.port), timeout=self.timeout)
 
 
 def client(url: str, timeout: float, fdpass: bool = True) -> UnixClamd | TcpClamd:
