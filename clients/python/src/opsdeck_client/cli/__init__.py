@@ -156,5 +156,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     finally:
         client.close()
     if value is not None:
-        (print_table if args.table else print_json)(value)
+        try:
+            (print_table if args.table else print_json)(value)
+        except BrokenPipeError:  # `opsdeck … | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return status

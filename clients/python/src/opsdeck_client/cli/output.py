@@ -15,8 +15,8 @@ def print_json(value: Any, out: TextIO | None = None) -> None:
 
 
 def print_table(value: Any, out: TextIO | None = None) -> None:
-    """A list of objects as rows (their scalar fields as columns); one object as field/value
-    lines; anything else as JSON."""
+    """A list of objects as rows (their scalar fields as columns, the id first); one object as
+    field/value lines; anything else as JSON."""
     out = out or sys.stdout
     if isinstance(value, dict) and isinstance(value.get("data"), list):
         value = value["data"]
@@ -25,6 +25,7 @@ def print_table(value: Any, out: TextIO | None = None) -> None:
         _render(["field", "value"], rows, out)
     elif isinstance(value, list) and all(isinstance(item, dict) for item in value):
         columns = [key for key, item in (value[0].items() if value else []) if _scalar(item)]
+        columns.sort(key=lambda key: key != "id")  # the id first, the rest as the server sent them
         _render(columns, [[_cell(row.get(key)) for key in columns] for row in value], out)
     else:
         print_json(value, out)
