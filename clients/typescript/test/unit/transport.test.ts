@@ -98,7 +98,8 @@ describe("retries", () => {
     await client().jobs.get("job_1");
     assert.ok(Date.now() - started >= 1000, "waited the Retry-After");
     assert.equal(peer.received.length, 2);
-    assert.notEqual(peer.received[0]!.headers["opsdeck-signature"], undefined);
+    const [refused, retried] = peer.received.map((r) => Number(r.headers["opsdeck-timestamp"]));
+    assert.ok(retried! > refused!, "the retry is signed afresh, with a later timestamp");
   });
 
   test("a Retry-After past the cap is not waited for: RateLimitError at once, with retryAfter", async () => {
