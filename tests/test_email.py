@@ -5,6 +5,7 @@ errors, templates that escape, the relay pace, and one-click unsubscribe."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -269,6 +270,44 @@ def test_the_relay_pace_is_shared_and_bounded(app):
     assert all(b - a == pytest.approx(0.1, abs=0.03) for a, b in zip(waits, waits[1:], strict=False))
     assert ratelimit.reserve("test-pace", 600, max_wait=0.2) is None  # would wait ~0.5 s: no slot taken
     assert ratelimit.reserve("test-pace", 0, max_wait=0) == 0
+
+
+def test_a_flush_keeps_the_relay_pace(app, api, sink):
+    """EMAIL_RATE_PER_MINUTE through the send path: 5 mails at 600 a minute take at least the
+    four 0.1 s gaps between them (a lower bound: a slow machine only adds to it)."""
+    app.config["EMAIL_RATE_PER_MINUTE"] = 600
+    api.post("/api/v1/emails", [mail(f"u{i}@example.com") for i in range(5)])
+    started = time.monotonic()
+    flush()
+    assert len(sink.received) == 5 and time.monotonic() - started >= 0.4
+
+
+def test_mail_the_pace_cannot_reach_within_the_lease_is_given_back(app, api, sink):
+    """Other processes hold the next 3 s of a 60-a-minute pace; waiting for it would pass half
+    the batch's lease (2 s): the batch's mails go back to the queue untouched, none is sent.
+    (One batch: the flush's budget ends before its next round.)"""
+    app.config.update(EMAIL_RATE_PER_MINUTE=60, EMAIL_LEASE_SECONDS=4, EMAIL_DELAY=0.5)
+    for _ in range(3):
+        ratelimit.reserve(batches.PACE, 60, max_wait=60)
+    ids = [
+        row["id"]
+        for row in api.post("/api/v1/emails", [mail("a@example.com"), mail("b@example.com")]).get_json()["data"]
+    ]
+    db.session.rollback()
+    results = batches.flush("test-worker", budget=0.3)
+    assert len(results) == 1 and sink.received == []
+    rows = [fresh(Email, email_id) for email_id in ids]
+    assert all(r.status == "queued" and r.last_error == "waiting for the relay rate limit" for r in rows)
+    assert all(r.attempts == 0 for r in rows)
+
+
+def test_batches_are_email_delay_apart(app, api, sink):
+    """EMAIL_DELAY between batches: 4 mails in batches of 2 take at least one delay."""
+    app.config.update(EMAIL_BATCH_SIZE=2, EMAIL_DELAY=0.5)
+    api.post("/api/v1/emails", [mail(f"u{i}@example.com") for i in range(4)])
+    started = time.monotonic()
+    results = flush()
+    assert len(results) == 2 and len(sink.received) == 4 and time.monotonic() - started >= 0.5
 
 
 def _flush_jobs() -> list[Job]:
