@@ -86,12 +86,17 @@ const BY_STATUS: Record<number, typeof OpsdeckError> = {
 
 /** The error for an answer with status >= 400; `body` is its decoded body. */
 export function errorFor(status: number, headers: Headers, body: unknown): OpsdeckError {
-  const problem: Problem =
-    body !== null && typeof body === "object" && !(body instanceof Uint8Array)
-      ? (body as Problem)
-      : { title: `HTTP ${status}`, detail: typeof body === "string" ? body : undefined };
-  const Kind = BY_STATUS[status] ?? (status >= 500 ? ServerError : OpsdeckError);
-  return new Kind(status, problem, headers);
+  if (body !== null && typeof body === "object" && !(body instanceof Uint8Array)) {
+    return new (kindOf(status))(status, body as Problem, headers);
+  }
+  // Not a problem document (a proxy's error page): its start, as the detail.
+  const text = body instanceof Uint8Array ? Buffer.from(body).toString("utf8") : typeof body === "string" ? body : "";
+  return new (kindOf(status))(status, { title: `HTTP ${status}`, detail: text.slice(0, 300) || undefined }, headers);
+}
+
+
+function kindOf(status: number): typeof OpsdeckError {
+  return BY_STATUS[status] ?? (status >= 500 ? ServerError : OpsdeckError);
 }
 
 /** No answer: the connection failed or the request timed out, on every try. */

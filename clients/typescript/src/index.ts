@@ -18,7 +18,7 @@ export {
 } from "./errors.js";
 export { encodeMultipart, type FilePart } from "./multipart.js";
 export type { BatchOptions } from "./resources/batches.js";
-export { FINISHED } from "./resources/jobs.js";
+export { FINISHED_STATUSES } from "./resources/jobs.js";
 export type { UploadOptions } from "./resources/scans.js";
 export { sign, signedHeaders } from "./signing.js";
 export type { RawBody, RequestOptions, TransportOptions } from "./transport.js";

@@ -52,7 +52,8 @@ const VARIABLES = [
  * OPSDECK_CLIENT_INTEGRATION=1 (and then fail, never skip, on a missing variable).
  */
 export const LIVE = {
-  skip: process.env.OPSDECK_CLIENT_INTEGRATION === "1" ? false : "set OPSDECK_CLIENT_INTEGRATION=1 to run against a live Opsdeck",
+  skip:
+    process.env.OPSDECK_CLIENT_INTEGRATION === "1" ? false : "set OPSDECK_CLIENT_INTEGRATION=1 to run against a live Opsdeck",
 };
 
 /** The OPSDECK_* variables; throws naming the missing ones. */

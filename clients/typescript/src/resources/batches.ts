@@ -28,7 +28,8 @@ export async function inBatches<I, A>(
   let call = 0;
   for (const batch of split(items, batchSize, batchBytes)) {
     const key = idempotencyKey === undefined ? undefined : `${idempotencyKey}.${call}`;
-    const { body } = await client.request<{ data: A[] }>("POST", path, { [field]: batch }, { ...rest, idempotencyKey: key });
+    const options = { ...rest, idempotencyKey: key };
+    const { body } = await client.request<{ data: A[] }>("POST", path, { [field]: batch }, options);
     answers.push(...body.data);
     call += 1;
   }

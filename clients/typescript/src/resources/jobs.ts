@@ -8,7 +8,7 @@ import { inBatches, type BatchOptions } from "./batches.js";
 import { segment } from "./paths.js";
 
 /** The statuses a job does not leave by itself. */
-export const FINISHED: readonly JobStatus[] = ["succeeded", "dead", "cancelled"];
+export const FINISHED_STATUSES: readonly JobStatus[] = ["succeeded", "dead", "cancelled"];
 
 export class Jobs {
   constructor(private readonly client: Opsdeck) {}
@@ -59,6 +59,7 @@ export class Jobs {
 
   /** The job once it is finished (succeeded, dead or cancelled); WaitTimeoutError past the wait. */
   wait(id: string, options?: WaitOptions): Promise<Job> {
-    return poll(`job ${id}`, () => this.get(id, { signal: options?.signal }), (job) => FINISHED.includes(job.status), options);
+    const read = () => this.get(id, { signal: options?.signal });
+    return poll(`job ${id}`, read, (job) => FINISHED_STATUSES.includes(job.status), options);
   }
 }

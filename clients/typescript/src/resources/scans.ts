@@ -49,7 +49,8 @@ export class Scans {
 
   /** The scan once it has a verdict (clean, infected, rejected or error). */
   waitForVerdict(id: string, options?: WaitOptions): Promise<Scan> {
-    return poll(`scan ${id}`, () => this.get(id, { signal: options?.signal }), (scan) => scan.status !== "pending", options);
+    const read = () => this.get(id, { signal: options?.signal });
+    return poll(`scan ${id}`, read, (scan) => scan.status !== "pending", options);
   }
 
   /**

@@ -25,7 +25,10 @@ export class Subscriptions {
     return (await this.client.request<Page<Subscription>>("GET", path, undefined, { ...options, query })).body;
   }
 
-  iterate(params: SubscriptionListParams = {}, options?: RequestOptions): AsyncGenerator<Subscription, void, undefined> {
+  iterate(
+    params: SubscriptionListParams = {},
+    options?: RequestOptions,
+  ): AsyncGenerator<Subscription, void, undefined> {
     return items((p) => this.list(p, options), params);
   }
 
@@ -55,6 +58,7 @@ export class Vouchers {
 
   /** Generate `count` vouchers: subscriptions with generated credentials, for a plan on a router. */
   async create(vouchers: NewVouchers, options?: RequestOptions): Promise<Subscription[]> {
-    return (await this.client.request<{ data: Subscription[] }>("POST", "/api/v1/vouchers", vouchers, options)).body.data;
+    const answer = await this.client.request<{ data: Subscription[] }>("POST", "/api/v1/vouchers", vouchers, options);
+    return answer.body.data;
   }
 }

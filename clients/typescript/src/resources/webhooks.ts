@@ -88,7 +88,8 @@ export class WebhookEndpoints {
   /** One page of an endpoint's deliveries, newest first. */
   async listDeliveries(id: string, params: DeliveryListParams = {}, options?: RequestOptions): Promise<Page<Delivery>> {
     const path = `${ENDPOINTS}/${segment(id)}/deliveries`;
-    return (await this.client.request<Page<Delivery>>("GET", path, undefined, { ...options, query: { ...params } })).body;
+    const query = { ...params };
+    return (await this.client.request<Page<Delivery>>("GET", path, undefined, { ...options, query })).body;
   }
 
   iterateDeliveries(

@@ -187,3 +187,14 @@ describe("errors", () => {
     assert.equal(Buffer.from(bytes).toString(), '{"a": 1}');
   });
 });
+
+test("an answer that is not a problem document still makes an error, with its text", async () => {
+  handler = (_, res) => {
+    res.writeHead(502, { "Content-Type": "text/html" });
+    res.end("<h1>Bad gateway</h1>");
+  };
+  const err = await client({ maxRetries: 0 }).jobs.get("job_1").catch((e: unknown) => e);
+  assert.ok(err instanceof ServerError);
+  assert.equal(err.title, "HTTP 502");
+  assert.equal(err.detail, "<h1>Bad gateway</h1>");
+});
