@@ -4,6 +4,7 @@ every send, unless WEBHOOK_ALLOWED_NETWORKS opens a range."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 
@@ -100,5 +101,31 @@ def test_the_guard_runs_again_at_send_time(app, api, app_config):
         db.session.expire_all()
         row = db.session.get(WebhookDelivery, outcome.delivery_id)
         assert row.status == "retrying" and row.last_error.startswith("refused:") and receiver.received == []
+    finally:
+        receiver.close()
+
+
+def test_a_send_goes_to_the_vetted_address_whatever_the_name_resolves_to_later(monkeypatch):
+    """DNS rebinding: a name vetted once is never resolved again for that attempt. After the
+    check, the resolver is made to answer an address nobody listens on (a rebinding answer);
+    the send still reaches the vetted address, with the name in Host."""
+    receiver = HttpReceiver().start()
+    try:
+        url = receiver.url().replace("127.0.0.1", "localhost")
+        target = transport.vet(url, transport.parse_networks(["127.0.0.0/8", "::1/128"]))
+        assert set(target.addresses) <= {ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")}
+        resolve = socket.getaddrinfo
+
+        def rebinding(host, port, *args, **kwargs):  # the name now points where nobody listens
+            return resolve(
+                "127.0.0.2" if host == "localhost" else host, 9 if host == "localhost" else port, *args, **kwargs
+            )
+
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        assert socket.getaddrinfo("localhost", 80)[0][4] == ("127.0.0.2", 9)
+        answer = transport.Transport().post(target, b"{}", {}, timeout=5, connect_timeout=2)
+        assert answer.status == 200
+        assert receiver.received[0].headers["Host"] == target.host_header.lower()
+        assert target.host_header.startswith("localhost:")
     finally:
         receiver.close()
