@@ -38,10 +38,10 @@ def main() -> None:
     if "tenant" in saved:
         t = saved["tenant"]
         print(f"  API key: {t['key_id']}  secret: {t['secret']}")
-        print(f"  try: OPSDECK_URL=http://127.0.0.1:{port} OPSDECK_KEY={t['key_id']} OPSDECK_SECRET={t['secret']} \\")
         print(
-            '       .venv/bin/python -m app.client POST /api/v1/jobs \'{"type":"system.echo","payload":{"message":"hi"}}\''
+            f"  try: OPSDECK_URL=http://127.0.0.1:{port} OPSDECK_KEY_ID={t['key_id']} OPSDECK_SECRET={t['secret']} \\"
         )
+        print('       .venv/bin/opsdeck jobs submit system.echo --payload \'{"message": "hi"}\' --wait')
     print(f"  (credentials kept in {store})\n")
 
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import redis
 import requests
+from opsdeck_client import signed_headers
 
-from app.client import signed_headers
 from bench import load
 from bench.common import (
     Report,

@@ -29,9 +29,9 @@ from typing import Any
 
 import redis
 from dramatiq import Message
+from opsdeck_client import signed_headers
 from sqlalchemy import func, select
 
-from app.client import signed_headers
 from bench import load, throughput
 from bench.api_latency import _wait_ready
 from bench.common import (

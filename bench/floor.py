@@ -4,8 +4,8 @@ the production web command, `wsgi:app` replaced by `bench.floor:build()`.
     POST /bench/floor/jobs   {"type": "system.echo", "payload": {...}}
 
 The least work any durable submit must do, with the app's own parts: look the API key up
-(tenants.active_key_secret), verify the request's HMAC (app.client.signature, as
-app/api/auth.py does), insert one job row, commit, and publish the job's Dramatiq message
+(tenants.active_key_secret), verify the request's HMAC (app.api.auth.signature, the server's
+own), insert one job row, commit, and publish the job's Dramatiq message
 through the outbox. Nothing else: no replay record, no Idempotency-Key, no validation of the
 payload, no rate limit, a short answer.
 """
@@ -19,7 +19,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy import insert
 
 from app import create_app, jobtypes
-from app.client import signature
+from app.api.auth import signature
 from app.db.statements import core_execute
 from app.extensions import csrf, db
 from app.models import Job, JobStatus

@@ -129,9 +129,9 @@ def bare_package(server: ClamdServer, files: list[Path]) -> tuple[float, float]:
 def upload_all(base: str, tenant: dict[str, str], files: list[Path]) -> list[str]:
     """Upload every file from UPLOADERS threads, each on one keep-alive `http.client`
     connection (bench/load.py); each body is read, encoded and signed inside the clock."""
+    from opsdeck_client import signed_headers
     from urllib3 import encode_multipart_formdata
 
-    from app.client import signed_headers
     from bench.load import Connection
 
     ids: list[str] = []

@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 import urllib3
+from opsdeck_client import signed_headers
 
-from app.client import signed_headers
 from bench import load
 from bench.common import (
     Report,

@@ -19,11 +19,12 @@ BENCH_MARKER = "<!-- bench-results -->"
 #: Run in a child process: the app's import-time state (metrics, Sentry, extensions) stays out of
 #: `mkdocs serve`, which calls the hooks at every rebuild.
 _SPEC_SCRIPT = """
-import json
+import json, tempfile
 from app import create_app
 from app.config import TestConfig
 from app.api.openapi import build_spec
-app = create_app(TestConfig(DATABASE_URL="sqlite://", REDIS_URL="redis://127.0.0.1:1/0"))
+database = "sqlite:///" + tempfile.mkdtemp() + "/unused.db"  # never connected to
+app = create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database, REDIS_URL="redis://127.0.0.1:1/0"))
 with app.app_context():
     print(json.dumps(build_spec(), indent=2, sort_keys=True))
 """

@@ -17,8 +17,8 @@ from typing import Any
 import requests
 import schemathesis
 from hypothesis import strategies as st
+from opsdeck_client import signature
 
-from app.client import signature
 from app.services import pagination
 
 

@@ -51,7 +51,7 @@ def test_timestamp_inside_tolerance_is_accepted(api):
 def test_a_write_with_several_signature_values_is_keyed_by_its_valid_one(api, tenant, caplog):
     """Any valid `v1=` value passes, and the valid one keys the write: a value used before,
     beside a fresh valid one, does not make the request a repeat of the earlier one."""
-    from app.client import signature
+    from opsdeck_client import signature
 
     def send(ts: int, *values: str) -> tuple[int, list[str], str]:
         """Post with these v1= values ("valid": this request's own signature); the status, the
@@ -124,7 +124,7 @@ def test_rotated_key_keeps_working_for_the_grace_then_stops(app, api, tenant):
 
 def test_any_one_of_several_signatures_passes(api):
     ts = str(int(time.time()))
-    from app.client import signature
+    from opsdeck_client import signature
 
     good = signature(api.secret, ts, "GET", "/api/v1/jobs", b"")
     headers = {"Opsdeck-Timestamp": ts, "Opsdeck-Signature": f"v1={'0' * 64} v1={good}"}

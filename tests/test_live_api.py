@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from opsdeck_client import OpsdeckClient
 
-from app.client import OpsdeckClient
 from tests.fakes.processes import ROOT, free_port
 from tests.helpers import job_row, wait_for_status
 
@@ -76,13 +76,13 @@ def test_readme_batch_example_submits_two_jobs(app, tenant, workers):
 def test_python_client_signs_queries_and_replays_idempotent_posts(app, tenant, workers):
     url = workers.start_web()
     client = OpsdeckClient(url, tenant.key_id, tenant.secret)
-    first = client.post("/api/v1/jobs", {"type": "system.echo", "payload": {"message": "c"}}, idempotency_key="k-1")
+    first = client.jobs.submit("system.echo", {"message": "c"}, idempotency_key="k-1")
     again = client.request(
         "POST", "/api/v1/jobs", {"type": "system.echo", "payload": {"message": "c"}}, idempotency_key="k-1"
     )
     assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first["id"]
     for _ in range(3):  # identical reads in one second: the timestamp window is their only guard
-        page = client.get("/api/v1/jobs?limit=5&status=pending")
+        page = client.request("GET", "/api/v1/jobs?limit=5&status=pending").json()
         assert [j["id"] for j in page["data"]] == [first["id"]]
     assert job_row(first["id"]).status == "pending"  # published; the relay confirms it later
 
@@ -91,17 +91,19 @@ def test_python_client_submits_and_publishes_in_batches(app, tenant, workers):
     url = workers.start_web()
     client = OpsdeckClient(url, tenant.key_id, tenant.secret)
     jobs = [{"type": "system.echo", "payload": {"message": f"m{n}"}, "idempotency_key": f"k{n}"} for n in range(5)]
-    first = client.submit_many(jobs, batch_size=2)
+    first = client.jobs.submit_many(jobs, batch_size=2)
     assert [j["payload"]["message"] for j in first] == [f"m{n}" for n in range(5)]
     assert not any(j["replayed"] for j in first)
     sizes: list[int] = []
-    post = client.post
-    client.post = lambda path, body=None, **kw: sizes.append(len(body["jobs"])) or post(path, body, **kw)
-    again = client.submit_many(jobs, batch_bytes=200)  # the whole list again, after a failure
-    client.post = post
+    request = client.request
+    client.request = lambda method, path, body=None, **kw: (
+        sizes.append(len(body["jobs"])) or request(method, path, body, **kw)
+    )
+    again = client.jobs.submit_many(jobs, batch_bytes=200)  # the whole list again, after a failure
+    client.request = request
     assert sizes == [2, 2, 1]  # about 80 bytes a job: two a call
     assert [j["id"] for j in again] == [j["id"] for j in first] and all(j["replayed"] for j in again)
-    events = client.publish_many([{"type": "order.paid", "payload": {"n": n}, "id": f"o{n}"} for n in range(3)])
+    events = client.events.publish_many([{"type": "order.paid", "payload": {"n": n}, "id": f"o{n}"} for n in range(3)])
     assert [e["client_id"] for e in events] == ["o0", "o1", "o2"]
 
 
@@ -115,7 +117,7 @@ def test_python_client_retries_connection_errors_without_doubling(app, tenant, w
     result = {}
 
     def send():
-        result["job"] = client.post("/api/v1/jobs", {"type": "system.echo", "payload": {"message": "late"}})
+        result["job"] = client.jobs.submit("system.echo", {"message": "late"})
 
     sender = threading.Thread(target=send)
     sender.start()
@@ -139,7 +141,7 @@ def test_python_client_retries_a_timeout_with_the_same_idempotency_key(tenant):
     try:
         receiver.script("/api/v1/jobs", Reply(202, delay=3), Reply(202, body=b'{"id": "j1"}'))
         client = OpsdeckClient(receiver.url(""), tenant.key_id, tenant.secret, timeout=0.5, retries=2, backoff=0.1)
-        assert client.post("/api/v1/jobs", {"type": "system.echo"}) == {"id": "j1"}
+        assert client.request("POST", "/api/v1/jobs", {"type": "system.echo"}).json() == {"id": "j1"}
         tries = receiver.on("/api/v1/jobs")
         assert len(tries) == 2 and tries[0].headers["Idempotency-Key"] == tries[1].headers["Idempotency-Key"]
     finally:

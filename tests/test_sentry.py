@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import sentry_sdk
+from opsdeck_client import signature
 from sentry_sdk.integrations.dramatiq import SentryMiddleware
 
 from app import create_app
-from app.client import signature
 from app.config import ROOT
 from app.extensions import db, queue
 from app.services import system, tenants

@@ -1,5 +1,5 @@
 """The platform Opsdeck serves, as the fault suite plays it: signed requests to the web process
-over HTTP (app/client.py: an Idempotency-Key on every POST, retries on 5xx and connection
+over HTTP (opsdeck_client: an Idempotency-Key on every write, retries on 5xx, 429 and connection
 errors), M-Pesa callbacks, and a record of every piece of work the web process accepted."""
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from urllib3 import encode_multipart_formdata
-
-from app.client import OpsdeckClient, signed_headers
+from opsdeck_client import OpsdeckClient, OpsdeckError, TransportError
 
 #: What Daraja posts for a successful STK push (see tests/test_provisioning.py).
 PLAN_PRICE = 50
@@ -82,14 +80,14 @@ class Platform:
         """POST with retries; the JSON answer when 2xx, else None (counted either way)."""
         try:
             response = self._client().request("POST", path, body)
-        except requests.RequestException as err:
-            self._count(what, type(err).__name__)
+        except OpsdeckError as err:
+            self._count(what, _outcome(err))
             return None
-        self._count(what, response.status_code)
-        return response.json() if response.ok else None
+        self._count(what, response.status)
+        return response.json()
 
     def get(self, path: str) -> Any:
-        return self._client().call("GET", path)
+        return self._client().request("GET", path).json()
 
     # -- work --------------------------------------------------------------------------
     def echo(self, message: str, *, sleep: float = 0, max_attempts: int | None = 10, **extra: Any) -> str | None:
@@ -129,25 +127,12 @@ class Platform:
 
     def upload(self, name: str, content: bytes, expected: str) -> str | None:
         """A signed multipart upload (retried with the same Idempotency-Key)."""
-        body, content_type = encode_multipart_formdata({"file": (name, content)})
-        key = str(uuid.uuid4())
-        answer: requests.Response | None = None
-        for _ in range(self.retries + 1):
-            headers = signed_headers(self.key_id, self.secret, "POST", "/api/v1/scans", body)
-            headers.update({"Content-Type": content_type, "Idempotency-Key": key})
-            try:
-                answer = requests.post(self.url + "/api/v1/scans", data=body, headers=headers, timeout=self.timeout)
-            except requests.RequestException as err:
-                self._count("scans", type(err).__name__)
-                continue
-            if answer.status_code < 500:
-                break
-        if answer is None:
+        try:
+            scan_id = self._client().scans.upload(content, filename=name)["id"]
+        except OpsdeckError as err:
+            self._count("scans", _outcome(err))
             return None
-        self._count("scans", answer.status_code)
-        if answer.status_code != 202:
-            return None
-        scan_id = answer.json()["id"]
+        self._count("scans", 202)
         with self._lock:
             self.accepted.scans[scan_id] = expected
         return scan_id
@@ -219,6 +204,13 @@ class Platform:
                     self.accepted.payments.add(payment["id"])
                 return payment["id"]
         return None
+
+
+def _outcome(err: OpsdeckError) -> int | str:
+    """What an answer is counted as: its status, or the name of the error that left none."""
+    if isinstance(err, TransportError):
+        return type(err.__cause__ or err).__name__
+    return err.status
 
 
 class Traffic(threading.Thread):
