@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { Opsdeck, type OpsdeckOptions } from "../src/index.js";
@@ -33,7 +34,7 @@ export interface Vectors {
 
 /** clients/test-vectors.json, read at run time: the one copy every client and the server test. */
 export function vectors(): Vectors {
-  return JSON.parse(readFileSync(new URL("../test-vectors.json", new URL(`file://${PACKAGE_ROOT}`)), "utf8"));
+  return JSON.parse(readFileSync(join(PACKAGE_ROOT, "..", "test-vectors.json"), "utf8"));
 }
 
 // -- the live server ----------------------------------------------------------------------------
