@@ -198,3 +198,18 @@ test("an answer that is not a problem document still makes an error, with its te
   assert.equal(err.title, "HTTP 502");
   assert.equal(err.detail, "<h1>Bad gateway</h1>");
 });
+
+test("submitMany splits a long list by count and by size, in order, one key per call", async () => {
+  handler = (request, res) => {
+    const body = JSON.parse(request.body.toString("utf8")) as Record<string, { payload: { n: number } }[]>;
+    const items = body.jobs ?? body.events ?? [];
+    json(res, 202, { data: items.map((item) => ({ id: `job_${item.payload.n}`, replayed: false })) });
+  };
+  const jobs = Array.from({ length: 5 }, (_, n) => ({ type: "system.echo", payload: { n } }));
+  const answers = await client().jobs.submitMany(jobs, { batchSize: 2, idempotencyKey: "import-7" });
+  assert.deepEqual(answers.map((a) => a.id), ["job_0", "job_1", "job_2", "job_3", "job_4"]);
+  assert.deepEqual(peer.received.map((r) => r.headers["idempotency-key"]), ["import-7.0", "import-7.1", "import-7.2"]);
+  const big = Array.from({ length: 3 }, (_, n) => ({ type: "system.echo", payload: { n, pad: "x".repeat(600) } }));
+  await client().events.publishMany(big.map((job) => ({ type: "t", payload: job.payload })), { batchBytes: 1000 });
+  assert.equal(peer.received.length, 3, "one event a call: two would pass 1000 bytes");
+});
