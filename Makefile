@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: help run test chaos chaos-ci lint format bench deps system-deps python-deps migrate clean
+.PHONY: help run status stop test chaos chaos-ci lint format bench docs docs-build deps system-deps python-deps client-deps migrate clean
 
 ## help: list these targets
 help:
@@ -15,9 +15,17 @@ help:
 run: deps
 	@exec bash supervisor/dev-run.sh
 
-## test: install what is missing, lint, check migrations, run the whole suite (the fault suite apart)
-test: WITH_BROWSER := 1
-test: deps lint
+## status: the dev stack's processes (supervisorctl)
+status:
+	@$(BIN)/supervisorctl -c supervisor/dev.conf status
+
+## stop: stop the dev stack started by make run (every process, then supervisord)
+stop:
+	@$(BIN)/supervisorctl -c supervisor/dev.conf shutdown
+
+## test: install what is missing, lint, build the docs, run the whole suite with the clients' (the fault suite apart)
+test: TEST_TOOLS := 1
+test: deps client-deps lint docs-build
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --durations=15 -m "not chaos"
 
 ## chaos: the fault suite (tests/chaos): kill workers, stop Redis, PostgreSQL and peers mid-run, reconcile
@@ -33,6 +41,14 @@ chaos-ci: deps
 ## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
 bench: deps
 	$(BIN)/python -m bench
+
+## docs: serve the docs site on http://127.0.0.1:8000 with live reload
+docs: deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+## docs-build: build the docs site into site/, failing on any warning (a broken link, a missing page)
+docs-build: deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 ## lint: ruff check, ruff format --check and mypy (app and workers, configured in pyproject.toml)
 lint: deps
@@ -54,6 +70,8 @@ deps: system-deps python-deps
 # chromium (make test only): the admin pages' end-to-end tests (headless, driven by Playwright).
 # prometheus (make test only, for promtool): checks the /metrics exposition. A large package that
 # also installs a Prometheus server (started as a service where systemd runs); only promtool is used.
+# nodejs, npm, php-cli, php-curl, php-mbstring, phpunit (make test only): the TypeScript and PHP
+# clients' toolchains, which run their suites against a live Opsdeck; jq: the docs' shell examples.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -61,8 +79,17 @@ system-deps:
 	command -v sigtool >/dev/null || missing="$$missing clamav"; \
 	command -v clamdscan >/dev/null || missing="$$missing clamdscan"; \
 	$(PYTHON) -c "import ctypes.util, sys; sys.exit(not ctypes.util.find_library('magic'))" || missing="$$missing libmagic1"; \
-	if [ "$(WITH_BROWSER)" = 1 ]; then command -v chromium >/dev/null || missing="$$missing chromium"; fi; \
-	if [ "$(WITH_BROWSER)" = 1 ]; then command -v promtool >/dev/null || missing="$$missing prometheus"; fi; \
+	if [ "$(TEST_TOOLS)" = 1 ]; then \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  command -v node >/dev/null || missing="$$missing nodejs"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  command -v php >/dev/null || missing="$$missing php-cli"; \
+	  { command -v php >/dev/null && php -m | grep -qx curl; } || missing="$$missing php-curl"; \
+	  { command -v php >/dev/null && php -m | grep -qx mbstring; } || missing="$$missing php-mbstring"; \
+	  command -v phpunit >/dev/null || missing="$$missing phpunit"; \
+	  command -v jq >/dev/null || missing="$$missing jq"; \
+	fi; \
 	$(PYTHON) -c "import venv, ensurepip" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -72,10 +99,17 @@ system-deps:
 
 python-deps: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+# The TypeScript client's build tools (typescript, @types/node) from its lockfile.
+client-deps: clients/typescript/node_modules/.package-lock.json
+
+clients/typescript/node_modules/.package-lock.json: clients/typescript/package-lock.json
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 ## migrate: apply the database migrations (flask db upgrade)
@@ -84,4 +118,4 @@ migrate: deps
 
 ## clean: remove the dev stack's database, logs and the test cache
 clean:
-	rm -rf var/*.db var/log .pytest_cache
+	rm -rf var/*.db var/log .pytest_cache site
