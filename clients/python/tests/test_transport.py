@@ -50,6 +50,8 @@ def test_a_429_waits_its_retry_after(server: ScriptedServer) -> None:
     assert client_for(server).request("GET", "/api/v1/jobs").status == 200
     assert time.monotonic() - started >= 1.0
     assert len(server.received) == 2 and "Idempotency-Key" not in server.received[0].headers  # a read
+    first, second = (int(got.headers["Opsdeck-Timestamp"]) for got in server.received)
+    assert second > first and all(signed_correctly(got) for got in server.received)  # signed afresh
 
 
 def test_a_retry_after_beyond_the_cap_is_raised_at_once(server: ScriptedServer) -> None:
