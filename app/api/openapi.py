@@ -260,11 +260,12 @@ def build_spec() -> dict[str, Any]:
         if info["response"] is not None:
             component(info["response"])
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        arguments = re.findall(r"\{([a-z_]+)\}", path)  # in the path's order (rule.arguments is a set)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             # A PATCH body is partial: every field optional.
             body = None if info["body"] is None else component(info["body"], partial=method == "PATCH")
             paths.setdefault(path, {})[method.lower()] = _operation(
-                list(rule.arguments), view, body, rule.endpoint in PUBLIC_ENDPOINTS, security
+                arguments, view, body, rule.endpoint in PUBLIC_ENDPOINTS, security
             )
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
