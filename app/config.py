@@ -1,5 +1,7 @@
 """Settings: one table (`SETTINGS`: the variable, how its text is read, its default, what it
 means), read from the environment (and `.env`) when a Config is created, never at import.
+A process under test (`OPSDECK_ENV=test` in its environment) never reads `.env`, and the tests'
+own TestConfig reads neither: nothing a developer keeps there changes what the suite tests.
 
 Every value is checked when the process starts: a value Opsdeck cannot use stops it with an
 error that names the variable, instead of being taken silently or failing later. The
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The `.env` file Config reads (its variables fill in what the environment does not set).
+DOTENV = ROOT / ".env"
 
 #: Job families that can be switched off with OPSDECK_DISABLED_FAMILIES.
 FAMILIES = ("system", "email", "webhooks", "scans", "retention", "provisioning")
@@ -119,8 +123,8 @@ class Setting:
     #: Who reads it: Opsdeck's Config, or (documented here all the same) another program.
     read_by: str = "config"
 
-    def read(self, var: Path) -> Any:
-        raw = os.environ.get(self.name, "")
+    def read(self, var: Path, environ: Mapping[str, str]) -> Any:
+        raw = environ.get(self.name, "")
         if raw.strip() == "":
             return self.default(var) if callable(self.default) else self.default
         try:
@@ -156,7 +160,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PORT", integer, 5000, "port of `python wsgi.py` and the dev stack's web process"),
     Setting("WEB_CONCURRENCY", integer, 2, "gunicorn worker processes of the web program (`supervisor/gunicorn.conf.py`)", read_by="gunicorn"),
     Setting("WEB_THREADS", integer, 32, "threads per web process (each open live-feed WebSocket holds one)", read_by="gunicorn"),
-    Setting("OPSDECK_ENV", text, "production", "`development` relaxes the secrets check (set by `make run`'s `.env`)"),
+    Setting("OPSDECK_ENV", text, "production", "`development` relaxes the secrets check (set by `make run`'s `.env`); `test` (the test suite and the processes it starts) never reads `.env`"),
     Setting("OPSDECK_VAR_DIR", text, lambda var: str(var), "where the embedded SQLite file and dev data live", shown="`var/`"),
     Setting("OPSDECK_DISABLED_FAMILIES", words, [], 'comma-separated families switched off (`email,webhooks,…`): their job types are refused with 422'),
     Setting("API_SIGNATURE_TOLERANCE", integer, 300, 'seconds a request timestamp may differ from the server clock'),
@@ -241,28 +245,38 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 
+def under_test(environ: Mapping[str, str]) -> bool:
+    """A process the test suite started (or the suite itself): OPSDECK_ENV=test."""
+    return environ.get("OPSDECK_ENV", "").strip().lower() == "test"
+
+
 def load_dotenv_file() -> None:
-    """Load `.env` from the project root into the environment (existing variables win)."""
+    """Load DOTENV into the environment (existing variables win); not in a process under test."""
+    if under_test(os.environ):
+        return
     try:
         from dotenv import load_dotenv
     except ImportError:  # pragma: no cover - python-dotenv is in requirements
         return
-    load_dotenv(ROOT / ".env", override=False)
+    load_dotenv(DOTENV, override=False)
 
 
 class Config:
-    """Production-safe settings from the environment (raises ConfigError for a bad value)."""
+    """Production-safe settings from the environment and `.env`, or from `environ` alone when
+    given (raises ConfigError for a bad value)."""
 
     # Set from SETTINGS in __init__; declared for the settings this class reads itself.
     DATABASE_URL: str
     ADMIN_SESSION_HOURS: int
 
-    def __init__(self) -> None:
-        load_dotenv_file()
-        var = Path(BY_NAME["OPSDECK_VAR_DIR"].read(ROOT / "var"))
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        if environ is None:
+            load_dotenv_file()
+            environ = os.environ
+        var = Path(BY_NAME["OPSDECK_VAR_DIR"].read(ROOT / "var", environ))
         for setting in SETTINGS:
             if setting.read_by == "config":
-                setattr(self, setting.name, setting.read(var))
+                setattr(self, setting.name, setting.read(var, environ))
         self.VAR_DIR = str(var)
         self.SQLALCHEMY_DATABASE_URI = _normalise_db_url(self.DATABASE_URL)
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = _engine_options(self.SQLALCHEMY_DATABASE_URI)
@@ -285,10 +299,10 @@ def settings_markdown() -> str:
 
 
 class TestConfig(Config):
-    """Tests: everything explicit, nothing read from a developer's .env beyond the environment."""
+    """Tests: every setting its default or an override; neither `.env` nor the environment is read."""
 
     def __init__(self, **overrides: Any) -> None:
-        super().__init__()
+        super().__init__(environ={})
         self.TESTING = True
         self.OPSDECK_ENV = "test"
         self.SECRET_KEY = "test-secret-key"

@@ -16,11 +16,11 @@ import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
-from opsdeck_client import signature
 from sqlalchemy import text
 
 from app import create_app
-from app.config import TestConfig
+from app.client import signature
+from app.config import SETTINGS, TestConfig
 from app.extensions import db
 from app.services import tenants, users
 from tests.fakes.clamav import ClamdServer
@@ -31,6 +31,22 @@ from tests.helpers import PASSWORD, login
 
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+#: Every variable Opsdeck (or gunicorn, Dramatiq, the dev stack) reads, except the suite's own
+#: (TEST_DATABASE_URL): none may reach what the tests run.
+APP_SETTINGS = frozenset(s.name for s in SETTINGS if s.read_by != "the tests")
+APP_PREFIXES = ("DATABASE_", "REDIS_", "OPSDECK_", "SENTRY_")
+
+
+def app_variable(name: str) -> bool:
+    return name in APP_SETTINGS or name.startswith(APP_PREFIXES)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs as a process under test: no `.env` is read (app/config.py) and no setting
+    of the shell's environment is seen, here or in the processes the tests start."""
+    for name in [name for name in os.environ if app_variable(name)]:
+        del os.environ[name]
+    os.environ["OPSDECK_ENV"] = "test"
 
 
 # -- real peers ---------------------------------------------------------------
@@ -150,7 +166,7 @@ def private_redis() -> Iterator[RedisServer]:
 
 # -- API ------------------------------------------------------------------------
 class SignedClient:
-    """The Flask test client, signing like the Python client (opsdeck_client) does (or wrongly, when asked)."""
+    """The Flask test client, signing like app/client.py does (or wrongly, when asked)."""
 
     def __init__(self, app: Flask, key_id: str, secret: str) -> None:
         self.client = app.test_client()
@@ -238,13 +254,14 @@ def other_api(app: Flask) -> SignedClient:
 # -- processes --------------------------------------------------------------------
 def process_env(app: Flask, **extra: Any) -> dict[str, str]:
     """Environment for a worker/scheduler/web process sharing this test's database and Redis."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "OPSDECK_", "SENTRY_"))}
+    env = {k: v for k, v in os.environ.items() if not app_variable(k)}
     env.update(
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
         REDIS_URL=app.config["REDIS_URL"],
         CLAMD_URL=app.config["CLAMD_URL"],
         SCAN_STORAGE_DIR=app.config["SCAN_STORAGE_DIR"],
         SCAN_QUARANTINE_DIR=app.config["SCAN_QUARANTINE_DIR"],
+        PROMETHEUS_MULTIPROC_DIR=app.config["PROMETHEUS_MULTIPROC_DIR"],
         SECRET_KEY="test-secret-key",
         OPSDECK_ENCRYPTION_KEYS=ENCRYPTION_KEY,
         OPSDECK_ENV="test",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -83,3 +87,61 @@ def test_the_docs_table_is_the_generated_one():
     readme = (ROOT / "docs" / "configuration.md").read_text()
     assert settings_markdown() in readme, "run `python -m app.config` and paste its table into docs/configuration.md"
     assert len(SETTINGS) == len(BY_NAME)  # no name twice
+
+
+#: A developer's `.env` and shell that would change what the suite tests.
+HOSTILE_DOTENV = {"WEBHOOK_ALLOWED_NETWORKS": "0.0.0.0/0", "API_RATE_LIMIT_PER_MINUTE": "1", "SMTP_PORT": "2525"}
+HOSTILE_ENVIRON = {
+    "OPSDECK_ENV": "development",  # would read `.env` again
+    "MPESA_ALLOWED_NETWORKS": "10.0.0.0/8",
+    "OPSDECK_DISABLED_FAMILIES": "webhooks",
+    "LOG_LEVEL": "CRITICAL",
+    "WEB_CONCURRENCY": "64",  # gunicorn's
+    "dramatiq_queue_prefetch": "1",  # Dramatiq's
+}
+#: What the tests see instead: the defaults.
+DEFAULTS = {
+    "WEBHOOK_ALLOWED_NETWORKS": [],
+    "API_RATE_LIMIT_PER_MINUTE": 6000,
+    "SMTP_PORT": 1025,
+    "MPESA_ALLOWED_NETWORKS": [],
+    "OPSDECK_DISABLED_FAMILIES": [],
+    "LOG_LEVEL": "INFO",
+}
+#: Run in a process the tests start: Config() with the hostile `.env` where it would be read.
+CHILD = """
+import json, sys
+from pathlib import Path
+from app import config
+config.DOTENV = Path(sys.argv[1])
+settings = config.Config()
+print(json.dumps({name: getattr(settings, name) for name in sys.argv[2:]}))
+"""
+
+
+def test_the_suite_ignores_a_developers_dotenv_and_environment(app, database_url, redis_server, monkeypatch, tmp_path):
+    """A hostile `.env` where the app looks for it and hostile settings in the environment reach
+    neither the tests' config nor the processes the tests start."""
+    from app import config
+    from tests.conftest import make_config, process_env
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("".join(f"{name}={value}\n" for name, value in HOSTILE_DOTENV.items()))
+    monkeypatch.setattr(config, "DOTENV", dotenv)
+    assert config.under_test(os.environ)  # the suite runs as a process under test
+    assert {name: getattr(Config(), name) for name in DEFAULTS} == DEFAULTS
+    assert not set(HOSTILE_DOTENV) & set(os.environ)  # nothing was loaded
+
+    for name, value in HOSTILE_ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    tests_config = make_config(database_url, redis_server.url)
+    assert {name: getattr(tests_config, name) for name in DEFAULTS} == DEFAULTS
+
+    env = process_env(app)
+    assert env["OPSDECK_ENV"] == "test"
+    assert not {name for name in HOSTILE_ENVIRON if name != "OPSDECK_ENV"} & set(env)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(dotenv), *DEFAULTS], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == DEFAULTS
