@@ -5,12 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash supervisor/dev-env.sh > /dev/null
-while IFS= read -r line; do
-  name="${line%%=*}"
-  value="${line#*=}"  # everything after the first "=", padding "=" of a Fernet key included
-  [[ "$line" == *=* && "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+# .env read by python-dotenv, as the app reads it (quotes, `export NAME=…`, comments), as
+# NUL-separated name/value pairs.
+while IFS= read -r -d '' name && IFS= read -r -d '' value; do
+  [[ "$name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
   [ -n "${!name+x}" ] || export "$name=$value"
-done < .env
+done < <(.venv/bin/python -c '
+import sys
+from dotenv import dotenv_values
+for name, value in dotenv_values(".env").items():
+    sys.stdout.write(f"{name}\0{value or str()}\0")
+')
 export FLASK_APP=wsgi.py OPSDECK_ENV="${OPSDECK_ENV:-development}"
 # Readable log lines in the terminal (production default: JSON lines).
 export LOG_FORMAT="${LOG_FORMAT:-text}"
