@@ -100,12 +100,17 @@ def register(app: Flask) -> None:
         provisioning,
         retention,
         scans,
+        schedules,
         tenants,
         users,
         webhooks,
+        workers,
     )
+    from app.services import alerts
 
     app.register_blueprint(bp)
     app.add_url_rule("/", "index", lambda: redirect(url_for("admin.dashboard")))
     app.jinja_env.filters.update(layout.FILTERS)
     app.context_processor(layout.layout_context)
+    app.jinja_env.globals["long_wait_alerts"] = alerts.active  # templates/admin/_alerts.html
+    workers.register_live()

@@ -79,6 +79,7 @@ class Series:
         self.provisioning = counter("opsdeck_provisioning", "Subscriptions provisioned, failed, expired.", ["outcome"])
         self.retention_rows = counter("opsdeck_retention_deleted_rows", "Rows deleted by retention.", ["kind"])
         self.retention_bytes = counter("opsdeck_retention_deleted_bytes", "Bytes of files deleted by retention.")
+        self.long_waits = counter("opsdeck_queue_long_waits", "Long-wait alerts raised, by queue.", ["queue"])
 
 
 _series: Series | None = None
@@ -192,6 +193,11 @@ def retention_deleted(kind: str | None = None, rows: int = 0, size: int = 0) -> 
             _series.retention_bytes.inc(size)
 
 
+def long_wait_raised(queue: str) -> None:
+    if _series is not None:
+        _series.long_waits.labels(queue).inc()
+
+
 # -- the scrape --------------------------------------------------------------------------------
 class QueueCollector:
     """Queue depths and worker count, read when scraped (the admin dashboard's queries: one
@@ -223,9 +229,26 @@ class QueueCollector:
                 oldest.add_metric([q.name], max(0.0, age))
             yield depth
             yield oldest
+            yield _long_waits()
         alive = stats.workers_alive()
         if alive is not None:
             yield GaugeMetricFamily("opsdeck_workers_alive", "Worker processes with a recent heartbeat.", value=alive)
+
+
+def _long_waits() -> Metric:
+    """1 for each queue in a long-wait episode (app/services/alerts.py), 0 for the others."""
+    from app import jobtypes
+    from app.services import alerts
+
+    gauge = GaugeMetricFamily(
+        "opsdeck_queue_long_wait",
+        "1 while the queue's oldest waiting job is past its long-wait threshold.",
+        labels=["queue"],
+    )
+    open_ = {alert.queue for alert in alerts.active()}
+    for name in sorted(set(jobtypes.all_queue_names()) | open_):
+        gauge.add_metric([name], int(name in open_))
+    return gauge
 
 
 def view() -> Response:
