@@ -6,7 +6,7 @@ low-priority `system.echo` jobs wait.
 
 Stack: `dramatiq workers` for `default_high` and for `default_low` as supervisor/opsdeck.conf
 runs the high and low worker programs (their processes and threads). The backlog is submitted
-through the service layer (jobs.submit_rows, 500 a commit, each commit publishing) before the
+through the service layer (jobs.submit_many, 500 a commit, each commit publishing) before the
 workers start. Then BENCH_PRIORITY_TRIES times (default 20): a pause of 50-200 ms, the backlog
 topped up to its size again (the low workers drain it meanwhile), one high job submitted
 (jobs.submit, one commit), and its row polled until a worker has started it. Each try's figure
@@ -81,7 +81,7 @@ class Backlog:
             rows = [
                 jobs.new_row("system.echo", {"message": f"low {self.submitted + i}"}, priority="low") for i in range(n)
             ]
-            jobs.submit_rows(rows)
+            jobs.submit_many(rows)
             db.session.commit()
             self.submitted += n
             missing -= n

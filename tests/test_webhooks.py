@@ -120,9 +120,9 @@ def test_a_fan_outs_jobs_are_published_at_commit(app, api, tenant, receiver):
 
 
 def test_a_client_event_id_committed_by_a_concurrent_request_wins_the_race(app, api, tenant, receiver, monkeypatch):
-    """The twin committed between this request's lookup and its INSERT: the INSERT fails inside
-    its savepoint, the first event is returned, nothing is fanned out, and the caller's
-    transaction goes on (on PostgreSQL a failed statement outside a savepoint would abort it)."""
+    """The twin commits just before this request's INSERT: the INSERT skips the row (ON
+    CONFLICT DO NOTHING), the first event is returned, nothing is fanned out, and the caller's
+    transaction goes on (on PostgreSQL a failed statement would have aborted it)."""
     from sqlalchemy import func, select
 
     from app.services.webhooks import events
@@ -136,20 +136,18 @@ def test_a_client_event_id_committed_by_a_concurrent_request_wins_the_race(app, 
         "body": events.body_for("x.y", utcnow(), {"first": True}),
         "created_at": utcnow(),
     }
-    lookups = []
-    real_lookup = events.find_by_client_id
+    inserts = []
+    real_ids = events._INSERT_NEW_EVENT.ids
 
-    def lookup_after_the_twin_commits(tenant_id, client_id):
-        lookups.append(client_id)
-        if len(lookups) == 1:  # this request looks first; the twin commits right after
-            with db.engine.begin() as other:
-                other.execute(Event.__table__.insert(), twin)
-            return None
-        return real_lookup(tenant_id, client_id)
+    def insert_after_the_twin_commits(rows):
+        inserts.append(rows)
+        with db.engine.begin() as other:
+            other.execute(Event.__table__.insert(), twin)
+        return real_ids(rows)
 
-    monkeypatch.setattr(events, "find_by_client_id", lookup_after_the_twin_commits)
+    monkeypatch.setattr(events._INSERT_NEW_EVENT, "ids", insert_after_the_twin_commits)
     event, created = events.create(tenant.tenant_id, "x.y", {"first": False}, client_id="order-7")
-    assert not created and event.id == "twin-event" and event.payload == {"first": True} and len(lookups) == 2
+    assert not created and event.id == "twin-event" and event.payload == {"first": True} and len(inserts) == 1
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
     db.session.commit()  # the transaction is still usable
     assert db.session.scalar(select(func.count()).select_from(Event)) == 1

@@ -42,7 +42,7 @@ class Outcome(Enum):
     KEY_HELD = "key held"
 
 
-#: Rows by model: a Job's are published after commit (jobs.submit_rows).
+#: Rows by model: a Job's are published after commit (jobs.submit_many).
 Rows = dict[type, list[dict[str, Any]]]
 
 
@@ -196,7 +196,7 @@ def _insert(rows: Rows) -> None:
     order = _table_order()
     for model in sorted(rows, key=lambda m: order[m.__table__]):  # type: ignore[attr-defined]
         if model is Job:
-            jobs.submit_rows(rows[model])
+            jobs.submit_many(rows[model])
         elif rows[model]:
             core_execute(_statement(model), rows[model])
 

@@ -14,10 +14,10 @@ from typing import Any, TypedDict, Unpack
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from app import jobtypes
-from app.db.statements import InsertNew, Written, add_as_loaded, core_execute, insert_once
+from app.db.statements import InsertNew, Written, add_as_loaded, insert_once
 from app.extensions import db
 from app.models import Job, JobStatus
 from app.models.base import new_id, utcnow
@@ -55,7 +55,7 @@ class JobOptions(TypedDict, total=False):
 
 
 def new_row(job_type: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> dict[str, Any]:
-    """A validated job row (raises JobInputError), for `submit` or `submit_rows`: priority
+    """A validated job row (raises JobInputError), for `submit_many`: priority
     `normal`, no delay, the type's max_attempts unless `options` say otherwise."""
     if unknown := options.keys() - JobOptions.__optional_keys__:
         raise TypeError(f"unknown job options: {', '.join(sorted(unknown))}")  # a misspelt keyword
@@ -94,37 +94,16 @@ def new_row(job_type: str, payload: dict[str, Any] | None = None, **options: Unp
 
 
 def submit(job_type: str, payload: dict[str, Any] | None = None, **options: Unpack[JobOptions]) -> Job:
-    """Validate and add a job to the current transaction; it is published after commit
-    (options as `new_row`)."""
-    row = new_row(job_type, payload, **options)
-    # The row goes in at once with one prepared INSERT (the ORM's unit of work costs several
-    # times as much). Its tenant is in the database already (tenants.create flushes); what the
-    # caller added to the session is flushed later, in one batch.
-    # The INSERT leaves out what a new job does not set (NULL; a JSON None would be stored as
-    # JSON null). The caller gets the ORM object, persistent in the session like one it had loaded.
-    core_execute(_INSERT, row)
-    job = add_as_loaded(Job, row)
-    outbox.publish_after_commit(db.session, job)
-    return job
-
-
-def submit_rows(rows: list[dict[str, Any]]) -> None:
-    """Add rows from `new_row` to the current transaction in one INSERT, published after commit
-    as `submit`'s are, with no ORM objects: for a fan-out, which needs only their ids (a loaded
-    Job per row costs as much as its INSERT)."""
-    if not rows:
-        return
-    core_execute(_INSERT, rows)
-    for row in rows:
-        outbox.publish_row_after_commit(db.session, row)
-
-
-_INSERT = insert(Job)
+    """Validate and add one job to the current transaction, published after commit (options
+    as `new_row`): `submit_many` of one row, the job as an ORM object the session holds as if
+    loaded (with an `idempotency_key` a job of the tenant holds: that job)."""
+    written = submit_many([new_row(job_type, payload, **options)])[0]
+    return written.value if isinstance(written.value, Job) else add_as_loaded(Job, written.value)
 
 
 def submit_many(rows: list[dict[str, Any]]) -> list[Written[Job]]:
     """Add rows from `new_row` to the current transaction in one INSERT, published after
-    commit. A row whose idempotency key a job of its tenant holds (committed before, or an
+    commit: the one way a job is written (a single job, a batch, a fan-out's deliveries). A row whose idempotency key a job of its tenant holds (committed before, or an
     earlier row of the same call) is not inserted: its answer is that job, replayed. Answers
     are in the rows' order."""
     answers, inserted = insert_once(_INSERT_NEW, rows, "idempotency_key", _holding_keys)

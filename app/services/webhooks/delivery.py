@@ -56,7 +56,7 @@ def max_attempts() -> int:
 
 
 def new_round(delivery_id: str, tenant_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A new round of attempts for a delivery: its ledger job's row (for `jobs.submit_rows`),
+    """A new round of attempts for a delivery: its ledger job's row (for `jobs.submit_many`),
     and the delivery's columns that say so."""
     job = jobs.new_row(DELIVER.name, {"delivery_id": delivery_id}, tenant_id=tenant_id, max_attempts=max_attempts())
     return job, {
@@ -71,7 +71,7 @@ def start_round(delivery_id: str, tenant_id: str) -> dict[str, Any]:
     """A new round of attempts for a delivery: its ledger job (caller's transaction), and the
     delivery's columns that say so."""
     job, columns = new_round(delivery_id, tenant_id)
-    jobs.submit_rows([job])
+    jobs.submit_many([job])
     return columns
 
 

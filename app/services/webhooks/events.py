@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from app.db.postgres import single_statement
 from app.db.statements import InsertNew, Written, add_as_loaded, core_execute, insert_once
@@ -50,29 +49,13 @@ def get(event_id: str, tenant_id: str | None) -> Event | None:
 
 
 def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None = None) -> tuple[Event, bool]:
-    """Record an event and fan it out (caller's transaction). A `client_id` the tenant already
-    used returns the first event and False, with no second fan-out, even under a race."""
-    if client_id is not None:
-        existing = find_by_client_id(tenant_id, client_id)
-        if existing is not None:
-            return existing, False
-    row = new_row(tenant_id, event_type, data, client_id=client_id)
-    # Every event of every family comes through here: its rows go in at once with prepared
-    # INSERTs, not through the ORM's unit of work (a large share of an accepted event's cost).
-    if client_id is not None:
-        try:
-            with db.session.begin_nested():
-                core_execute(_INSERT_EVENT, row)
-        except IntegrityError:  # the same id, committed by a concurrent request meanwhile
-            existing = find_by_client_id(tenant_id, client_id)
-            if existing is None:
-                raise
-            return existing, False
-    else:
-        core_execute(_INSERT_EVENT, row)
-    event = add_as_loaded(Event, row)
-    fan_out(event)
-    return event, True
+    """Record an event and fan it out (caller's transaction): `create_many` of one row. A
+    `client_id` the tenant already used returns the first event and False, with no second
+    fan-out, even under a race. Raises PayloadTooLarge."""
+    written = create_many(tenant_id, [new_row(tenant_id, event_type, data, client_id=client_id)])[0]
+    if isinstance(written.value, Event):
+        return written.value, False
+    return add_as_loaded(Event, written.value), True
 
 
 def new_row(tenant_id: str, event_type: str, data: Any, *, client_id: str | None = None) -> dict[str, Any]:
@@ -93,7 +76,6 @@ def new_row(tenant_id: str, event_type: str, data: Any, *, client_id: str | None
     }
 
 
-_INSERT_EVENT = insert(Event)
 #: Returns the id of each event inserted; nothing for one whose client id the tenant used.
 _INSERT_NEW_EVENT = InsertNew(Event, index_elements=["tenant_id", "client_id"])
 _INSERT_DELIVERY = insert(WebhookDelivery)
@@ -126,7 +108,7 @@ def fan_out(event: Event) -> int:
     jobs in one INSERT, the deliveries in another. Returns how many."""
     job_rows, rows = fan_out_rows(event.id, event.tenant_id, event.created_at, subscribers(event.tenant_id, event.type))
     if rows:
-        jobs.submit_rows(job_rows)
+        jobs.submit_many(job_rows)
         core_execute(_INSERT_DELIVERY, rows)
     return len(rows)
 
@@ -146,7 +128,7 @@ def create_many(tenant_id: str, rows: list[dict[str, Any]]) -> list[Written[Even
         job_rows += more_jobs
         delivery_rows += more_deliveries
     if delivery_rows:
-        jobs.submit_rows(job_rows)
+        jobs.submit_many(job_rows)
         core_execute(_INSERT_DELIVERY, delivery_rows)
     return answers
 
