@@ -14,7 +14,7 @@ from tests.fakes.processes import ROOT
 SOURCES = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
 SHELL = {"sh", "bash", "shell", "console"}
 #: What makes a shell block one that talks to Opsdeck.
-TALKS = re.compile(r"\bcurl\b|\bopsdeck_api\b|\$\{?OPSDECK_URL\b|/api/v1/")
+TALKS = re.compile(r"\bcurl\b|\bopsdeck_api\b|\$\{?OPSDECK_URL\b|/api/v1/|^opsdeck \w", re.M)
 _MARKER = re.compile(r"^<!--\s*example:\s*(?P<name>[a-z0-9-]+)(?P<attrs>(?:\s+[a-z]+=[a-z0-9-]+)*)\s*-->$")
 _FENCE = re.compile(r"^(?P<indent> *)(?P<ticks>`{3,})(?P<lang>[\w+-]*)")
 

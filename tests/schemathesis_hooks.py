@@ -93,4 +93,4 @@ def upload_sent_again_is_answered_alike(ctx: Any, response: Any, case: Any) -> N
 
 # A cursor is opaque: the `next_cursor` of a page, as app/services/pagination.py writes it.
 schemathesis.openapi.format("cursor", st.builds(_cursor, st.datetimes(timezones=st.just(UTC)), st.text(max_size=36)))
-schemathesis.auth.set_from_requests(Signer(os.environ["OPSDECK_KEY"], os.environ["OPSDECK_SECRET"]))
+schemathesis.auth.set_from_requests(Signer(os.environ["OPSDECK_KEY_ID"], os.environ["OPSDECK_SECRET"]))

@@ -30,7 +30,7 @@ def test_api_conforms_to_its_openapi_document(app, tenant, workers, tmp_path):
     spec = app.test_client().get("/api/v1/openapi.json").get_json()
     operations = sum(len(methods) for methods in spec["paths"].values())
     url = workers.start_web()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPSDECK_KEY": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPSDECK_KEY_ID": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
     args = [str(BIN / "st"), "--config-file", str(CONFIG), "run", f"{url}/api/v1/openapi.json", "--no-color"]
     run = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     report = run.stdout + run.stderr

@@ -45,7 +45,6 @@ NOT_SETTINGS = {
     "OPSDECK_URL": "the examples' and clients' base URL",
     "OPSDECK_KEY_ID": "the examples' and clients' key id",
     "OPSDECK_SECRET": "the examples' and clients' secret",
-    "OPSDECK_KEY": "what tests/schemathesis_hooks.py reads",
     "FLASK_APP": "Flask's own, set by the Makefile",
     "BENCH_DATABASE_URL": "bench/ only",
     "RECORD_EVERY": "a constant of the email recorder, named by the fault suite",

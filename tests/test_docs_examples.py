@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,12 @@ def daraja_callback(out: list[str], live: Live) -> None:
     assert ack == {"ResultCode": 0, "ResultDesc": "Accepted"}
 
 
+def cli_first_job(out: list[str], live: Live) -> None:
+    job = json.loads("\n".join(out[: out.index("}") + 1]))
+    assert job["status"] == "succeeded" and job["result"] == {"message": "from the command line"}, job
+    assert any(job["id"] in line for line in out[out.index("}") + 1 :])  # the table lists it
+
+
 def readyz_and_metrics(out: list[str], live: Live) -> None:
     ready, counted = out
     assert json.loads(ready)["database"] == "ok" and json.loads(ready)["status"] in {"ok", "degraded"}, ready
@@ -123,6 +130,7 @@ CHECKS: dict[str, Check] = {
     "upload-scan": Check(upload_scan),
     "daraja-callback": Check(daraja_callback),
     "readyz-and-metrics": Check(readyz_and_metrics),
+    "cli-first-job": Check(cli_first_job),
 }
 
 
@@ -146,7 +154,12 @@ def test_example_runs_against_a_live_opsdeck(name: str, live: Live, tmp_path: Pa
     # The dev stack's credentials file, for the examples that read it.
     (tmp_path / "var").mkdir()
     (tmp_path / "var" / "demo-credentials.json").write_text(json.dumps({"tenant": live.tenant}))
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    # The venv's bin first, as after `source .venv/bin/activate`: the `opsdeck` command.
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+    }
     env["OPSDECK_URL"] = live.stack.url
     if check.with_key:
         env |= {"OPSDECK_KEY_ID": live.tenant["key_id"], "OPSDECK_SECRET": live.tenant["secret"]}

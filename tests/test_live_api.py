@@ -21,18 +21,18 @@ pytestmark = pytest.mark.slow
 
 def readme_block(marker: str) -> str:
     """The shell example of docs/api.md marked `<!-- example: NAME -->` (`curl-example` names
-    `curl`), reading these tests' OPSDECK_KEY as the docs' OPSDECK_KEY_ID."""
+    `curl`)."""
     name = marker.removesuffix("-example")
     text = (ROOT / "docs" / "api.md").read_text()
     block = re.search(rf"<!-- example: {re.escape(name)}(?: [^>]*)? -->\s*```sh\n(.*?)```", text, re.S)
     assert block, f"docs/api.md has no {name} example"
-    return 'OPSDECK_KEY_ID="${OPSDECK_KEY_ID:-$OPSDECK_KEY}"\n' + block.group(1)
+    return block.group(1)
 
 
 @pytest.mark.skipif(not (shutil.which("curl") and shutil.which("openssl")), reason="curl and openssl not installed")
 def test_readme_curl_example_submits_a_job(app, tenant, workers):
     url = workers.start_web()
-    env = {**os.environ, "OPSDECK_URL": url, "OPSDECK_KEY": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
+    env = {**os.environ, "OPSDECK_URL": url, "OPSDECK_KEY_ID": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
     out = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", readme_block("curl-example")],
         env=env,
@@ -54,7 +54,7 @@ def test_readme_batch_example_submits_two_jobs(app, tenant, workers):
     import json
 
     url = workers.start_web()
-    env = {**os.environ, "OPSDECK_URL": url, "OPSDECK_KEY": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
+    env = {**os.environ, "OPSDECK_URL": url, "OPSDECK_KEY_ID": tenant.key_id, "OPSDECK_SECRET": tenant.secret}
     runs = []
     for _ in range(2):  # a second apart: the same signature would replay the whole first answer
         runs.append(
