@@ -50,11 +50,12 @@ docs: deps
 docs-build: deps
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
-## lint: ruff check, ruff format --check and mypy (app and workers, configured in pyproject.toml)
+## lint: ruff check, ruff format --check and mypy (app and workers; the Python client strict, by its own config)
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd clients/python && ../../$(BIN)/mypy
 
 ## format: ruff format and ruff check --fix
 format: deps
