@@ -33,6 +33,8 @@ FEED_ROOM = "feed"
 #: The newest events, kept in Redis for the feed panel of a freshly loaded page.
 RECENT_KEY = "opsdeck:live:recent"
 RECENT_SIZE = 50
+#: Events that move the dashboard's figures but are not feed items (nor kept in RECENT_KEY).
+FIGURES_ONLY = frozenset({"jobs.throughput"})
 _SESSION_SIDS = "opsdeck:live:session:{}"
 _USER_SIDS = "opsdeck:live:user:{}"
 
@@ -62,6 +64,8 @@ def publish(
     payload = event(event_type, subject=subject, data=data, tenant_id=tenant_id)
     try:
         _emitter().emit(event_type, payload, namespace=NAMESPACE, to=FEED_ROOM)
+        if event_type in FIGURES_ONLY:
+            return payload
         pipe = queue.redis.pipeline()
         pipe.lpush(RECENT_KEY, json.dumps(payload))
         pipe.ltrim(RECENT_KEY, 0, RECENT_SIZE - 1)
@@ -127,7 +131,8 @@ def init_publisher(app: Flask) -> None:
 
 class ThroughputCounter:
     """Counts high-volume transitions and publishes them once a second (`jobs.throughput`),
-    instead of one event per succeeded job."""
+    instead of one event per succeeded job. The dashboard reads it to refresh its figures; the
+    feed does not list it."""
 
     def __init__(self, app: Flask, interval: float = 1.0) -> None:
         self.app, self.interval = app, interval

@@ -78,6 +78,17 @@ def ago(value: datetime | None) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
+def duration(seconds: float | None) -> str:
+    """A runtime: '850 ms', '3.2 s', '4 min 5 s'."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
 def utc(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
 
@@ -88,15 +99,66 @@ def _disabled() -> list[str]:
     return current_app.config.get("OPSDECK_DISABLED_FAMILIES", [])
 
 
+#: Where a feed item's subject links to, by event type or its family (the part before the dot).
+FEED_LINKS = {
+    "job": ("admin.job_detail", "job_id"),
+    "jobs.bulk_progress": ("admin.job_detail", "job_id"),
+    "jobs.bulk_completed": ("admin.job_detail", "job_id"),
+    "email.failed": ("admin.email_detail", "email_id"),
+    "webhook.endpoint_disabled": ("admin.webhook_endpoint", "endpoint_id"),
+    "webhook.delivery_dead": ("admin.webhook_delivery", "delivery_id"),
+    "scan": ("admin.scan_detail", "scan_id"),
+    "payment.processed": ("admin.payment_detail", "payment_id"),
+    "payment.failed": ("admin.payment_detail", "payment_id"),
+    "payment.held": ("admin.payment_detail", "payment_id"),
+    "subscription": ("admin.subscription_detail", "subscription_id"),
+    "provisioning": ("admin.subscription_detail", "subscription_id"),
+    "router": ("admin.router_detail", "router_id"),
+}
+#: The feed's type filter: event families, in this order.
+FEED_FAMILIES = ["job", "jobs", "queue", "email", "webhook", "scan", "scans", "retention", "payment",
+                 "subscription", "provisioning", "router"]  # fmt: skip
+#: Tenants named in the feed's tenant filter (the most recent first past it).
+FEED_TENANTS = 500
+_PLACEHOLDER = "__id__"
+
+
+def _feed_links() -> dict[str, str]:
+    """Event type or family -> URL with `__id__` where the subject goes (pages that exist)."""
+    from flask import current_app, url_for
+
+    links = {}
+    for key, (endpoint, arg) in FEED_LINKS.items():
+        if endpoint in current_app.view_functions:
+            values: dict[str, Any] = {arg: _PLACEHOLDER}
+            links[key] = url_for(endpoint, **values)
+    return links
+
+
+def _feed_tenants() -> dict[str, str]:
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Tenant
+
+    rows = db.session.execute(
+        select(Tenant.id, Tenant.name).order_by(Tenant.created_at.desc()).limit(FEED_TENANTS)
+    ).all()
+    return dict(sorted(((tid, name) for tid, name in rows), key=lambda item: item[1].lower()))
+
+
 def layout_context() -> dict[str, Any]:
     from app.live import recent
 
+    if not current_user.is_authenticated:
+        return {"navigation": [], "family_slots": FAMILY_SLOTS, "state_classes": STATE_CLASSES, "recent_events": []}
     return {
         "navigation": NAVIGATION
         + [(endpoint, label) for family, endpoint, label in FAMILY_PAGES if family not in _disabled()],
         "family_slots": FAMILY_SLOTS,
         "state_classes": STATE_CLASSES,
-        "recent_events": recent(20) if current_user.is_authenticated else [],
+        "recent_events": recent(20),
+        "feed": {"links": _feed_links(), "tenants": _feed_tenants(), "families": FEED_FAMILIES},
     }
 
 
@@ -104,4 +166,4 @@ def zip_add(left: Any, right: Any) -> list[int]:
     return [a + b for a, b in zip(left, right, strict=True)]
 
 
-FILTERS = {"ago": ago, "utc": utc, "zip_add": zip_add}
+FILTERS = {"ago": ago, "utc": utc, "zip_add": zip_add, "duration": duration}

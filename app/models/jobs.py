@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import DDL, ForeignKey, Index, Integer, String, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import JSONType, Model, UTCDateTime, new_id, utcnow
@@ -76,6 +76,14 @@ class Job(Model):
             sqlite_where=text("idempotency_key IS NOT NULL"),
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
+        # The admin's text search (PostgreSQL): trigram indexes for ILIKE '%term%' on the last
+        # error and the payload (app/admin/jobs.py, text_match; pg_trgm, created below).
+        Index("ix_jobs_error_trgm", text("coalesce(error, '') gin_trgm_ops"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+        Index("ix_jobs_payload_trgm", text("(payload::text) gin_trgm_ops"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     @property
@@ -84,3 +92,8 @@ class Job(Model):
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.type} {self.status}>"
+
+
+event.listen(
+    Job.__table__, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
+)

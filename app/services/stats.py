@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,8 @@ from app import jobtypes
 from app.extensions import db, queue
 from app.models import Job, JobStat, JobStatus
 from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
 
 #: A worker process whose Dramatiq heartbeat is older than this is not counted alive.
 WORKER_ALIVE_SECONDS = 60
@@ -157,6 +161,7 @@ def rollup(now: datetime | None = None) -> dict[str, int]:
     for granularity, keep in KEEP.items():
         db.session.execute(delete(JobStat).where(JobStat.granularity == granularity, JobStat.bucket_start < now - keep))
     db.session.commit()
+    record_depth(queue_stats(), now=now.timestamp())
     return {"minutes": found}
 
 
@@ -207,3 +212,99 @@ def with_live_total(granularity: str, coarse: list[dict[str, Any]], fine: list[d
         for outcome in ("succeeded", "failed"):
             bucket[outcome] = max(bucket[outcome], sum(b[outcome] for b in inside))
     return coarse
+
+
+# -- queue depth history (the dashboard's sparklines) -----------------------------------
+_DEPTH_KEY = "opsdeck:stats:depth:{}"
+#: Per-minute depth samples are kept this long in Redis (the sparklines show the last hour).
+DEPTH_TTL_SECONDS = 2 * 3600
+
+
+def record_depth(queues: list[QueueStats], now: float | None = None) -> None:
+    """Keep each queue's waiting count as this minute's sample (the last write in a minute wins).
+    Called by the minute rollup and by the dashboard; never raises (Redis down: no sample)."""
+    minute = int((time.time() if now is None else now) // 60) * 60
+    key = _DEPTH_KEY.format(minute)
+    try:
+        pipe = queue.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping={q.name: q.waiting for q in queues})
+        pipe.expire(key, DEPTH_TTL_SECONDS)
+        pipe.execute()
+    except Exception as err:
+        log.warning("queue depth not recorded: %s", err)
+
+
+def depth_history(names: list[str], minutes: int = 60, now: float | None = None) -> dict[str, list[int | None]]:
+    """Per queue, its waiting count at each of the last `minutes` minutes, oldest first (None
+    where no sample was taken). One Redis pipeline."""
+    last = int((time.time() if now is None else now) // 60) * 60
+    starts = [last - 60 * i for i in range(minutes - 1, -1, -1)]
+    history: dict[str, list[int | None]] = {name: [] for name in names}
+    try:
+        pipe = queue.redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(_DEPTH_KEY.format(start))
+        samples = pipe.execute()
+    except Exception:
+        return {name: [None] * minutes for name in names}
+    for sample in samples:
+        for name in names:
+            raw = sample.get(name.encode())
+            history[name].append(int(raw) if raw is not None else None)
+    return history
+
+
+# -- per job type figures ---------------------------------------------------------------
+#: Finished jobs read per state for the per-type figures; past it they describe the latest ones.
+TYPE_STATS_LIMIT = 5000
+
+
+@dataclass
+class TypeStats:
+    job_type: str
+    succeeded: int = 0
+    dead: int = 0
+    runtimes: list[float] = field(default_factory=list)
+    #: True when TYPE_STATS_LIMIT cut the window short.
+    partial: bool = False
+
+    @property
+    def count(self) -> int:
+        return self.succeeded + self.dead
+
+    @property
+    def failure_rate(self) -> float:
+        return self.dead / self.count if self.count else 0.0
+
+    def percentile(self, p: float) -> float | None:
+        """Runtime in seconds at percentile `p` (0-100), nearest rank."""
+        if not self.runtimes:
+            return None
+        ordered = sorted(self.runtimes)
+        rank = max(1, math.ceil(p / 100 * len(ordered)))
+        return ordered[rank - 1]
+
+
+def job_type_stats(window: timedelta = timedelta(hours=1), now: datetime | None = None) -> list[TypeStats]:
+    """Per job type: jobs finished (succeeded or dead) within `window`, and the runtimes of
+    their last attempt (finished_at - started_at). One ordered range scan of the
+    (status, finished_at) index per state, at most TYPE_STATS_LIMIT rows each."""
+    since = (now or utcnow()) - window
+    by_type: dict[str, TypeStats] = {}
+    for status in (JobStatus.SUCCEEDED.value, JobStatus.DEAD.value):
+        rows = db.session.execute(
+            select(Job.type, Job.started_at, Job.finished_at)
+            .where(Job.status == status, Job.finished_at >= since)
+            .order_by(Job.finished_at.desc())
+            .limit(TYPE_STATS_LIMIT)
+        ).all()
+        for job_type, started, finished in rows:
+            stats = by_type.setdefault(job_type, TypeStats(job_type))
+            setattr(stats, status, getattr(stats, status) + 1)
+            if started is not None and finished is not None:
+                stats.runtimes.append(max((finished - started).total_seconds(), 0.0))
+        if len(rows) == TYPE_STATS_LIMIT:
+            for stats in by_type.values():
+                stats.partial = True
+    db.session.rollback()
+    return sorted(by_type.values(), key=lambda s: (-s.count, s.job_type))

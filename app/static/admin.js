@@ -28,60 +28,182 @@
   }
   setInterval(refreshTimes, 30000);
 
+  var page = document.body.dataset.page;
+
+  // -- the dashboard's chart (uPlot), drawn from the data its live part carries --------------
+  var chart = null, chartRange = "hour";
+  var RANGE_FORMATS = { hour: "{HH}:{mm}", day: "{HH}:00", month: "{MM}-{DD}" };
+  function chartData() {
+    var live = document.getElementById("dashboard-live");
+    var all = live && live.dataset.charts ? JSON.parse(live.dataset.charts) : null;
+    var d = all && all[chartRange];
+    return d ? [d.t, d.succeeded, d.failed] : null;
+  }
+  function utcDate(ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+  function drawChart() {
+    var box = document.getElementById("throughput-chart"), data = chartData();
+    if (!box || !data || typeof uPlot === "undefined") return;
+    box.dataset.succeeded = String(data[1].reduce(function (a, b) { return a + b; }, 0));
+    box.dataset.failed = String(data[2].reduce(function (a, b) { return a + b; }, 0));
+    box.dataset.range = chartRange;
+    if (chart && chart.opsdeckRange === chartRange) { chart.setData(data); return; }
+    if (chart) chart.destroy();
+    var tick = uPlot.fmtDate(RANGE_FORMATS[chartRange]);
+    var stamp = uPlot.fmtDate(chartRange === "month" ? "{YYYY}-{MM}-{DD}" : "{YYYY}-{MM}-{DD} {HH}:{mm}");
+    chart = new uPlot({
+      width: Math.max(box.clientWidth, 300), height: 260,
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
+      cursor: { points: { size: 7 } },
+      legend: { live: true },
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max, 4) * 1.1]; } } },
+      axes: [
+        { values: function (u, splits) { return splits.map(function (ts) { return tick(utcDate(ts)); }); },
+          grid: { stroke: "#eef0f3" }, ticks: { stroke: "#dde1e6" } },
+        { label: "jobs", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#dde1e6" }, size: 50 },
+      ],
+      series: [
+        { label: "UTC", value: function (u, ts) { return ts == null ? "--" : stamp(utcDate(ts)); } },
+        { label: "Succeeded", stroke: "#16794c", fill: "rgba(22,121,76,.12)", width: 2, points: { show: false } },
+        { label: "Failed", stroke: "#b42318", fill: "rgba(180,35,24,.10)", width: 2, points: { show: false } },
+      ],
+    }, data, box);
+    chart.opsdeckRange = chartRange;
+  }
+  document.querySelectorAll("#throughput [data-range]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      chartRange = button.dataset.range;
+      document.querySelectorAll("#throughput [data-range]").forEach(function (b) { b.setAttribute("aria-pressed", String(b === button)); });
+      drawChart();
+    });
+  });
+  window.addEventListener("resize", function () {
+    var box = document.getElementById("throughput-chart");
+    if (chart && box) chart.setSize({ width: Math.max(box.clientWidth, 300), height: 260 });
+  });
+  drawChart();
+
   if (typeof io === "undefined") return;  // login page: no feed
 
   var feed = document.getElementById("feed-events"), state = document.getElementById("feed-state");
-  var page = document.body.dataset.page;
+  var feedConf = JSON.parse(feed.dataset.feed || "{}"), links = feedConf.links || {}, tenants = feedConf.tenants || {};
   // WebSocket only: long-polling would need sticky sessions across the web processes.
   var socket = io("/admin", { transports: ["websocket"] });
+  var connected = "connecting…";
 
-  socket.on("connect", function () { state.textContent = "live"; });
-  socket.on("disconnect", function () { state.textContent = "disconnected"; });
-  socket.on("connect_error", function () { state.textContent = "offline"; });
+  socket.on("connect", function () { connected = "live"; showState(); });
+  socket.on("disconnect", function () { connected = "disconnected"; showState(); });
+  socket.on("connect_error", function () { connected = "offline"; showState(); });
 
   function el(tag, cls, text) { var n = document.createElement(tag); if (cls) n.className = cls; if (text != null) n.textContent = text; return n; }
 
-  function addToFeed(ev) {
-    var empty = feed.querySelector(".empty"); if (empty) empty.remove();
-    var li = el("li", "ev ev-" + ev.type.replace(/\./g, "-"));
-    li.appendChild(el("strong", null, ev.type)); li.appendChild(document.createTextNode(" "));
-    var summary = ev.subject;
-    if (ev.type === "jobs.throughput") summary = (ev.data.succeeded || 0) + " succeeded, " + (ev.data.failed || 0) + " failed";
-    if (ev.type === "retention.progress") summary = ev.data.kind + ": " + ev.data.deleted + " deleted";
-    if (ev.type === "scan.infected" || ev.type === "scan.error") summary = ev.data.name + ": " + (ev.data.signature || ev.data.error || ev.data.status);
-    if (ev.type === "jobs.bulk_progress") summary = ev.data.action + ": " + ev.data.done + "/" + ev.data.total + " examined, " + ev.data.changed + " changed";
+  function summary(ev) {
     var d = ev.data || {};
-    if (ev.type === "subscription.provisioned" || ev.type === "subscription.expired") summary = d.username + " (" + d.status + ")";
-    if (ev.type === "provisioning.failed") summary = d.username + ": " + (d.error || "failed");
-    if (ev.type === "payment.failed" || ev.type === "payment.held") summary = d.phone + ": " + (d.reason || d.status);
-    if (ev.type === "payment.unmatched") summary = d.checkout_request_id + ": result " + d.result_code + (d.amount_paid ? ", paid " + d.amount_paid : "") + ", not registered";
-    if (ev.type === "payment.processed") summary = d.phone + " paid " + (d.amount_paid || d.amount_expected) + " → " + d.username;
-    if (ev.type === "router.online" || ev.type === "router.offline") summary = d.name + " " + d.status + (d.error ? ": " + d.error : "");
-    li.appendChild(el("span", "subject", summary));
-    var t = el("time", null, ev.occurred_at.substr(11, 8)); t.setAttribute("datetime", ev.occurred_at); t.title = ev.occurred_at;
-    li.appendChild(t);
-    feed.insertBefore(li, feed.firstChild);
-    while (feed.children.length > 50) feed.removeChild(feed.lastChild);
+    switch (ev.type) {
+      case "job.failed": case "job.dead": return d.job_type + " (" + d.attempt + "/" + d.max_attempts + "): " + (d.error || "");
+      case "retention.progress": return d.kind + ": " + d.deleted + " deleted";
+      case "retention.completed": return (d.status || "") + (d.dry_run ? " (dry run)" : "");
+      case "scan.infected": case "scan.error": return d.name + ": " + (d.signature || d.error || d.status);
+      case "jobs.bulk_progress": return d.action + ": " + d.done + "/" + d.total + " examined, " + d.changed + " changed";
+      case "jobs.bulk_completed": return d.action + ": " + d.examined + " examined, " + d.changed + " changed";
+      case "email.batch_sent": return d.sent + " of " + d.size + " sent";
+      case "email.failed": return d.to + ": " + (d.error || d.status);
+      case "webhook.endpoint_disabled": return d.url + ": " + d.reason;
+      case "webhook.delivery_dead": return d.error || "";
+      case "subscription.provisioned": case "subscription.expired": return d.username + " (" + d.status + ")";
+      case "provisioning.failed": return d.username + ": " + (d.error || "failed");
+      case "payment.failed": case "payment.held": return d.phone + ": " + (d.reason || d.status);
+      case "payment.unmatched": return "result " + d.result_code + (d.amount_paid ? ", paid " + d.amount_paid : "") + ", not registered";
+      case "payment.processed": return d.phone + " paid " + (d.amount_paid || d.amount_expected) + " → " + d.username;
+      case "router.online": case "router.offline": return d.name + " " + d.status + (d.error ? ": " + d.error : "");
+    }
+    return d.message || d.queue || "";
   }
 
+  function linkFor(ev) {
+    var url = links[ev.type] || links[ev.type.split(".")[0]];
+    return url && ev.subject ? url.replace("__id__", encodeURIComponent(ev.subject)) : null;
+  }
+
+  // One drawing for every item, loaded with the page or pushed: type and time on one line,
+  // the subject (a link to its page when it has one) and what happened below, then the tenant.
+  function item(ev) {
+    var li = el("li", "ev ev-" + ev.type.replace(/\./g, "-"));
+    li.dataset.type = ev.type; li.dataset.tenant = ev.tenant_id || "";
+    var head = el("div", "ev-head");
+    head.appendChild(el("strong", "ev-type", ev.type));
+    var t = el("time", null, ev.occurred_at.substr(11, 8)); t.setAttribute("datetime", ev.occurred_at); t.title = ev.occurred_at;
+    head.appendChild(t);
+    li.appendChild(head);
+    var body = el("div", "ev-body"), url = linkFor(ev);
+    if (ev.subject) {
+      var id = el("code", null, ev.subject.length > 12 ? ev.subject.substr(0, 8) : ev.subject); id.title = ev.subject;
+      if (url) { var a = el("a", "ev-subject"); a.href = url; a.appendChild(id); body.appendChild(a); }
+      else { id.className = "ev-subject"; body.appendChild(id); }
+    }
+    var text = summary(ev);
+    if (text) { body.appendChild(document.createTextNode(" ")); body.appendChild(el("span", "ev-summary", text)); }
+    li.appendChild(body);
+    if (ev.tenant_id) li.appendChild(el("div", "ev-tenant", tenants[ev.tenant_id] || ev.tenant_id.substr(0, 8)));
+    return li;
+  }
+
+  var typeFilter = document.getElementById("feed-type"), tenantFilter = document.getElementById("feed-tenant");
+  var knownTypes = {};
+  (feedConf.families || []).forEach(function (family) { addTypeOption(family, family + ".*"); });
+  Object.keys(tenants).forEach(function (id) { var o = el("option", null, tenants[id]); o.value = id; tenantFilter.appendChild(o); });
+  function addTypeOption(value, label) {
+    if (knownTypes[value]) return; knownTypes[value] = true;
+    var o = el("option", null, label); o.value = value; typeFilter.appendChild(o);
+  }
+  function matches(li) {
+    var type = typeFilter.value, tenant = tenantFilter.value;
+    if (type && li.dataset.type !== type && li.dataset.type.split(".")[0] !== type) return false;
+    return !tenant || li.dataset.tenant === tenant;
+  }
+  function applyFilters() {
+    var shown = 0;
+    feed.querySelectorAll("li.ev").forEach(function (li) { var ok = matches(li); li.hidden = !ok; if (ok) shown++; });
+    document.getElementById("feed-empty").hidden = shown > 0;
+  }
+  typeFilter.addEventListener("change", applyFilters);
+  tenantFilter.addEventListener("change", applyFilters);
+
+  var paused = false, held = [], pauseButton = document.getElementById("feed-pause");
+  function showState() {
+    state.textContent = paused ? "paused" + (held.length ? " (" + held.length + " new)" : "") : connected;
+  }
+  pauseButton.addEventListener("click", function () {
+    paused = !paused;
+    pauseButton.textContent = paused ? "Resume" : "Pause";
+    pauseButton.setAttribute("aria-pressed", String(paused));
+    if (!paused) { var pending = held; held = []; pending.forEach(addToFeed); }
+    showState();
+  });
+
+  function addToFeed(ev) {
+    if (paused) { held.push(ev); showState(); return; }
+    if (ev.type.split(".").length > 1) addTypeOption(ev.type, ev.type);
+    feed.insertBefore(item(ev), feed.firstChild);
+    while (feed.children.length > 50) feed.removeChild(feed.lastChild);
+    applyFilters();
+  }
+
+  JSON.parse(feed.dataset.events || "[]").slice().reverse().forEach(addToFeed);
+
+  // A job that died while Dead letters is open: its row as the list draws it, fetched.
   function addDeadRow(ev) {
     var table = document.getElementById("jobs-table"); if (!table) return;
     if (table.querySelector('tr[data-job-id="' + ev.subject + '"]')) return;
-    var empty = document.getElementById("jobs-empty"); if (empty) empty.remove();
-    table.classList.remove("hidden");
-    var tr = el("tr", "fresh"); tr.dataset.jobId = ev.subject;
-    if (table.querySelector("thead input[data-select-all]")) {
-      var td = el("td"), box = el("input"); box.type = "checkbox"; box.name = "job_id"; box.value = ev.subject; td.appendChild(box); tr.appendChild(td);
-    }
-    var link = el("a"); link.href = "/admin/jobs/" + ev.subject; link.appendChild(el("code", null, ev.subject.substr(0, 8)));
-    var first = el("td"); first.appendChild(link); tr.appendChild(first);
-    tr.appendChild(el("td", null, ev.data.job_type));
-    tr.appendChild(el("td", null, "")); tr.appendChild(el("td", null, ""));
-    var st = el("td"); st.appendChild(el("span", "state state-bad", "dead")); tr.appendChild(st);
-    tr.appendChild(el("td", null, ev.data.attempt + "/" + ev.data.max_attempts));
-    tr.appendChild(el("td", null, "just now"));
-    tr.appendChild(el("td", "error", (ev.data.error || "").substr(0, 80)));
-    table.querySelector("tbody").insertBefore(tr, table.querySelector("tbody").firstChild);
+    var url = "/admin/jobs/" + encodeURIComponent(ev.subject) + "/row" + (table.dataset.select === "1" ? "?select=1" : "");
+    fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+      if (!html || table.querySelector('tr[data-job-id="' + ev.subject + '"]')) return;
+      var holder = document.createElement("tbody"); holder.innerHTML = html.trim();
+      var tr = holder.querySelector("tr"); if (!tr) return;
+      tr.classList.add("fresh");
+      var empty = document.getElementById("jobs-empty"); if (empty) empty.remove();
+      table.classList.remove("hidden");
+      var body = table.querySelector("tbody"); body.insertBefore(tr, body.firstChild);
+    });
   }
 
   // A bulk action started from this page: its bar follows the job's progress events.
@@ -116,14 +238,9 @@
     row.classList.add("fresh");
   }
 
-  function bump(name, n) {
-    document.querySelectorAll('[data-live-count="' + name + '"]').forEach(function (node) {
-      node.textContent = String(parseInt(node.textContent || "0", 10) + n);
-    });
-  }
-
-  // The dashboard's figures and charts follow the feed: a refresh of its live part when work
-  // is reported, at most every 2 s (pushed, not polled: nothing is fetched while nothing happens).
+  // The dashboard's figures, tables and chart follow the feed: its live part is fetched again
+  // when work is reported, at most every 2 s (pushed, not polled: nothing is fetched while
+  // nothing happens). The chart keeps its range and takes the new data.
   var refreshTimer = null;
   function refreshDashboard() {
     if (page !== "dashboard" || refreshTimer) return;
@@ -132,17 +249,22 @@
       fetch("/admin/?part=live", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
           var live = document.getElementById("dashboard-live");
-          if (html && live) { var box = document.createElement("div"); box.innerHTML = html;
-            var fresh = box.querySelector("#dashboard-live"); if (fresh) live.replaceWith(fresh); }
+          if (!html || !live) return;
+          var box = document.createElement("div"); box.innerHTML = html;
+          var fresh = box.querySelector("#dashboard-live"); if (!fresh) return;
+          var panel = live.querySelector("#throughput");
+          if (panel) { var cards = fresh.querySelector("#cards"); cards.parentNode.insertBefore(panel, cards.nextSibling); }
+          live.replaceWith(fresh);
+          drawChart();
         });
     }, 2000);
   }
 
   socket.onAny(function (type, ev) {
     if (!ev || !ev.type) return;
+    if (type.indexOf("job") === 0 || type.indexOf("queue.") === 0) refreshDashboard();
+    if (type === "jobs.throughput") return;  // figures only: the dashboard shows them
     addToFeed(ev);
-    if (type.indexOf("job") === 0) refreshDashboard();
-    if (type === "jobs.throughput") { bump("succeeded", ev.data.succeeded || 0); bump("failed", ev.data.failed || 0); }
     if (type === "job.dead" && page === "dead") addDeadRow(ev);
     if (type === "job.dead" || type === "job.failed") updateRow(ev);
     if (type === "jobs.bulk_progress" || type === "jobs.bulk_completed") bulkProgress(ev);
