@@ -132,3 +132,14 @@ def test_the_dashboard_partial_shows_open_alerts(app):
     alerts.check()
     html = partial()
     assert 'data-queue="default"' in html and "300 s threshold" in html
+
+
+def test_an_alert_of_a_queue_no_longer_configured_is_cleared(app):
+    db.session.add(
+        QueueAlert(
+            queue="retired", oldest_waiting_at=utcnow() - timedelta(hours=1), threshold_seconds=300, emailed_at=utcnow()
+        )
+    )
+    db.session.commit()
+    assert alerts.check() == {"raised": [], "cleared": ["retired"]}
+    assert alerts.active() == []
