@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: help run status stop test chaos chaos-ci lint format bench docs docs-build deps system-deps python-deps client-deps migrate clean
+.PHONY: help run status stop screenshots test chaos chaos-ci lint format bench docs docs-build deps system-deps python-deps client-deps migrate clean
 
 ## help: list these targets
 help:
@@ -41,6 +41,10 @@ chaos-ci: deps
 ## bench: the benchmarks in bench/, each printing ratios against a baseline from the same run
 bench: deps
 	$(BIN)/python -m bench
+
+## screenshots: every admin page at 1440x900 in headless Chromium, into var/screenshots (a stack of its own)
+screenshots: deps
+	$(BIN)/python -m bench.screenshots var/screenshots
 
 ## docs: serve the docs site on http://127.0.0.1:8000 with live reload
 docs: deps

@@ -14,6 +14,8 @@ NAVIGATION = [
     ("admin.dashboard", "Dashboard"),
     ("admin.jobs", "Jobs"),
     ("admin.dead_letters", "Dead letters"),
+    ("admin.workers", "Workers"),
+    ("admin.schedules", "Schedules"),
     ("admin.tenants", "Tenants & keys"),
     ("admin.audit", "Audit log"),
     ("admin.users", "Users"),

@@ -37,7 +37,8 @@ from app.telemetry import metrics
 
 log = logging.getLogger("opsdeck.alerts")
 
-RAISED, CLEARED = "queue.long_wait", "queue.long_wait_cleared"
+RAISED = "queue.long_wait"
+CLEARED = "queue.long_wait_cleared"
 _PRIORITY_SUFFIXES = ("_high", "_low")
 
 
