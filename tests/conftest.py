@@ -16,10 +16,10 @@ import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
+from opsdeck_client import signature
 from sqlalchemy import text
 
 from app import create_app
-from app.client import signature
 from app.config import SETTINGS, TestConfig
 from app.extensions import db
 from app.services import tenants, users
@@ -167,7 +167,7 @@ def private_redis() -> Iterator[RedisServer]:
 
 # -- API ------------------------------------------------------------------------
 class SignedClient:
-    """The Flask test client, signing like app/client.py does (or wrongly, when asked)."""
+    """The Flask test client, signing like the Python client (opsdeck_client) does (or wrongly, when asked)."""
 
     def __init__(self, app: Flask, key_id: str, secret: str) -> None:
         self.client = app.test_client()
