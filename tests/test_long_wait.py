@@ -55,6 +55,7 @@ def test_a_long_wait_is_raised_once_and_cleared_once(app, api, receiver, sink):
     users.create_user("ops@example.com", PASSWORD, "admin")
     users.create_user("watcher@example.com", PASSWORD, "viewer")  # operators are admins
     make_endpoint(api, receiver.url(), event_types=["queue.long_wait", "queue.long_wait_cleared"])
+    make_endpoint(api, receiver.url("/all-of-the-same-tenant"))  # every type: not for it either
     other = tenants.create_tenant("every-type")  # subscribed to everything: not an operator event's audience
     from tests.conftest import SignedClient
 
@@ -97,7 +98,7 @@ def test_a_long_wait_is_raised_once_and_cleared_once(app, api, receiver, sink):
     assert json.loads(receiver.on("/hook")[-1].body)["type"] == "queue.long_wait_cleared"
     assert [e["type"] for e in live.recent(2)] == ["queue.long_wait_cleared", "queue.long_wait"]
     assert metric(client, "opsdeck_queue_long_wait", queue="default") == 0
-    assert receiver.on("/all") == []
+    assert receiver.on("/all") == [] and receiver.on("/all-of-the-same-tenant") == []
 
 
 def test_a_queue_override_applies_to_its_priorities_and_the_default_to_others(app, sink):

@@ -98,12 +98,15 @@ def test_two_scheduler_processes_relay_without_running_a_tick_twice(app, workers
     for key in queue.redis.scan_iter("dramatiq:default*"):
         queue.redis.delete(key)
     queue.redis.delete(f"opsdeck:outbox:published:{job_id}", "opsdeck:outbox:epoch")
-    wait_until(
-        lambda: queue.broker.do_qsize("default") == 1 and job_row(job_id).status == "queued",
-        20,
-        0.2,
-        what="relay to publish",
-    )
+    try:  # a generous bound: two schedulers on one SQLite file queue behind each other under load
+        wait_until(
+            lambda: queue.broker.do_qsize("default") == 1 and job_row(job_id).status == "queued",
+            60,
+            0.2,
+            what="relay to publish",
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{workers.logs()}") from None
     assert queue.broker.do_qsize("default") == 1
 
 

@@ -109,10 +109,13 @@ def check(now: datetime | None = None) -> dict[str, list[str]]:
     for queue in set(open_) - set(waiting):  # a queue no longer configured
         if _clear(open_[queue], now):
             cleared.append(queue)
-    unmailed = db.session.scalars(select(QueueAlert).where(QueueAlert.emailed_at.is_(None))).all()
-    db.session.rollback()  # (the rows stay readable: expire_on_commit is off for plain reads below)
-    for row in unmailed:
-        _mail(Alert(row.queue, row.raised_at, row.oldest_waiting_at, row.threshold_seconds))
+    unmailed = [
+        Alert(row.queue, row.raised_at, row.oldest_waiting_at, row.threshold_seconds)
+        for row in db.session.scalars(select(QueueAlert).where(QueueAlert.emailed_at.is_(None)))
+    ]
+    db.session.rollback()  # copied first: a rollback expires loaded rows
+    for alert in unmailed:
+        _mail(alert)
     return {"raised": raised, "cleared": cleared}
 
 
@@ -170,7 +173,7 @@ def _webhook_events(event_type: str, data: dict[str, Any]) -> int:
             WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
         )
     ).all()
-    tenants = sorted({tenant for tenant, types in rows if types and event_type in types})
+    tenants = sorted({tenant for tenant, types in rows if types is not None and events.receives(types, event_type)})
     for tenant in tenants:
         events.emit(tenant, event_type, data)
     return len(tenants)
@@ -188,6 +191,16 @@ def _mail(row: Alert) -> bool:
     every operator; else left for the next check."""
     from app.services.email import compose, relay
 
+    # Claimed before sending, so two checks running at once (a slow relay, a "run now") send
+    # one mail; given back when the relay refuses it.
+    claimed = db.session.execute(
+        update(QueueAlert)
+        .where(QueueAlert.queue == row.queue, QueueAlert.emailed_at.is_(None))
+        .values(emailed_at=utcnow())
+    )
+    db.session.commit()
+    if not claimed.rowcount:  # type: ignore[attr-defined]  # another check has it, or it cleared
+        return False
     config = current_app.config
     to = operators()
     if not config.get("SMTP_HOST") or "email" in config.get("OPSDECK_DISABLED_FAMILIES", []):
@@ -214,8 +227,7 @@ def _mail(row: Alert) -> bool:
                 smtp.quit()
         except (OSError, smtplib.SMTPException) as err:
             log.warning("long-wait mail for queue %s not sent (next check retries): %s", row.queue, err)
+            db.session.execute(update(QueueAlert).where(QueueAlert.queue == row.queue).values(emailed_at=None))
+            db.session.commit()
             return False
-    # A conditional UPDATE: the episode may have been cleared meanwhile.
-    db.session.execute(update(QueueAlert).where(QueueAlert.queue == row.queue).values(emailed_at=utcnow()))
-    db.session.commit()
     return True

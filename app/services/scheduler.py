@@ -22,6 +22,7 @@ from flask import Flask
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.db.statements import conflict_insert, core_execute
 from app.extensions import db
 from app.models import SchedulerTick, ScheduleState
 from app.models.base import utcnow
@@ -127,11 +128,11 @@ def fire(app: Flask, schedule: Schedule, who: str, now: float | None = None) -> 
         try:
             paused = db.session.scalar(select(ScheduleState.paused).where(ScheduleState.name == schedule.name))
             db.session.rollback()
+            if paused or not claim_tick(schedule.name, at, who):
+                return False
         except Exception:
             db.session.rollback()
-            log.exception("schedule %s: could not read its state; not fired", schedule.name)
-            return False
-        if paused or not claim_tick(schedule.name, at, who):
+            log.exception("schedule %s: could not read its state or claim its tick; not fired", schedule.name)
             return False
         _run(schedule, at)
         return True
@@ -205,10 +206,10 @@ class UnknownSchedule(LookupError):
 def _state(name: str, known: Iterable[str]) -> ScheduleState:
     if name not in set(known):
         raise UnknownSchedule(name)
-    state = db.session.get(ScheduleState, name)
-    if state is None:
-        state = ScheduleState(name=name, paused=False)
-        db.session.add(state)
+    # Inserted if missing without a race: two admins' first clicks both find the row.
+    core_execute(conflict_insert(ScheduleState).values(name=name, paused=False).on_conflict_do_nothing())
+    state = db.session.get(ScheduleState, name, populate_existing=True)
+    assert state is not None
     return state
 
 

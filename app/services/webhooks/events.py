@@ -86,10 +86,22 @@ _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
 )
 
 
+#: Opsdeck's own events about the service (app/services/alerts.py), not about a tenant's work:
+#: only an endpoint that names them receives them, not one that takes every type.
+SERVICE_EVENTS = frozenset({"queue.long_wait", "queue.long_wait_cleared"})
+
+
+def receives(event_types: list[str] | None, event_type: str) -> bool:
+    """Whether an endpoint subscribed to `event_types` (None: every type) receives `event_type`."""
+    if event_types is None:
+        return event_type not in SERVICE_EVENTS
+    return event_type in event_types
+
+
 def subscribers(tenant_id: str, event_type: str, *, alone: bool = False) -> list[str]:
     """Ids of the tenant's endpoints that receive `event_type`. `alone`: outside the session's
     transaction (a request that writes nothing through the session opens none)."""
-    return [id_ for id_, types in _subscriptions(tenant_id, alone=alone) if types is None or event_type in types]
+    return [id_ for id_, types in _subscriptions(tenant_id, alone=alone) if receives(types, event_type)]
 
 
 def _subscriptions(tenant_id: str, *, alone: bool = False) -> list[tuple[str, list[str] | None]]:
@@ -123,7 +135,7 @@ def create_many(tenant_id: str, rows: list[dict[str, Any]]) -> list[Written[Even
     subscriptions = _subscriptions(tenant_id)
     job_rows, delivery_rows = [], []
     for row in inserted:
-        endpoint_ids = [id_ for id_, types in subscriptions if types is None or row["type"] in types]
+        endpoint_ids = [id_ for id_, types in subscriptions if receives(types, row["type"])]
         more_jobs, more_deliveries = fan_out_rows(row["id"], tenant_id, row["created_at"], endpoint_ids)
         job_rows += more_jobs
         delivery_rows += more_deliveries
