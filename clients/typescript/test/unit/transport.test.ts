@@ -110,7 +110,7 @@ describe("retries", () => {
     assert.equal(err.retryAfter, 120);
     assert.equal(err.detail, "slow down");
     assert.equal(peer.received.length, 1);
-    assert.ok(Date.now() - started < 1000);
+    assert.ok(Date.now() - started < 30_000, "not the 120 s asked");
   });
 
   test("retries off: the first 5xx is thrown", async () => {
