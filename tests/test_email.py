@@ -89,7 +89,7 @@ def test_an_unknown_template_is_refused_naming_the_templates_that_exist(app, api
     response = api.post("/api/v1/emails", {"to": "a@example.com", "template": "kyc_approved"})
     (message,) = response.get_json()["errors"]["template"]
     assert response.status_code == 422 and "'kyc_approved'" in message
-    assert "digest, notification" in message and "templates/email/" in message
+    assert "the templates are: digest, notification." in message and "templates/email/" not in message
 
 
 def test_a_list_over_the_limit_is_refused(app, api):

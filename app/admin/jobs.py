@@ -78,7 +78,7 @@ def _list(template_status: str | None, title: str, endpoint: str) -> Any:
     term = _text_from_args(errors)
     for error in errors:
         flash(error, "error")
-    query = jobs._filtered(select(Job), flt)
+    query = jobs.filtered(select(Job), flt)
     if term:
         query = query.where(text_match(term))
     try:

@@ -49,7 +49,7 @@ class InsertNew:
     statement, prepared once per dialect and set of columns. On PostgreSQL the rows go in as
     one array per column (`SELECT unnest(…), …`): the statement stays a few hundred characters
     however many rows there are, where a multi-row VALUES grows with them and psycopg rewrites
-    every placeholder of it on each call (half the time of a 500-row batch). SQLite takes the
+    every placeholder of it on each call. SQLite takes the
     rows as they are (executemany, which SQLAlchemy sends as multi-row VALUES)."""
 
     def __init__(self, model: Any, **on_conflict: Any) -> None:

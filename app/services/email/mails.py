@@ -59,11 +59,7 @@ def submit(tenant_id: str, mails: list[NewMail]) -> list[Email]:
     known = render.names()
     shipped = ", ".join(sorted(known))
     bad = {
-        i: {
-            "template": [
-                f"Unknown template {m.template!r}: templates/email/ has {shipped} (add <name>.txt for another)."
-            ]
-        }
+        i: {"template": [f"Unknown template {m.template!r}; the templates are: {shipped}."]}
         for i, m in enumerate(mails)
         if m.template is not None and m.template not in known
     }

@@ -262,7 +262,8 @@ class JobFilter:
         return cls(**values)
 
 
-def _filtered(query: Any, flt: JobFilter) -> Any:
+def filtered(query: Any, flt: JobFilter) -> Any:
+    """`query` narrowed to the jobs `flt` selects (raises JobInputError for a bad status)."""
     if flt.status is not None and flt.status not in {s.value for s in JobStatus}:
         raise JobInputError({"status": [f"Must be one of: {', '.join(s.value for s in JobStatus)}."]})
     if not flt.all_tenants or flt.tenant_id:
@@ -285,7 +286,7 @@ def _filtered(query: Any, flt: JobFilter) -> Any:
 def list_jobs(flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
     """Newest first, keyset-paginated on (created_at, id): no OFFSET, no full scans."""
     try:
-        return pagination.newest_first(_filtered(select(Job), flt), Job, cursor=cursor, limit=limit)
+        return pagination.newest_first(filtered(select(Job), flt), Job, cursor=cursor, limit=limit)
     except pagination.BadCursor as err:
         raise JobInputError({"cursor": [str(err)]}) from None
 
@@ -294,7 +295,7 @@ def matching_ids(flt: JobFilter, *, batch: int = 500) -> Iterator[list[str]]:
     """Ids of every job matching the filter, newest first, a batch at a time (keyset)."""
     cursor: tuple[datetime, str] | None = None
     while True:
-        query = _filtered(select(Job.id, Job.created_at), flt)
+        query = filtered(select(Job.id, Job.created_at), flt)
         if cursor:
             query = query.where(or_(Job.created_at < cursor[0], and_(Job.created_at == cursor[0], Job.id < cursor[1])))
         rows = db.session.execute(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(batch)).all()
@@ -307,7 +308,7 @@ def matching_ids(flt: JobFilter, *, batch: int = 500) -> Iterator[list[str]]:
 
 def count_matching(flt: JobFilter) -> int:
     """How many jobs match the filter (one indexed count; bulk actions use it for progress)."""
-    return db.session.scalar(_filtered(select(func.count()).select_from(Job), flt)) or 0
+    return db.session.scalar(filtered(select(func.count()).select_from(Job), flt)) or 0
 
 
 def is_finished(status: str) -> bool:
