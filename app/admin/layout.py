@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from flask_login import current_user
 
 from app.models.base import utcnow
+
+log = logging.getLogger(__name__)
 
 #: Navigation: (endpoint, label). Family pages fill the slots as they land.
 NAVIGATION = [
@@ -149,18 +152,35 @@ def _feed_tenants() -> dict[str, str]:
     return dict(sorted(((tid, name) for tid, name in rows), key=lambda item: item[1].lower()))
 
 
-def layout_context() -> dict[str, Any]:
+def _feed() -> dict[str, Any]:
+    """What the feed's filters and links need, read when a full page draws the feed. An error
+    page drawn while the database is down still renders, with no tenants to filter by."""
+    try:
+        tenants = _feed_tenants()
+    except Exception:
+        log.warning("feed: tenants not read", exc_info=True)
+        tenants = {}
+    return {"links": _feed_links(), "tenants": tenants, "families": FEED_FAMILIES}
+
+
+def _recent_events() -> list[dict[str, Any]]:
     from app.live import recent
 
+    return recent(20)
+
+
+def layout_context() -> dict[str, Any]:
+    """For every template; what costs a read is a function, called only by the full layout
+    (not by the fragments the pages refresh)."""
     if not current_user.is_authenticated:
-        return {"navigation": [], "family_slots": FAMILY_SLOTS, "state_classes": STATE_CLASSES, "recent_events": []}
+        return {"navigation": [], "family_slots": FAMILY_SLOTS, "state_classes": STATE_CLASSES}
     return {
         "navigation": NAVIGATION
         + [(endpoint, label) for family, endpoint, label in FAMILY_PAGES if family not in _disabled()],
         "family_slots": FAMILY_SLOTS,
         "state_classes": STATE_CLASSES,
-        "recent_events": recent(20),
-        "feed": {"links": _feed_links(), "tenants": _feed_tenants(), "families": FEED_FAMILIES},
+        "recent_events": _recent_events,
+        "feed": _feed,
     }
 
 
