@@ -16,7 +16,8 @@ final class Webhook
     /**
      * Check a delivery's signature and age, and return its payload.
      *
-     * @param string                              $secret    the endpoint's "whsec_…" secret
+     * @param string|list<string>                 $secret    the endpoint's "whsec_…" secret, or several
+     *                                                       (the old and the new while you rotate it)
      * @param array<string, string|list<string>> $headers   the request's headers, names in any case
      *                                                       (PHP's getallheaders(), or Laravel's
      *                                                       $request->headers->all())
@@ -27,7 +28,7 @@ final class Webhook
      *
      * @throws WebhookVerificationException
      */
-    public static function verify(string $secret, array $headers, string $body, int $tolerance = 300, ?int $now = null): array
+    public static function verify(string|array $secret, array $headers, string $body, int $tolerance = 300, ?int $now = null): array
     {
         $headers = self::lowercase($headers);
         $id = $headers['webhook-id'] ?? null;
@@ -43,11 +44,14 @@ final class Webhook
         if (abs(($now ?? time()) - (int) $timestamp) > $tolerance) {
             throw new WebhookVerificationException('The webhook timestamp is outside the tolerance.');
         }
-        $expected = base64_encode(hash_hmac('sha256', "$id.$timestamp.$body", self::key($secret), true));
+        $expected = [];
+        foreach (is_array($secret) ? $secret : [$secret] as $one) {
+            $expected[] = base64_encode(hash_hmac('sha256', "$id.$timestamp.$body", self::key($one), true));
+        }
         // During a secret rotation a delivery carries one signature per secret: any may match.
         foreach (preg_split('/\s+/', trim($signatures)) as $candidate) {
             [$version, $signature] = array_pad(explode(',', $candidate, 2), 2, '');
-            if ($version === 'v1' && hash_equals($expected, $signature)) {
+            if ($version === 'v1' && self::matches($expected, $signature)) {
                 try {
                     $payload = Json::decode($body);
                 } catch (\JsonException $error) {
@@ -61,6 +65,17 @@ final class Webhook
             }
         }
         throw new WebhookVerificationException('No webhook signature matches this secret.');
+    }
+
+    /** @param list<string> $expected */
+    private static function matches(array $expected, string $signature): bool
+    {
+        $found = false;
+        foreach ($expected as $one) {
+            $found = hash_equals($one, $signature) || $found; // every one compared: constant time
+        }
+
+        return $found;
     }
 
     /** The signing key: the base64 text after "whsec_". */

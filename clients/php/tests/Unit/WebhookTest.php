@@ -25,6 +25,17 @@ final class WebhookTest extends TestCase
         self::assertSame('order.paid', Webhook::verify(self::SECRET, $fromLaravel, $body, now: 1767225600)['type']);
     }
 
+    public function testSeveralSecretsDuringARotation(): void
+    {
+        $other = 'whsec_' . base64_encode('another-secret-of-this-endpoint!');
+        $body = '{"id":"evt_2","type":"order.paid","data":{}}';
+        $headers = ['webhook-id' => 'evt_2', 'webhook-timestamp' => '1767225600', 'webhook-signature' => self::sign('evt_2', '1767225600', $body)];
+
+        self::assertSame('order.paid', Webhook::verify([$other, self::SECRET], $headers, $body, now: 1767225600)['type']);
+        $this->expectException(WebhookVerificationException::class);
+        Webhook::verify([$other], $headers, $body, now: 1767225600);
+    }
+
     public function testMissingHeadersAreRefused(): void
     {
         $this->expectException(WebhookVerificationException::class);
