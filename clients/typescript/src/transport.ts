@@ -159,6 +159,8 @@ export class Transport {
         answer = { status: response.status, headers: response.headers, body: read };
       } catch (err) {
         if (options.signal?.aborted) throw options.signal.reason ?? err;
+        // A request fetch refused to send (a bad header value or URL) fails the same way every time.
+        if (!deadline.timedOut && !isNetworkError(err)) throw err;
         // No answer (refused, reset, timed out): the same Idempotency-Key makes a resend safe.
         if (attempt >= attempts) {
           const why = deadline.timedOut ? `timed out after ${options.timeoutMs ?? this.timeoutMs} ms` : describe(err);
@@ -255,4 +257,13 @@ function describe(err: unknown): string {
     return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
   }
   return String(err);
+}
+
+/** fetch's "no answer" (refused, reset, DNS, TLS): a TypeError whose cause says why, or a
+ * socket error of its own; anything else is a request it would refuse again. */
+function isNetworkError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === "AbortError" || err.name === "TimeoutError") return true;
+  const code = (err as { code?: unknown }).code;
+  return (err instanceof TypeError && err.cause !== undefined) || typeof code === "string";
 }

@@ -147,6 +147,15 @@ describe("retries", () => {
     assert.equal(peer.received[0]!.headers["idempotency-key"], peer.received[1]!.headers["idempotency-key"]);
   });
 
+  test("a request fetch refuses to send (a bad header value) is thrown at once, not retried", async () => {
+    handler = (_, res) => json(res, 202, { id: "job_1" });
+    const err = await client({ maxRetries: 3, backoffMs: 2_000 })
+      .jobs.submit({ type: "system.echo" }, { idempotencyKey: "bad\nkey" })
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof TypeError && !(err instanceof OpsdeckConnectionError), String(err));
+    assert.equal(peer.received.length, 0);
+  });
+
   test("nobody listening: OpsdeckConnectionError after the retries", async () => {
     const opsdeck = new Opsdeck({ baseUrl: "http://127.0.0.1:9", keyId: KEY, secret: SECRET, backoffMs: 1, maxRetries: 1 });
     await assert.rejects(opsdeck.jobs.get("job_1"), OpsdeckConnectionError);
