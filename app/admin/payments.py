@@ -14,7 +14,7 @@ from app.admin import actor, admin_required, bp, checked_form, choice, list_args
 from app.extensions import db
 from app.models import Tenant
 from app.models.provisioning import PAYMENT_STATES, Payment, Plan, Router
-from app.services.provisioning import payments
+from app.services.provisioning import payments, unmatched
 
 
 def _said(err: payments.PaymentError) -> str:
@@ -39,7 +39,7 @@ def payments_page() -> Any:
         plan_names=names(Plan),
         args=list_args(),
         filters=_payment_filters(),
-        unmatched=payments.unmatched(tenant),
+        unmatched=unmatched.listed(tenant),
     )
 
 
@@ -107,7 +107,7 @@ def payment_decide(payment_id: str, decision: str) -> Any:
 def unmatched_dismiss(unmatched_id: int) -> Any:
     checked_form()
     try:
-        row = payments.dismiss_unmatched(unmatched_id, actor=actor())
+        row = unmatched.dismiss(unmatched_id, actor=actor())
     except payments.PaymentError as err:
         db.session.rollback()
         flash(_said(err), "error")

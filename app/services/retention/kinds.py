@@ -22,7 +22,7 @@ from app.models import (
     WebhookDelivery,
 )
 from app.services import audit
-from app.services.provisioning.payments import unmatched_details
+from app.services.provisioning import unmatched
 from app.services.scans import cleanup
 
 
@@ -113,7 +113,7 @@ def _paid_callbacks_audited(conn: Any, batch: Any) -> None:
             "payment.unmatched_expired",
             target=row.checkout_request_id,
             tenant_id=row.tenant_id,
-            details=unmatched_details(row),
+            details=unmatched.details(row),
         )
 
 
