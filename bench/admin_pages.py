@@ -1,6 +1,7 @@
-"""Admin pages with BENCH_ADMIN_JOBS (100,000) jobs in the ledger: median time to render the
-dashboard, the jobs list (first and a later keyset page, status and type filters), Dead
-letters and a job's detail, against /healthz in the same app (the baseline).
+"""Admin pages with BENCH_ADMIN_JOBS (1,000,000) jobs in the ledger: p50 and p95 of rendering
+the dashboard, the jobs list (first and a later keyset page, status, type and time filters,
+a text search), Dead letters, a job's detail, the workers and schedules pages, against
+/healthz in the same app (the baseline).
 
     python -m bench.admin_pages
 
@@ -62,14 +63,16 @@ def _seed(count: int) -> None:
         db.session.commit()
 
 
-def _median_ms(client: Any, url: str, runs: int = 15) -> float:
+def _timings_ms(client: Any, url: str, runs: int = 20) -> tuple[float, float]:
+    """(p50, p95) of `runs` renders, after one warm-up."""
+    client.get(url)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         response = client.get(url)
         times.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200, (url, response.status_code)
-    return statistics.median(times)
+    return statistics.median(times), statistics.quantiles(times, n=20)[-1]
 
 
 def bench_backend(st: Stack, backend: str, report: Report) -> None:
@@ -78,7 +81,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     from app.extensions import db
     from app.services import users
 
-    count = env_int("BENCH_ADMIN_JOBS", 100_000)
+    count = env_int("BENCH_ADMIN_JOBS", 1_000_000)
     with database(backend, st.tmp) as url:
         app = create_app(
             TestConfig(
@@ -100,22 +103,36 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
         first = client.get("/admin/jobs").text
         older = re.search(r'href="([^"]*cursor=[^"]+)"', first).group(1).replace("&amp;", "&")
         job_id = re.search(r'data-job-id="([^"]+)"', first).group(1)
-        baseline = _median_ms(client, "/healthz")
+        baseline, _ = _timings_ms(client, "/healthz")
+        hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
         pages = {
             "dashboard": "/admin/",
             "jobs, first page": "/admin/jobs",
             "jobs, older page": older,
             "jobs, status=retrying": "/admin/jobs?status=retrying",
             "jobs, type filter": "/admin/jobs?type=system.echo&queue=default_low",
+            "jobs, last hour": f"/admin/jobs?created_from={hour_ago}",
+            "jobs, text search": "/admin/jobs?text=EchoFailure",
             "dead letters": "/admin/dead",
             "job detail": f"/admin/jobs/{job_id}",
+            "workers": "/admin/workers",
+            "schedules": "/admin/schedules",
         }
-        worst = 0.0
+        worst, worst_label = 0.0, ""
         for label, url in pages.items():
-            ms = _median_ms(client, url)
-            worst = max(worst, ms)
-            print(f"  {label:<24} {ms:7.2f} ms  ({ms / baseline:.0f}x /healthz {baseline:.2f} ms)")
-        report.add(f"{NAME} {backend}", f"slowest page, {count} jobs", f"{worst:.1f} ms", "fast (<100 ms)", worst < 100)
+            p50, p95 = _timings_ms(client, url)
+            if p95 > worst:
+                worst, worst_label = p95, label
+            print(
+                f"  {label:<24} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  ({p50 / baseline:.0f}x /healthz {baseline:.2f} ms)"
+            )
+        report.add(
+            f"{NAME} {backend}",
+            f"slowest page's p95, {count:,} jobs",
+            f"{worst:.1f} ms ({worst_label})",
+            "p95 <= 100 ms",
+            worst <= 100,
+        )
         with app.app_context():
             db.engine.dispose()
 
