@@ -64,8 +64,9 @@ class Job(Model):
         # Admin listings across tenants: Dead letters and status filters, newest first.
         Index("ix_jobs_status_created", "status", "created_at", "id"),
         Index("ix_jobs_created", "created_at", "id"),
-        # The relay and lease recovery scan only live states by time.
-        Index("ix_jobs_status_next_attempt", "status", "next_attempt_at"),
+        # The relay and lease recovery scan only live states by time; the queue rides along so
+        # the dashboard's and /metrics' per-queue counts read the index alone.
+        Index("ix_jobs_status_next_attempt_queue", "status", "next_attempt_at", "queue"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_status_finished", "status", "finished_at"),  # retention
         Index(
