@@ -42,9 +42,9 @@ chaos-ci: deps
 bench: deps
 	$(BIN)/python -m bench
 
-## screenshots: every admin page at 1440x900 in headless Chromium, into var/screenshots (a stack of its own)
+## screenshots: every admin page at 1440x900 in headless Chromium, into docs/assets/screenshots (not committed)
 screenshots: deps
-	$(BIN)/python -m bench.screenshots var/screenshots
+	$(BIN)/python -m bench.screenshots docs/assets/screenshots
 
 ## docs: serve the docs site on http://127.0.0.1:8000 with live reload
 docs: deps
