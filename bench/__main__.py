@@ -1,6 +1,6 @@
 """`make bench`: P1a/P1b (API latency and throughput), P1c (batch submissions), P2 (job
 throughput), P9 (a high-priority job behind a low-priority backlog), P3 (admin pages with
-100,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P3 email (mails/s), P5 (scans),
+1,000,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P10 email (mails/s), P5 (scans),
 P6 (retention deletes, PostgreSQL only), P7 (provisioning) and scale-out (1 vs 2 worker
 processes), one Redis for all, then a summary table. Each figure is held against a baseline
 measured in this same run."""

@@ -1,4 +1,4 @@
-"""P3 (email): mails per second from submit to the SMTP sink, against a raw smtplib loop
+"""P10 (email): mails per second from submit to the SMTP sink, against a raw smtplib loop
 sending the same pre-rendered mails over one connection to the same sink, in the same run.
 
     python -m bench.email
@@ -31,7 +31,7 @@ from bench.throughput import _app, _dramatiq, _poll, _wait_boot
 from tests.fakes.processes import Process
 from tests.fakes.smtp_sink import SmtpSink
 
-NAME = "P3 email"
+NAME = "P10 email"
 GOAL_RATIO = 0.7
 
 
