@@ -46,8 +46,8 @@ def thresholds() -> tuple[int, dict[str, int]]:
     """(QUEUE_LONG_WAIT_SECONDS, {queue: seconds} from QUEUE_LONG_WAIT_OVERRIDES). Overrides
     are `queue:seconds` items, comma-separated (a bad item is logged and ignored)."""
     config = current_app.config
-    default = int(config.get("QUEUE_LONG_WAIT_SECONDS", 300))
-    raw = config.get("QUEUE_LONG_WAIT_OVERRIDES", [])
+    default = int(config["QUEUE_LONG_WAIT_SECONDS"])
+    raw = config["QUEUE_LONG_WAIT_OVERRIDES"]
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     overrides: dict[str, int] = {}
     for item in (i.strip() for i in items):

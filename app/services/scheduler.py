@@ -107,7 +107,7 @@ def table(app: Flask) -> list[Schedule]:
         ),
         Schedule(
             "queues.long_wait",
-            config.get("QUEUE_LONG_WAIT_CHECK_SECONDS", 30),
+            config["QUEUE_LONG_WAIT_CHECK_SECONDS"],
             alerts.check,
             description="alert when a queue's oldest waiting job waits too long",
         ),

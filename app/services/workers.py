@@ -35,7 +35,7 @@ FORGET_SECONDS = 24 * 3600
 
 
 def interval() -> float:
-    return float(current_app.config.get("WORKER_HEARTBEAT_SECONDS", 5.0))
+    return float(current_app.config["WORKER_HEARTBEAT_SECONDS"])
 
 
 def rss_bytes() -> int | None:
