@@ -95,7 +95,9 @@ def scans_upload(client: OpsdeckClient, args: argparse.Namespace) -> Outcome:
     if args.file == "-":
         if not args.name:
             raise UsageError("--name is needed to upload from stdin (the server checks the extension)")
-        scan: Any = client.scans.upload(sys.stdin.buffer.read(), filename=args.name)
+        scan: Any = client.scans.upload(
+            sys.stdin.buffer.read(), filename=args.name, idempotency_key=args.idempotency_key
+        )
     else:
         if not Path(args.file).is_file():
             raise UsageError(f"{args.file}: no such file")
