@@ -297,26 +297,12 @@ class Workers:
 
     def start_web(self, *, name: str = "web", port: int | None = None, **env: Any) -> str:
         """The production web command on a (free) port; returns its base URL once it answers."""
-        import requests
-
-        from tests.fakes.processes import free_port, wait_until, web_command
+        from tests.fakes.processes import free_port, wait_for_web, web_command
 
         port = port or free_port()
         proc = Process(web_command(port), process_env(self.app, **env), name, self.log_dir)
         self.started.append(proc.start())
-        url = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                return requests.get(url + "/healthz", timeout=2).status_code == 200
-            except requests.RequestException:  # refused, or accepted while the worker boots
-                return False
-
-        try:
-            wait_until(up, 60, 0.1, what="web server")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; its log:\n{proc.log()[-4000:]}") from None
-        return url
+        return wait_for_web(proc, port)
 
     def stop_all(self) -> None:
         for proc in self.started:

@@ -166,5 +166,25 @@ def worker_command(queues: Sequence[str], processes: int = 1, threads: int = 4) 
     ]
 
 
+def wait_for_web(proc: Process, port: int, what: str = "web server") -> str:
+    """The base URL of a web process once its /healthz answers 200 (its log in the error
+    when it never does)."""
+    import requests
+
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(url + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:  # refused, or accepted while the worker boots
+            return False
+
+    try:
+        wait_until(up, 60, 0.1, what=what)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; its log:\n{proc.log()[-4000:]}") from None
+    return url
+
+
 def scheduler_command() -> list[str]:
     return [sys.executable, "-m", "workers.scheduler"]

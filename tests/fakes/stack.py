@@ -16,11 +16,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import requests
 from cryptography.fernet import Fernet
 
 from tests.fakes.clamav import ClamdServer
-from tests.fakes.processes import BIN, ROOT, Process, RedisServer, free_port, wait_until, web_command, worker_command
+from tests.fakes.processes import BIN, ROOT, Process, RedisServer, free_port, wait_for_web, web_command, worker_command
 
 #: API requests (or bulk items) a minute on the limited web process.
 LIMIT = 3
@@ -78,19 +77,7 @@ class LiveStack:
         port = free_port()
         proc = Process(web_command(port), self.environment(**extra), name, self.dir)
         self.processes.append(proc.start())
-        url = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                return requests.get(url + "/healthz", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
-        try:
-            wait_until(up, 60, 0.1, what=name)
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}; its log:\n{proc.log()[-4000:]}") from None
-        return url
+        return wait_for_web(proc, port, what=name)
 
     def tenant(self, name: str) -> dict[str, str]:
         """A new tenant and its API key (`flask tenants create --json`)."""
