@@ -98,6 +98,14 @@ def country_code(raw: str) -> str:
     return value
 
 
+def addresses(raw: str) -> list[str]:
+    """Comma-separated `host:port` items (an IPv6 host in brackets)."""
+    items = words(raw)
+    if not items or not all(re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}", item) for item in items):
+        raise ValueError("expected comma-separated host:port items, such as 10.0.0.5:26379,10.0.0.6:26379")
+    return items
+
+
 def choice(*options: str, upper: bool = False) -> Callable[[str], str]:
     def read(raw: str) -> str:
         value = raw.strip().upper() if upper else raw.strip().lower()
@@ -155,6 +163,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_PING_AFTER_SECONDS", number, 1.0, 'PostgreSQL: a pooled connection idle longer than this is pinged before use, and replaced if dead (`0`: at every checkout)'),
     Setting("DATABASE_WARM_CONNECTIONS", integer, 4, "Database connections each web and worker process opens as it boots, before its first request or message (at most the pool's size; `0`: none). On PostgreSQL they count against `max_connections`: `supervisor/opsdeck.conf` runs 11 such processes, 44 connections at the default"),
     Setting("REDIS_URL", text, "redis://127.0.0.1:6379/0", "Dramatiq broker, rate limits, locks, the live feed's message queue"),
+    Setting("REDIS_SENTINELS", addresses, [], "comma-separated `host:port` of Redis Sentinels: when set, every process asks them for the master `REDIS_SENTINEL_MASTER` and follows a failover (`REDIS_URL` then gives only the database number and the master's password)"),
+    Setting("REDIS_SENTINEL_MASTER", text, "opsdeck", "the name under which the sentinels monitor the master"),
+    Setting("REDIS_SENTINEL_PASSWORD", text, "", "password of the sentinels themselves (empty: none)"),
     Setting("SECRET_KEY", text, "", "Flask session signing", shown="— (required in production)"),
     Setting("OPSDECK_ENCRYPTION_KEYS", words, [], "comma-separated Fernet keys; the first encrypts, all decrypt (rotate by prepending a new key)", shown="— (required in production)"),
     Setting("PORT", integer, 5000, "port of `python wsgi.py` and the dev stack's web process"),
@@ -236,6 +247,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SENTRY_RELEASE", text, "", "release of every Sentry event (empty: the checked-out commit, read from `.git` when there is one)", shown="the git commit"),
     Setting("SENTRY_REPORT_RETRIES", boolean, False, '`1`: report every failed attempt of a job to Sentry, not only the one that leaves it dead'),
     Setting("SENTRY_TRACES_SAMPLE_RATE", number, 0.0, 'share of requests and jobs sent to Sentry as performance traces (0: errors only)'),
+    Setting("OTEL_EXPORTER_OTLP_ENDPOINT", text, "", "OTLP/HTTP collector for traces (`http://collector:4318`); empty: tracing off. The other standard `OTEL_*` variables (`OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_EXPORTER_OTLP_HEADERS`, …) are read by the OpenTelemetry SDK"),
     Setting("PROMETHEUS_MULTIPROC_DIR", text, lambda var: str(var / "metrics"), "where every process writes its Prometheus samples (`GET /metrics` adds them up); empty it when the whole stack starts, never while it runs (see [Metrics](operations.md#metrics))", shown="`var/metrics`"),
     Setting("METRICS_TOKEN", text, "", 'bearer token `GET /metrics` requires (`Authorization: Bearer …`); empty: open'),
     Setting("OPSDECK_DEV_REDIS_PORT", integer, 6390, "dev stack only: port of its own redis-server", read_by="the dev stack"),
