@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,8 +83,8 @@ class Receiver(HttpReceiver):
     """HttpReceiver that records each reply's status and can stop listening (connections are
     refused) and listen again on the same port."""
 
-    def __init__(self, default: Reply | None = None) -> None:
-        super().__init__(default)
+    def __init__(self, default: Reply | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__(default, host)
         self.answered: list[Answered] = []
         self._port = self.server.server_address[1]
 
@@ -104,7 +104,7 @@ class Receiver(HttpReceiver):
 
     def up(self) -> None:
         handler = self.server.RequestHandlerClass
-        self.server = ReceiverServer(("127.0.0.1", self._port), handler)
+        self.server = ReceiverServer((self.host, self._port), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -125,7 +125,7 @@ class Sink(SmtpSink):
         self.listening = False
 
     def up(self) -> None:
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(_Handler(self), hostname=self.host, port=self.port)
         self.controller.start()
         self.listening = True
 
@@ -258,9 +258,11 @@ class PrivatePostgres:
     """A throwaway cluster: initdb in a temporary folder, trust auth, loopback on a free port,
     fsync off (safe against a server crash, which is what a scenario causes; commits stay
     synchronous, so an acknowledged commit survives a crash). Never the machine's shared server.
-    initdb refuses root, so as root the cluster runs as the `postgres` system user (runuser)."""
+    initdb refuses root, so as root the cluster runs as the `postgres` system user (runuser).
+    `host`: the address it listens on, `clients`: the network allowed in besides loopback;
+    `prefix`: what its commands run under (another host's network namespace)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", prefix: Sequence[str] = (), clients: str | None = None) -> None:
         bindir = postgres_bin()
         if bindir is None:
             raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
@@ -268,7 +270,8 @@ class PrivatePostgres:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="opsdeck-chaos-pg-"))
         self.data = self.dir / "data"
-        self.user_prefix: list[str] = []
+        self.host, self.clients = host, clients
+        self.user_prefix: list[str] = list(prefix)
         if os.geteuid() == 0:
             runuser = shutil.which("runuser")
             if runuser is None:
@@ -280,14 +283,14 @@ class PrivatePostgres:
             except KeyError as err:
                 raise RuntimeError("running as root and there is no `postgres` user to run PostgreSQL as") from err
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
-            self.user_prefix = [runuser, "-u", "postgres", "--"]
+            self.user_prefix += [runuser, "-u", "postgres", "--"]
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url("postgres")
 
     def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def _run(self, *args: str, timeout: float = 60) -> None:
         # Output to a file, not a pipe: the server pg_ctl leaves running would hold a pipe open.
@@ -305,11 +308,14 @@ class PrivatePostgres:
         self._run(
             str(self.bin / "initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
         )
+        if self.clients:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.clients} trust\n")
         return self
 
     def start(self) -> None:
         options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} -c fsync=off "
             "-c full_page_writes=off -c max_connections=200"
         )
         self._run(

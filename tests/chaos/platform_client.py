@@ -145,14 +145,14 @@ class Platform:
         assert answer is not None, "could not create a webhook endpoint"
         return answer["id"]
 
-    def shop(self, router_port: int, password: str) -> tuple[str, str]:
+    def shop(self, router_port: int, password: str, router_host: str = "127.0.0.1") -> tuple[str, str]:
         """A router and a plan; remembers the M-Pesa callback path. Returns (router id, plan id)."""
         router = self.post(
             "setup",
             "/api/v1/routers",
             {
                 "name": "chaos",
-                "host": "127.0.0.1",
+                "host": router_host,
                 "port": router_port,
                 "username": "opsdeck",
                 "password": password,

@@ -40,8 +40,9 @@ class ReceiverServer(ThreadingHTTPServer):
 class HttpReceiver:
     """`script(path, *replies)` queues answers for a path; once they are used up, `default`."""
 
-    def __init__(self, default: Reply | None = None) -> None:
+    def __init__(self, default: Reply | None = None, host: str = "127.0.0.1") -> None:
         self.default = default or Reply()
+        self.host = host
         self.received: list[Received] = []
         #: Requests whose sender went away before the whole body arrived (a worker killed between
         #: urllib3's write of the headers and its write of the body): never answered, not received.
@@ -75,7 +76,7 @@ class HttpReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ReceiverServer(("127.0.0.1", 0), Handler)
+        self.server = ReceiverServer((host, 0), Handler)
         self.connections = 0
         original = self.server.process_request
 
@@ -92,7 +93,7 @@ class HttpReceiver:
         return self.server.server_address[1]
 
     def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def script(self, path: str, *replies: Reply) -> None:
         with self._lock:

@@ -101,15 +101,15 @@ class RedisServer:
 class Process:
     """A child process of ours (a worker group, the scheduler, the web server) with its log."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str], name: str, log_dir: Path) -> None:
-        self.args, self.env, self.name = list(args), env, name
+    def __init__(self, args: Sequence[str], env: dict[str, str], name: str, log_dir: Path, cwd: Path = ROOT) -> None:
+        self.args, self.env, self.name, self.cwd = list(args), env, name, cwd
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
         log = open(self.log_path, "ab")  # noqa: SIM115 (closed with the process)
         self.proc = subprocess.Popen(
-            self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
         return self
@@ -139,15 +139,15 @@ class Process:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def web_command(port: int) -> list[str]:
-    """The production web command (supervisor/opsdeck.conf) on a loopback port. `--no-control-socket`
+def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The production web command (supervisor/opsdeck.conf) on a port (of loopback by default). `--no-control-socket`
     only keeps gunicorn from creating its admin socket in the home directory."""
     return [
         str(BIN / "gunicorn"),
         "-c",
         str(ROOT / "supervisor" / "gunicorn.conf.py"),
         "--bind",
-        f"127.0.0.1:{port}",
+        f"{host}:{port}",
         "--no-control-socket",
         "wsgi:app",
     ]
@@ -166,12 +166,12 @@ def worker_command(queues: Sequence[str], processes: int = 1, threads: int = 4) 
     ]
 
 
-def wait_for_web(proc: Process, port: int, what: str = "web server") -> str:
+def wait_for_web(proc: Process, port: int, what: str = "web server", host: str = "127.0.0.1") -> str:
     """The base URL of a web process once its /healthz answers 200 (its log in the error
     when it never does)."""
     import requests
 
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
 
     def up() -> bool:
         try:

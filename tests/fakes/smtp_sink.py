@@ -103,9 +103,11 @@ class SmtpSink:
         implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
         pipelining: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
         from tests.fakes.processes import free_port
 
+        self.host = host
         self.port = port or free_port()
         self.directory = directory
         self.received: list[Received] = []
@@ -130,7 +132,7 @@ class SmtpSink:
                 auth_required=True,
                 auth_require_tls=tls is not None and not implicit_tls,
             )
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **options)
+        self.controller = Controller(_Handler(self), hostname=host, port=self.port, **options)
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
         login, password = auth_data.login.decode(), auth_data.password.decode()
