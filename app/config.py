@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 
@@ -104,6 +105,72 @@ def addresses(raw: str) -> list[str]:
     if not items or not all(re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}", item) for item in items):
         raise ValueError("expected comma-separated host:port items, such as 10.0.0.5:26379,10.0.0.6:26379")
     return items
+
+
+def file_url(path: Path) -> str:
+    """A `file://` URL of a directory (made absolute)."""
+    return Path(os.path.abspath(path)).as_uri()
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """Where a storage URL points: a directory (`file`) or a bucket and key prefix (`s3`)."""
+
+    scheme: str
+    #: The absolute directory (file) or the bucket (s3).
+    where: str
+    #: s3: the key prefix, empty or ending in `/`.
+    prefix: str = ""
+
+    def __str__(self) -> str:
+        return Path(self.where).as_uri() if self.scheme == "file" else f"s3://{self.where}/{self.prefix}"
+
+    def contains(self, other: StorageLocation) -> bool:
+        """Whether `other` is this location or lies inside it."""
+        if self.scheme == "file":
+            mine, theirs = self.where.rstrip("/") + "/", other.where.rstrip("/") + "/"
+            return theirs.startswith(mine)
+        return self.where == other.where and other.prefix.startswith(self.prefix)
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def storage_location(raw: str) -> StorageLocation:
+    """`file:///absolute/path` or `s3://bucket/optional/prefix`."""
+    parts = urlsplit(raw.strip())
+    if parts.query or parts.fragment:
+        raise ValueError("expected no ?query or #fragment")
+    if parts.scheme == "file":
+        path = unquote(parts.path)
+        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
+            raise ValueError("expected an absolute path as file:///absolute/path (three slashes)")
+        return StorageLocation("file", os.path.normpath(path))
+    if parts.scheme == "s3":
+        bucket, prefix = parts.netloc, unquote(parts.path).strip("/")
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket or re.fullmatch(r"[0-9.]+", bucket):
+            raise ValueError(f"{bucket!r} is not a bucket name (3-63 lower-case letters, digits, dots and hyphens)")
+        return StorageLocation("s3", bucket, f"{prefix}/" if prefix else "")
+    raise ValueError("expected file:///absolute/path or s3://bucket/prefix")
+
+
+def storage_url(raw: str) -> str:
+    return str(storage_location(raw))
+
+
+def check_scan_storage(files_url: str, quarantine_url: str) -> None:
+    """Quarantine moves are server-side: a rename (file) or a copy within one endpoint (s3).
+    Raises ConfigError naming SCAN_QUARANTINE_URL when the two locations cannot move between
+    each other or one lies inside the other."""
+    files, quarantine = storage_location(files_url), storage_location(quarantine_url)
+    if files.scheme != quarantine.scheme:
+        raise ConfigError(
+            f"SCAN_QUARANTINE_URL={quarantine_url!r}: expected the same kind of URL as SCAN_STORAGE_URL ({files.scheme}://)"
+        )
+    if files.contains(quarantine) or quarantine.contains(files):
+        raise ConfigError(
+            f"SCAN_QUARANTINE_URL={quarantine_url!r}: must not be SCAN_STORAGE_URL or lie inside it (or it inside the quarantine)"
+        )
 
 
 def choice(*options: str, upper: bool = False) -> Callable[[str], str]:
@@ -220,8 +287,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLAMD_FDPASS", boolean, True, 'on a unix socket, hand clamd the open file (`FILDES`) instead of streaming it (`INSTREAM`); `0` streams (needed only when something between Opsdeck and clamd forwards bytes but not descriptors, or a security module on clamd refuses passed descriptors: that shows as a protocol error, retried and ending in `error`, never `clean`)'),
     Setting("SCAN_MAX_BYTES", integer, 25 * 1024 * 1024, "largest upload (25 MiB); 413 above. Keep it at or below clamd's `MaxFileSize` and `MaxScanSize` (and `StreamMaxLength` when streaming), with `AlertExceedsMax yes`"),
     Setting("SCAN_ALLOWED_EXTENSIONS", extensions, ["pdf", "png", "jpg", "jpeg", "gif", "webp", "txt", "csv", "docx", "xlsx", "odt", "zip"], "extensions accepted (each checked against the content libmagic detects)"),
-    Setting("SCAN_STORAGE_DIR", text, lambda var: str(var / "files"), "where kept files live (never served directly)", shown="`var/files`"),
-    Setting("SCAN_QUARANTINE_DIR", text, lambda var: str(var / "quarantine"), "where infected files are moved", shown="`var/quarantine`"),
+    Setting("SCAN_STORAGE_URL", storage_url, lambda var: file_url(var / "files"), "where kept files live (never served directly): `file:///absolute/path` (on several machines, a filesystem they all mount) or `s3://bucket/prefix` on any S3-compatible store", shown="`var/files` as a `file://` URL"),
+    Setting("SCAN_QUARANTINE_URL", storage_url, lambda var: file_url(var / "quarantine"), "where infected files are moved: the same kind of URL as `SCAN_STORAGE_URL` (both `file://`, or both `s3://` on the same endpoint), not inside it", shown="`var/quarantine` as a `file://` URL"),
+    Setting("S3_ENDPOINT_URL", base_url, "", "the S3-compatible endpoint (`https://minio.internal:9000`); empty: AWS S3"),
+    Setting("S3_REGION", text, "us-east-1", "the store's region (signs every request)"),
+    Setting("S3_ACCESS_KEY_ID", text, "", "access key of the store; empty: boto3's own credential chain (`AWS_*` variables, `~/.aws`, an instance or pod role)"),
+    Setting("S3_SECRET_ACCESS_KEY", text, "", "its secret key (set with `S3_ACCESS_KEY_ID`)"),
     Setting("SCAN_RETRY_SCHEDULE", seconds_list, [10, 60, 300, 1800], "seconds before each retry when clamd gives no verdict; attempts = entries + 1, then `error`"),
     Setting("SCAN_RESCAN_DAYS", integer, 30, "clean files with a verdict younger than this are rescanned when clamd's signatures change"),
     Setting("SCAN_SIGNATURE_CHECK_SECONDS", integer, 300, 'how often the scheduler asks clamd for its signature DB version'),
@@ -284,6 +355,8 @@ class Config:
     # Set from SETTINGS in __init__; declared for the settings this class reads itself.
     DATABASE_URL: str
     ADMIN_SESSION_HOURS: int
+    SCAN_STORAGE_URL: str
+    SCAN_QUARANTINE_URL: str
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         if environ is None:
@@ -294,6 +367,7 @@ class Config:
             if setting.read_by == "config":
                 setattr(self, setting.name, setting.read(var, environ))
         self.VAR_DIR = str(var)
+        check_scan_storage(self.SCAN_STORAGE_URL, self.SCAN_QUARANTINE_URL)
         self.SQLALCHEMY_DATABASE_URI = _normalise_db_url(self.DATABASE_URL)
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = _engine_options(self.SQLALCHEMY_DATABASE_URI)
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False

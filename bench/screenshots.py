@@ -61,8 +61,8 @@ def main(folder: Path) -> None:
             "SECRET_KEY": "screenshots",
             "OPSDECK_ENCRYPTION_KEYS": key,
             "OPSDECK_ENV": "test",
-            "SCAN_STORAGE_DIR": str(tmp / "files"),
-            "SCAN_QUARANTINE_DIR": str(tmp / "quarantine"),
+            "SCAN_STORAGE_URL": (tmp / "files").as_uri(),
+            "SCAN_QUARANTINE_URL": (tmp / "quarantine").as_uri(),
             "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         }
         (tmp / "metrics").mkdir()

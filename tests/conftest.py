@@ -26,6 +26,7 @@ from app.services import tenants, users
 from tests.fakes.clamav import ClamdServer
 from tests.fakes.http_receiver import HttpReceiver
 from tests.fakes.processes import Process, RedisServer, worker_command
+from tests.fakes.s3 import MotoServer, ScanStorage
 from tests.fakes.smtp_sink import SmtpSink
 from tests.helpers import PASSWORD, login
 
@@ -35,6 +36,15 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 #: (TEST_DATABASE_URL): none may reach what the tests run.
 APP_SETTINGS = frozenset(s.name for s in SETTINGS if s.read_by != "the tests")
 APP_PREFIXES = ("DATABASE_", "REDIS_", "OPSDECK_", "SENTRY_")
+#: Where scan files live, handed to every process a test starts.
+STORAGE_SETTINGS = (
+    "SCAN_STORAGE_URL",
+    "SCAN_QUARANTINE_URL",
+    "S3_ENDPOINT_URL",
+    "S3_REGION",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+)
 
 
 def app_variable(name: str) -> bool:
@@ -48,6 +58,18 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in APP_SETTINGS & set(os.environ):
         del os.environ[name]
     os.environ["OPSDECK_ENV"] = "test"
+    config.addinivalue_line("markers", "both_storages: run each test on the file and the S3 scan storage")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `both_storages` (or in a module so marked) runs once per storage backend."""
+    chosen = any("scan_storage" in m.args[0] for m in metafunc.definition.iter_markers("parametrize"))
+    if (
+        "scan_storage" in metafunc.fixturenames
+        and metafunc.definition.get_closest_marker("both_storages")
+        and not chosen
+    ):
+        metafunc.parametrize("scan_storage", ["file", "s3"], indirect=True)
 
 
 # -- real peers ---------------------------------------------------------------
@@ -64,6 +86,21 @@ def clamd_server() -> Iterator[ClamdServer]:
     server = ClamdServer().start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """An S3-compatible store (moto's server) for the session, started by the first S3 test."""
+    server = MotoServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def scan_storage(request: pytest.FixtureRequest, tmp_path: Path) -> ScanStorage:
+    """The test's scan storage: two directories, or (for `both_storages` tests) a fresh bucket."""
+    backend = getattr(request, "param", "file")
+    return ScanStorage.make(backend, tmp_path, request.getfixturevalue("s3_server") if backend == "s3" else None)
 
 
 def _pg_admin_url() -> str:
@@ -133,13 +170,13 @@ class IsolatedClient(FlaskClient):
 
 @pytest.fixture
 def app(
-    database_url: str, redis_server: RedisServer, clamd_server: ClamdServer, app_config: dict[str, Any], tmp_path: Path
+    database_url: str,
+    redis_server: RedisServer,
+    clamd_server: ClamdServer,
+    app_config: dict[str, Any],
+    scan_storage: ScanStorage,
 ) -> Iterator[Flask]:
-    files = {
-        "CLAMD_URL": clamd_server.url,
-        "SCAN_STORAGE_DIR": str(tmp_path / "files"),
-        "SCAN_QUARANTINE_DIR": str(tmp_path / "quarantine"),
-    }
+    files = {"CLAMD_URL": clamd_server.url, **scan_storage.settings}
     app = create_app(make_config(database_url, redis_server.url, **{**files, **app_config}))
     app.test_client_class = IsolatedClient
     with app.app_context():
@@ -260,8 +297,7 @@ def process_env(app: Flask, **extra: Any) -> dict[str, str]:
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
         REDIS_URL=app.config["REDIS_URL"],
         CLAMD_URL=app.config["CLAMD_URL"],
-        SCAN_STORAGE_DIR=app.config["SCAN_STORAGE_DIR"],
-        SCAN_QUARANTINE_DIR=app.config["SCAN_QUARANTINE_DIR"],
+        **{name: app.config[name] for name in STORAGE_SETTINGS},
         PROMETHEUS_MULTIPROC_DIR=app.config["PROMETHEUS_MULTIPROC_DIR"],
         SECRET_KEY="test-secret-key",
         OPSDECK_ENCRYPTION_KEYS=ENCRYPTION_KEY,

@@ -3,15 +3,16 @@ quarantine (delete; release by an admin with a reason, audited); viewers read on
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEntry, Scan
 from app.services.scans import signatures
 from tests.fakes.clamav import EICAR
-from tests.helpers import files_in, fresh, post, scanned
+from tests.helpers import fresh, post, scanned
+
+pytestmark = pytest.mark.both_storages
 
 
 def test_pages_list_verdicts_with_filters_and_show_signature_freshness(app, api, other_api, admin):
@@ -40,7 +41,7 @@ def test_pages_list_verdicts_with_filters_and_show_signature_freshness(app, api,
     assert "unknown verdict" in admin.get("/admin/scans?status=bogus").text
 
 
-def test_release_needs_an_admin_and_a_reason_and_is_audited(app, api, admin, viewer):
+def test_release_needs_an_admin_and_a_reason_and_is_audited(app, api, admin, viewer, scan_storage):
     infected = scanned(api, "readme.txt", EICAR)
     url = f"/admin/scans/{infected['id']}/release"
     assert post(viewer, url, {"reason": "false positive"}).status_code == 403
@@ -51,20 +52,20 @@ def test_release_needs_an_admin_and_a_reason_and_is_audited(app, api, admin, vie
     assert post(admin, url, {"reason": "vendor confirmed a false positive"}).status_code == 302
     row = fresh(Scan, infected["id"])
     assert row.status == "infected" and row.location == "files" and row.released_by == "user:admin@example.com"
-    assert (Path(app.config["SCAN_STORAGE_DIR"]) / row.storage_key).read_bytes() == EICAR
+    assert scan_storage.keys("quarantine") == [] and scan_storage.read("files", row.storage_key) == EICAR
     assert api.get(f"/api/v1/scans/{row.id}/file").data == EICAR  # released: servable
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "scan.released"))
     assert entry.target == row.id and entry.details["reason"] == "vendor confirmed a false positive"
 
 
-def test_deleting_a_quarantined_file_removes_it_and_is_audited(app, api, admin, viewer):
+def test_deleting_a_quarantined_file_removes_it_and_is_audited(app, api, admin, viewer, scan_storage):
     infected = scanned(api, "readme.txt", EICAR)
     url = f"/admin/scans/{infected['id']}/delete"
-    assert post(viewer, url).status_code == 403 and len(files_in(app.config["SCAN_QUARANTINE_DIR"])) == 1
+    assert post(viewer, url).status_code == 403 and len(scan_storage.keys("quarantine")) == 1
     assert post(admin, url).status_code == 302
     row = fresh(Scan, infected["id"])
     assert row.location == "none" and row.storage_key is None and row.status == "infected"
-    assert files_in(app.config["SCAN_QUARANTINE_DIR"]) == []
+    assert scan_storage.keys("quarantine") == []
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "scan.quarantine_deleted"))
     assert entry.details["bytes"] == len(EICAR)
     again = post(admin, url)

@@ -23,6 +23,9 @@ from app.models import (
 from app.models.base import new_id, utcnow
 from app.services import retention, tenants
 
+#: Every real run ends with the orphan sweep, which lists the scan storage: both backends.
+pytestmark = pytest.mark.both_storages
+
 DAY = timedelta(days=1)
 
 

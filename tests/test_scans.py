@@ -4,7 +4,6 @@ or one of the test's own when it must be stopped, limited or given new signature
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select
@@ -14,8 +13,10 @@ from app.models import Event, Job, Scan
 from app.services.jobs import ledger
 from app.services.scans import clamav, signatures, verdicts
 from tests.fakes.clamav import EICAR, ClamdServer
-from tests.helpers import files_in, fresh, run_scan_job, scanned, upload
+from tests.helpers import fresh, run_scan_job, scanned, upload
 from tests.samples import ELF, MACHO, PDF, PE, PNG, SCRIPT, eicar_zip, encrypted_zip, nested_eicar_zip, zipped
+
+pytestmark = pytest.mark.both_storages
 
 
 @pytest.fixture
@@ -55,23 +56,23 @@ def test_a_pdf_and_a_multi_chunk_file_are_clean(app, api):
         ("secret.zip", encrypted_zip("report.txt", b"quarterly numbers"), "Heuristics.Encrypted"),
     ],
 )
-def test_infected_files_are_quarantined_and_never_served(app, api, name, content, signature):
+def test_infected_files_are_quarantined_and_never_served(app, api, scan_storage, name, content, signature):
     scan = scanned(api, name, content)
     assert scan["status"] == "infected" and signature in scan["signature"]
     assert scan["location"] == "quarantine"
     row = fresh(Scan, scan["id"])
-    assert files_in(app.config["SCAN_STORAGE_DIR"]) == []
-    assert files_in(app.config["SCAN_QUARANTINE_DIR"]) == [Path(app.config["SCAN_QUARANTINE_DIR"]) / row.storage_key]
+    assert scan_storage.keys("files") == []
+    assert scan_storage.keys("quarantine") == [row.storage_key]
     assert api.get(f"/api/v1/scans/{scan['id']}/file").status_code == 409
 
 
-def test_a_zip_renamed_jpg_is_rejected_at_once_and_nothing_is_kept(app, api):
+def test_a_zip_renamed_jpg_is_rejected_at_once_and_nothing_is_kept(app, api, scan_storage):
     response = api.upload("/api/v1/scans", "holiday.jpg", eicar_zip())
     problem = response.get_json()
     assert response.status_code == 422 and "application/zip" in problem["detail"] and ".jpg" in problem["detail"]
     row = fresh(Scan, problem["scan_id"])
     assert row.status == "rejected" and row.storage_key is None and row.job_id is None
-    assert files_in(app.config["SCAN_STORAGE_DIR"]) == []
+    assert scan_storage.keys("files") == []
     assert api.get(f"/api/v1/scans/{row.id}").get_json()["status"] == "rejected"
 
 
@@ -98,24 +99,25 @@ def test_each_pre_check_refuses_with_its_reason(app, api, name, content, reason)
     assert db.session.scalar(select(Job).where(Job.type == "scans.scan")) is None
 
 
-def test_a_traversal_name_is_only_display_text(app, api, tmp_path):
+def test_a_traversal_name_is_only_display_text(app, api, scan_storage, tmp_path):
     refused = api.upload("/api/v1/scans", "../../etc/passwd", b"root:x:0:0")
     assert refused.status_code == 422 and fresh(Scan, refused.get_json()["scan_id"]).display_name == "passwd"
     created = upload(api, "../../../evil.txt", b"harmless")
     row = fresh(Scan, created["id"])
     assert row.display_name == "evil.txt" and created["name"] == "evil.txt"
-    stored = Path(app.config["SCAN_STORAGE_DIR"]) / row.storage_key
-    assert stored.read_bytes() == b"harmless" and stored.name != "evil.txt"
+    assert (
+        scan_storage.keys("files") == [row.storage_key] and scan_storage.read("files", row.storage_key) == b"harmless"
+    )
     assert not list(tmp_path.parent.rglob("evil.txt"))
 
 
 @pytest.mark.parametrize("app_config", [{"SCAN_MAX_BYTES": 1000}])
-def test_over_size_is_413_before_any_scan(app, api):
+def test_over_size_is_413_before_any_scan(app, api, scan_storage):
     response = api.upload("/api/v1/scans", "big.txt", b"a" * 1001)
     assert response.status_code == 413 and "1,000 bytes" in response.get_json()["detail"]
     huge = api.upload("/api/v1/scans", "huge.txt", b"a" * 200_000)  # refused on Content-Length, unread
     assert huge.status_code == 413
-    assert db.session.scalar(select(Scan)) is None and files_in(app.config["SCAN_STORAGE_DIR"]) == []
+    assert db.session.scalar(select(Scan)) is None and scan_storage.keys("files") == []
     assert upload(api, "fits.txt", b"a" * 1000)["size"] == 1000
 
 
@@ -199,15 +201,15 @@ def test_a_scan_deleted_while_clamd_reads_it_is_skipped_and_leaves_nothing(app, 
 
     def client_that_deletes(*args, **kwargs):
         real = real_client(*args, **kwargs)
-        scan_file = real.scan_file
+        scan = real.scan
 
-        def scan_then_delete(file, size):
-            verdict = scan_file(file, size)
+        def scan_then_delete(file):
+            verdict = scan(file)
             db.session.execute(delete(Scan).where(Scan.id == created["id"]))
             db.session.commit()
             return verdict
 
-        real.scan_file = scan_then_delete
+        real.scan = scan_then_delete
         return real
 
     monkeypatch.setattr(clamav, "client", client_that_deletes)
@@ -216,19 +218,19 @@ def test_a_scan_deleted_while_clamd_reads_it_is_skipped_and_leaves_nothing(app, 
     assert db.session.scalar(select(Event).where(Event.type == "scan.completed")) is None
 
 
-def test_an_idempotent_upload_is_stored_once(app, api):
+def test_an_idempotent_upload_is_stored_once(app, api, scan_storage):
     first = api.upload("/api/v1/scans", "a.txt", b"same", headers={"Idempotency-Key": "up-1"})
     again = api.upload("/api/v1/scans", "a.txt", b"same", headers={"Idempotency-Key": "up-1"})
     assert again.headers.get("Idempotent-Replayed") == "true" and again.get_json()["id"] == first.get_json()["id"]
-    assert len(files_in(app.config["SCAN_STORAGE_DIR"])) == 1
+    assert len(scan_storage.keys("files")) == 1
 
 
-def test_an_upload_reusing_its_key_with_other_bytes_is_refused(app, api):
+def test_an_upload_reusing_its_key_with_other_bytes_is_refused(app, api, scan_storage):
     # The key compares the file by the hash storage took as it wrote it, not by the envelope.
     assert api.upload("/api/v1/scans", "a.txt", b"first", headers={"Idempotency-Key": "up-2"}).status_code == 202
     other = api.upload("/api/v1/scans", "a.txt", b"other", headers={"Idempotency-Key": "up-2"})
     assert other.status_code == 422 and other.get_json()["type"].endswith("idempotency-key-reused")
-    assert len(files_in(app.config["SCAN_STORAGE_DIR"])) == 1
+    assert len(scan_storage.keys("files")) == 1
 
 
 def test_version_replies_are_parsed():

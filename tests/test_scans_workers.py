@@ -14,7 +14,7 @@ from tests.fakes.clamav import EICAR, ClamdServer
 from tests.fakes.processes import wait_until
 from tests.helpers import fresh, make_endpoint, upload
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_storages]
 WORKER_ENV = {"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "WEBHOOK_RETRY_SCHEDULE": "1,2"}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from flask import Request, Response, current_app, g, jsonify, request, send_file, url_for
 from marshmallow import Schema, fields, validate
@@ -66,7 +66,7 @@ def too_large(limit: int) -> ApiProblem:
 class UploadRequest(Request):
     """The app's request class. The first file part of an authenticated upload to this route is
     written by werkzeug's multipart parser straight into scan storage (hashed, size-checked,
-    owner-only), instead of into a temporary file that `storage.save` would copy again. Unless
+    owner-only; on S3 its spool), instead of into a temporary file that would be copied again. Unless
     `uploads.accept` takes it, the file is deleted when the request ends (a rejected, replayed,
     over-size or malformed upload keeps nothing)."""
 
@@ -99,8 +99,8 @@ class UploadRequest(Request):
         # Only after the signature was checked (g.tenant_id): nobody else's bytes reach storage.
         if self.endpoint != "api.create_scan" or "tenant_id" not in g or self._incoming is not None:
             return super()._get_file_stream(total_content_length, content_type, filename, content_length)
-        self._incoming = storage.Incoming(current_app.config["SCAN_MAX_BYTES"])
-        return self._incoming
+        self._incoming = storage.incoming(current_app.config["SCAN_MAX_BYTES"])
+        return cast("IO[bytes]", self._incoming)  # a raw binary stream werkzeug writes and seeks
 
     def _load_form_data(self) -> None:
         try:
@@ -174,6 +174,7 @@ def get_scan(scan_id: str) -> Response:
 @family("scans")
 def get_scan_file(scan_id: str) -> Response:
     """Download the file: only once clamd has found it clean (409 before and otherwise)"""
+    # Streamed from the store (a local file, or an object's body) in pieces, never read whole.
     row = _own(scan_id)
     if not row.servable or row.storage_key is None:
         raise ApiProblem(
@@ -191,5 +192,6 @@ def get_scan_file(scan_id: str) -> Response:
         etag=row.sha256,
         conditional=False,
     )
+    response.content_length = row.size  # an object store's body has no size werkzeug can read
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response

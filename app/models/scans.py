@@ -40,7 +40,7 @@ class Scan(Model):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     #: Why the pre-checks refused the upload (status rejected).
     reject_reason: Mapped[str | None] = mapped_column(String(300))
-    #: Random file name under SCAN_STORAGE_DIR or SCAN_QUARANTINE_DIR; None when no file is kept.
+    #: Random key (`ab/<32 hex>`) at SCAN_STORAGE_URL or SCAN_QUARANTINE_URL; None when no file is kept.
     storage_key: Mapped[str | None] = mapped_column(String(80))
     location: Mapped[str] = mapped_column(String(16), default="files")
     job_id: Mapped[str | None] = mapped_column(String(36))

@@ -1,7 +1,7 @@
 """Reconciling the ledger with the side effects once a scenario has settled.
 
 Each function reads the database as it is now (other processes wrote it), compares it with
-what a peer saw (SMTP sink, webhook receiver, storage folders, router), returns a summary for
+what a peer saw (SMTP sink, webhook receiver, stored files, router), returns a summary for
 the report and adds what is wrong to `problems`. A scenario asserts `problems` is empty at the
 end, so one run shows every disagreement rather than the first.
 """
@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, func, select
@@ -206,14 +205,20 @@ def webhooks(
     }
 
 
-def scans(accepted: dict[str, str], storage: Path, quarantine: Path, problems: list[str]) -> dict[str, Any]:
+def stored(location: str) -> set[str]:
+    """The keys stored at `files` or `quarantine` of the app's scan storage, either backend."""
+    from app.services.scans import storage
+
+    return {entry.key for entry in storage.listing(location)}
+
+
+def scans(accepted: dict[str, str], kept: set[str], held: set[str], problems: list[str]) -> dict[str, Any]:
     """Each accepted scan has its expected verdict (clean or infected, never clean while clamd
-    could not say so), and its file is exactly where the verdict puts it."""
+    could not say so), and its file is exactly where the verdict puts it (`kept`: the keys in
+    the kept files, `held`: those in quarantine)."""
     fresh()
     rows = {s.id: s for s in db.session.scalars(select(Scan)) if s.id in accepted}
     statuses = Counter(s.status for s in rows.values())
-    kept = {str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file()}
-    held = {str(p.relative_to(quarantine)) for p in quarantine.rglob("*") if p.is_file()}
     for scan_id, expected in accepted.items():
         row = rows.get(scan_id)
         if row is None:

@@ -5,7 +5,6 @@ side effects agree. Most of it is system.echo jobs and webhook deliveries; the h
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -98,9 +97,7 @@ def test_ten_thousand_jobs_across_families(app, stack: Stack, tenant_key, sink, 
     report.add("webhooks", reconcile.webhooks(hooks, shop.accepted.events, problems, resend_allowed=0))
     report.add(
         "scans",
-        reconcile.scans(
-            shop.accepted.scans, Path(app.config["SCAN_STORAGE_DIR"]), Path(app.config["SCAN_QUARANTINE_DIR"]), problems
-        ),
+        reconcile.scans(shop.accepted.scans, reconcile.stored("files"), reconcile.stored("quarantine"), problems),
     )
     report.add("provisioning", reconcile.provisioning(router, shop.accepted.payments, problems))
     if units != 10_000:

@@ -5,7 +5,6 @@ the peer misbehaves), and once the peer behaves every piece of work ends done, o
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,8 +209,8 @@ def test_clamd_down_erroring_and_slow(app, stack, tenant_key, sink, hooks, own_c
         "scans",
         reconcile.scans(
             shop.accepted.scans,
-            Path(app.config["SCAN_STORAGE_DIR"]),
-            Path(app.config["SCAN_QUARANTINE_DIR"]),
+            reconcile.stored("files"),
+            reconcile.stored("quarantine"),
             report.problems,
         ),
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -144,8 +143,6 @@ def _reconcile(report, shop: Platform, stack: Stack, sink, hooks, router, app) -
     )
     report.add(
         "scans",
-        reconcile.scans(
-            shop.accepted.scans, Path(app.config["SCAN_STORAGE_DIR"]), Path(app.config["SCAN_QUARANTINE_DIR"]), problems
-        ),
+        reconcile.scans(shop.accepted.scans, reconcile.stored("files"), reconcile.stored("quarantine"), problems),
     )
     report.add("provisioning", reconcile.provisioning(router, shop.accepted.payments, problems))

@@ -13,12 +13,14 @@ On a unix socket the file is not streamed at all by default: FILDES hands clamd 
 descriptor (SCM_RIGHTS, as `clamdscan --fdpass` does), and clamd scans it in place instead of
 copying the stream into a temporary file first (docs/scans.md has the measurements). The
 descriptor carries the read permission, so clamd need not be able to open our files.
-CLAMD_FDPASS=0 streams instead.
+CLAMD_FDPASS=0 streams instead. A file in an object store (no descriptor on this machine) is
+read from its body and sent through INSTREAM in the same CHUNK_BYTES pieces.
 """
 
 from __future__ import annotations
 
 import array
+import os
 import re
 import socket
 import struct
@@ -108,9 +110,34 @@ class Clamd:
     def version(self) -> Version:
         return parse_version(self._command("VERSION"))
 
+    def scan(self, file: BinaryIO) -> Verdict:
+        """clamd's verdict on an open file from its start: a file of this machine is handed over
+        as `scan_file` does, any other stream (an object store's body) is sent through INSTREAM."""
+        try:
+            descriptor = file.fileno()
+        except (OSError, ValueError):  # io.UnsupportedOperation: not a file of this machine
+            return self.instream(file)
+        return self.scan_file(file, os.fstat(descriptor).st_size)
+
     def scan_file(self, file: BinaryIO, size: int) -> Verdict:
         """clamd's verdict on `size` bytes of an open file."""
         return self.instream_file(file, size)
+
+    def instream(self, stream: BinaryIO) -> Verdict:
+        """Read a stream to its end in CHUNK_BYTES pieces, each sent whole through INSTREAM, and
+        return clamd's verdict. An error reading the stream is the caller's (not a ClamdError)."""
+        with self._connect() as sock:
+            try:
+                sock.sendall(b"zINSTREAM\0")
+                while chunk := stream.read(CHUNK_BYTES):
+                    sock.sendall(struct.pack("!L", len(chunk)))
+                    sock.sendall(chunk)
+                sock.sendall(_END)
+            except TimeoutError as err:
+                raise ClamdError("timeout", "clamd stopped reading the stream in time") from err
+            except (BrokenPipeError, ConnectionResetError) as err:
+                return _closed_early(sock, err)
+            return parse_reply(_reply(sock))
 
     def instream_file(self, file: BinaryIO, size: int) -> Verdict:
         """Stream `size` bytes of an open file through INSTREAM and return clamd's verdict."""
@@ -129,12 +156,16 @@ class Clamd:
             except TimeoutError as err:
                 raise ClamdError("timeout", "clamd stopped reading the stream in time") from err
             except (BrokenPipeError, ConnectionResetError) as err:
-                # clamd closes the stream when it passes StreamMaxLength; its reply says so.
-                reply = _late_reply(sock)
-                if reply:
-                    return parse_reply(reply)
-                raise ClamdError("unavailable", f"clamd closed the stream: {err}") from err
+                return _closed_early(sock, err)
             return parse_reply(_reply(sock))
+
+
+def _closed_early(sock: socket.socket, err: OSError) -> Verdict:
+    # clamd closes the stream when it passes StreamMaxLength; its reply says so.
+    reply = _late_reply(sock)
+    if reply:
+        return parse_reply(reply)
+    raise ClamdError("unavailable", f"clamd closed the stream: {err}") from err
 
 
 def _reply(sock: socket.socket) -> str:

@@ -1,10 +1,12 @@
 """Files whose rows are gone. Retention deletes scan rows and, in the same transaction, writes a
 tombstone per file; `sweep_tombstones` deletes those files after the commit, then their
 tombstones. `sweep_orphans` proves nothing is left behind: a stored file that no scan row and
-no tombstone names, older than the grace an upload needs to commit its row, is deleted."""
+no tombstone names, older than the grace an upload needs to commit its row, is deleted. Both
+work on either backend (a directory, or a bucket's objects listed by prefix)."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -52,34 +54,21 @@ def sweep_tombstones() -> tuple[int, int]:
 
 
 def sweep_orphans(grace_seconds: float = ORPHAN_GRACE_SECONDS) -> tuple[int, int]:
-    """Delete stored files older than the grace that no scan row or tombstone names.
-    Returns (files, bytes)."""
+    """Delete stored files older than the grace (by their mtime, or an object's LastModified)
+    that no scan row or tombstone names. Returns (files, bytes)."""
     cutoff = time.time() - grace_seconds
     files = freed = 0
     for location in ("files", "quarantine"):
-        base = storage.root(location)
-        if not base.exists():
-            continue
-        candidates = []
-        for path in base.glob("*/*"):
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            if path.is_file() and stat.st_mtime < cutoff:
-                candidates.append((f"{path.parent.name}/{path.name}", stat.st_size))
-        for start in range(0, len(candidates), _BATCH):
-            chunk = dict(candidates[start : start + _BATCH])
-            keys = list(chunk)
+        # A name this code never writes is left to a human.
+        candidates = (e.key for e in storage.listing(location) if e.modified < cutoff and storage.is_key(e.key))
+        while keys := list(itertools.islice(candidates, _BATCH)):
             named = set(db.session.scalars(select(Scan.storage_key).where(Scan.storage_key.in_(keys))))
             named |= set(
                 db.session.scalars(select(FileTombstone.storage_key).where(FileTombstone.storage_key.in_(keys)))
             )
             db.session.rollback()
             for key in keys:
-                if key in named:
-                    continue
-                if storage.is_key(key):  # a name this code never writes is left to a human
+                if key not in named:
                     freed += storage.delete(location, key)
                     files += 1
     return files, freed

@@ -26,42 +26,43 @@ class TooLarge(ValueError):
 
 def accept(tenant_id: str, filename: str | None, stream: IO[bytes]) -> Scan:
     """Store and pre-check an upload (caller's transaction). Returns the scan row: `pending`
-    with its job queued, or `rejected` with `reject_reason` (its file already deleted).
+    with its job queued, or `rejected` with `reject_reason` (nothing of its file stored).
     Raises TooLarge (nothing stored) over SCAN_MAX_BYTES. A `storage.Incoming` stream (written
-    while the request was parsed) is kept where it is, not copied."""
+    while the request was parsed) is stored as it is, not copied."""
     config = current_app.config
-    stored = storage.save(stream, config["SCAN_MAX_BYTES"])
-    if stored is None:
+    received = storage.receive(stream, config["SCAN_MAX_BYTES"])
+    if received is None:
         raise TooLarge(config["SCAN_MAX_BYTES"])
-    now = utcnow()
-    values: dict[str, Any] = {
-        "id": new_id(),
-        "tenant_id": tenant_id,
-        "display_name": precheck.display_name(filename),
-        "size": stored.size,
-        "sha256": stored.sha256,
-        "storage_key": stored.key,
-        "location": "files",
-        "status": "pending",
-        "attempts": 0,
-        "extension": "",
-        "created_at": now,
-        "updated_at": now,
-    }
-    try:
-        values["extension"] = precheck.extension(filename, config["SCAN_ALLOWED_EXTENSIONS"])
-        with storage.open_file("files", stored.key) as file:
-            head = file.read(precheck.SNIFF_BYTES)
-        values["content_type"] = precheck.content_type(head, values["extension"])
-    except precheck.Rejected as refusal:
-        storage.delete("files", stored.key)
-        values.update(status="rejected", reject_reason=str(refusal), storage_key=None, location="none", verdict_at=now)
-        metrics.scan_verdict("rejected")
-        return _insert(values)
+    with received:  # closed untaken (refused, or an error below): nothing of it stays
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "display_name": precheck.display_name(filename),
+            "size": received.size,
+            "sha256": received.sha256(),
+            "storage_key": received.key,
+            "location": "files",
+            "status": "pending",
+            "attempts": 0,
+            "extension": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            values["extension"] = precheck.extension(filename, config["SCAN_ALLOWED_EXTENSIONS"])
+            values["content_type"] = precheck.content_type(received.head, values["extension"])
+        except precheck.Rejected as refusal:
+            values.update(
+                status="rejected", reject_reason=str(refusal), storage_key=None, location="none", verdict_at=now
+            )
+            metrics.scan_verdict("rejected")
+            return _insert(values)
+        received.take()
     try:
         values["job_id"] = verdicts.submit(values["id"], tenant_id).id
     except Exception:
-        storage.delete("files", stored.key)
+        storage.delete("files", received.key)
         raise
     return _insert(values)
 

@@ -5,9 +5,8 @@ marked clean without clamd's `stream: OK`."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from flask import current_app
 from marshmallow import Schema, fields
@@ -141,25 +140,21 @@ def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
     key, tenant_id = found.storage_key or "", found.tenant_id
 
     config = current_app.config
-    # A worker that died between moving an infected file to quarantine and recording the
-    # verdict leaves it there: the retry scans it where it is.
-    where = (
-        "files"
-        if rescan is not None or storage.exists("files", key) or not storage.exists("quarantine", key)
-        else "quarantine"
-    )
     try:
         client = clamav.client(config["CLAMD_URL"], config["CLAMD_TIMEOUT"], config["CLAMD_FDPASS"])
         version = client.version()
-        with storage.open_file(where, key) as file:
-            verdict = client.scan_file(file, os.fstat(file.fileno()).st_size)
+        where, file = _open_where_it_is(key, rescan)
+        with file:
+            verdict = client.scan(file)
+        if verdict.infected or where == "quarantine":  # before the row says so: a retry finds it where it went
+            storage.move(key, where, "quarantine" if verdict.infected else "files")
     except clamav.ClamdError as err:
         return _no_verdict(scan_id, job, f"{err.kind}: {err}", rescan)
+    except storage.StorageError as err:
+        return _no_verdict(scan_id, job, f"storage: {err}", rescan)
     except (FileNotFoundError, ValueError) as err:
         return _no_verdict(scan_id, job, f"file missing: {err}", rescan, final=True)
 
-    if verdict.infected or where == "quarantine":  # before the row says so: a retry finds it where it went
-        storage.move(key, where, "quarantine" if verdict.infected else "files")
     now = utcnow()
     row = core_execute(
         _VERDICT,
@@ -188,6 +183,17 @@ def run(scan_id: str, job: ledger.ClaimedJob) -> Outcome:
     db.session.commit()
     metrics.scan_verdict(row.status, row.size or 0)
     return outcome
+
+
+def _open_where_it_is(key: str, rescan: int | None) -> tuple[str, BinaryIO]:
+    """The file to scan, and where it is: in the kept files, or in quarantine when a worker
+    died between moving it there and recording the verdict (the retry scans it where it is)."""
+    try:
+        return "files", storage.open_file("files", key)
+    except FileNotFoundError:
+        if rescan is not None:
+            raise
+        return "quarantine", storage.open_file("quarantine", key)
 
 
 def _no_verdict(
