@@ -15,8 +15,7 @@ same processes. BENCH_CLOSED_ROUNDS rounds (default 2), the order of the two end
 each round, so that a change in the machine's load meanwhile weighs on both; each figure is the
 mean of its rounds.
 
-(An early version of the outbox deadlocked
-15+ concurrent POSTs on the connection pool; tests/test_outbox.py keeps that from returning.)
+tests/test_outbox.py holds 15+ concurrent POSTs from deadlocking on the connection pool.
 """
 
 from __future__ import annotations
@@ -32,24 +31,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-import requests
 from opsdeck_client import signed_headers
 
 from bench import load
 from bench.common import (
     Report,
     Stack,
-    create_tenant,
-    database,
     env_float,
     env_int,
-    migrate,
+    exit_on_sigterm,
     per_backend,
     percentile,
+    print_table,
     ratio,
+    tenant_database,
 )
 from bench.floor import FLOOR_PATH
-from tests.fakes.processes import Process, free_port, wait_until, web_command
+from tests.fakes.processes import Process, free_port, wait_for_web, web_command
 
 NAME = "P1 api"
 JOBS_PATH = "/api/v1/jobs"
@@ -166,16 +164,12 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     concurrency = env_int("BENCH_CONCURRENCY", 8)
     closed_seconds = env_float("BENCH_CLOSED_SECONDS", 5)
     rounds = max(1, env_int("BENCH_CLOSED_ROUNDS", 2))
-    with database(backend, st.tmp) as url:
-        env = st.env(url, API_RATE_LIMIT_PER_MINUTE=0)
-        migrate(env)
-        tenant = create_tenant(env)
+    with tenant_database(st, backend, API_RATE_LIMIT_PER_MINUTE=0) as (env, tenant):
         signer = Signer(tenant["key_id"], tenant["secret"])
         port = free_port()
-        base = f"http://127.0.0.1:{port}"
         web = Process(web_command_floor(port), env, f"gunicorn-{backend}", st.tmp).start()
         try:
-            _wait_ready(web, base)
+            base = wait_for_web(web, port, "gunicorn")
             warm = load.Connection(base, REQUEST_TIMEOUT)
             for _ in range(50):
                 if post_job(warm, signer) != 202 or post_floor(warm, signer) != 202:
@@ -241,15 +235,9 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
 
 
 def _wait_ready(web: Process, base: str) -> None:
-    def up() -> bool:
-        if web.proc is not None and web.proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {web.proc.returncode}:\n{web.log()[-4000:]}")
-        try:
-            return requests.get(base + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_until(up, 30, 0.1, what="gunicorn")
+    """`wait_for_web` for the benches that hold the base URL rather than the port (bench/batch.py,
+    bench/scans.py)."""
+    wait_for_web(web, int(base.rpartition(":")[2]), "gunicorn")
 
 
 def run(report: Report | None = None, st: Stack | None = None) -> Report:
@@ -257,7 +245,5 @@ def run(report: Report | None = None, st: Stack | None = None) -> Report:
 
 
 if __name__ == "__main__":
-    from bench.common import exit_on_sigterm, print_table
-
     exit_on_sigterm()
     print_table(run().rows)

@@ -1,5 +1,6 @@
 """Shared pieces of the benchmarks: a private Redis and database per run, the environment a
-child process (web server, workers, `flask` commands) gets, statistics and the result rows.
+child process (web server, workers, `flask` commands) gets, the peers' settings, statistics and
+the result rows.
 
 Everything listens on 127.0.0.1 and lives under one temporary directory removed at the end.
 """
@@ -21,10 +22,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet
 
 from tests.fakes.processes import ROOT, RedisServer
+
+if TYPE_CHECKING:
+    from librouteros.api import Api
+
+    from app.models import Plan, Router
 
 BIN = Path(sys.executable).parent
 #: One key for the whole run: every process of a run must decrypt what another encrypted.
@@ -244,6 +251,59 @@ def create_tenant(env: dict[str, str], name: str = "bench") -> dict[str, str]:
     out = flask_cli(env, "tenants", "create", name, "--json")
     line = next(line for line in reversed(out.splitlines()) if line.startswith("{"))
     return json.loads(line)
+
+
+@contextmanager
+def tenant_database(st: Stack, backend: str, **settings: object) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """A fresh database, migrated, with one tenant: the environment of a process on it (with
+    `settings`), and the tenant (`tenant_id`, `key_id`, `secret`)."""
+    with database(backend, st.tmp) as url:
+        env = st.env(url, **settings)
+        migrate(env)
+        yield env, create_tenant(env)
+
+
+# -- peers ---------------------------------------------------------------------------
+#: WEBHOOK_ALLOWED_NETWORKS for endpoints on a local receiver.
+LOOPBACK = "127.0.0.0/8"
+#: The login of every RouterOS test server a bench starts.
+ROUTER_USER, ROUTER_PASSWORD = "admin", "bench"
+
+
+def router_api(port: int, timeout: float = 10) -> Api:
+    """A librouteros connection to the RouterOS test server on `port`."""
+    import librouteros
+    from librouteros.login import plain
+
+    return librouteros.connect(
+        "127.0.0.1", ROUTER_USER, ROUTER_PASSWORD, port=port, timeout=timeout, login_method=plain
+    )
+
+
+def router_and_plan(tenant_id: str, port: int) -> tuple[Router, Plan]:
+    """The RouterOS test server on `port` as the tenant's router, and a plan on it (in the
+    caller's app context, not committed)."""
+    from app.services.provisioning import routers
+
+    router = routers.create_router(
+        tenant_id,
+        {"name": "bench", "host": "127.0.0.1", "port": port, "username": ROUTER_USER, "password": ROUTER_PASSWORD},
+        actor="bench",
+    )
+    plan = routers.create_plan(
+        tenant_id,
+        {
+            "name": "bench",
+            "price": 10,
+            "currency": "KES",
+            "duration_seconds": 3600,
+            "rate_limit": "2M/2M",
+            "shared_users": 1,
+            "profile": "bench",
+        },
+        actor="bench",
+    )
+    return router, plan
 
 
 # -- P2 baseline: the bare Dramatiq actor (bench/bare_actors.py) ---------------------------

@@ -15,18 +15,7 @@ from __future__ import annotations
 import smtplib
 import time
 
-from bench.common import (
-    Report,
-    Stack,
-    create_tenant,
-    database,
-    env_int,
-    exit_on_sigterm,
-    migrate,
-    per_backend,
-    print_table,
-    ratio,
-)
+from bench.common import Report, Stack, env_int, exit_on_sigterm, per_backend, print_table, ratio, tenant_database
 from bench.throughput import _app, _dramatiq, _poll, _wait_boot
 from tests.fakes.processes import Process
 from tests.fakes.smtp_sink import SmtpSink
@@ -53,10 +42,9 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     st.flushall()
     sink = SmtpSink().start()
     try:
-        with database(backend, st.tmp) as url:
-            env = st.env(url, SMTP_PORT=sink.port, EMAIL_RATE_PER_MINUTE=0, EMAIL_DELAY=0, EMAIL_BATCH_SIZE=500)
-            migrate(env)
-            tenant = create_tenant(env)
+        with tenant_database(
+            st, backend, SMTP_PORT=sink.port, EMAIL_RATE_PER_MINUTE=0, EMAIL_DELAY=0, EMAIL_BATCH_SIZE=500
+        ) as (env, tenant):
             with _app(env):
                 sample = mails.submit(
                     tenant["tenant_id"],

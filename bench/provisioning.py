@@ -25,29 +25,35 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import librouteros
-from librouteros.login import plain
-
 from bench import load
-from bench.api_latency import _wait_ready
 from bench.common import (
     BIN,
+    ROUTER_PASSWORD,
+    ROUTER_USER,
     Report,
     Stack,
-    create_tenant,
-    database,
     deployed,
     env_int,
     exit_on_sigterm,
-    migrate,
     per_backend,
     percentile,
     print_table,
     ratio,
+    router_and_plan,
+    router_api,
+    tenant_database,
 )
 from bench.scans import cpu_seconds
 from bench.throughput import _app, _wait_boot
-from tests.fakes.processes import ROOT, Process, free_port, wait_until, web_command, worker_command
+from tests.fakes.processes import (
+    ROOT,
+    Process,
+    free_port,
+    wait_for_web,
+    wait_until,
+    web_command,
+    worker_command,
+)
 
 NAME = "P7 provisioning"
 RATE, SECONDS = 50.0, 10.0
@@ -102,7 +108,7 @@ def bare_adds(port: int, n: int) -> float:
     lock = threading.Lock()
 
     def adder() -> None:
-        api = librouteros.connect("127.0.0.1", "admin", "bench", port=port, timeout=10, login_method=plain)
+        api = router_api(port)
         users = api.path("/ip/hotspot/user")
         while True:
             with lock:
@@ -122,7 +128,7 @@ def bare_adds(port: int, n: int) -> float:
 
 
 def router_users(port: int) -> set[str]:
-    api = librouteros.connect("127.0.0.1", "admin", "bench", port=port, timeout=30, login_method=plain)
+    api = router_api(port, timeout=30)
     try:
         return {row["name"] for row in api.path("/ip/hotspot/user").select()}
     finally:
@@ -147,8 +153,7 @@ def processes(st: Stack, env: dict[str, str], backend: str) -> Iterator[tuple[st
         started.append(
             Process([str(BIN / "python"), "-m", "workers.scheduler"], env, f"p7-sched-{backend}", st.tmp).start()
         )
-        _wait_ready(web, f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}", started
+        yield wait_for_web(web, port), started
     finally:
         for proc in reversed(started):
             proc.stop(15)
@@ -159,7 +164,7 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
 
     from app.extensions import db
     from app.models import Payment, Subscription
-    from app.services.provisioning import mpesa, payments, routers
+    from app.services.provisioning import mpesa, payments
 
     n = env_int("BENCH_PAYMENTS", 500)
     st.flushall()
@@ -172,9 +177,9 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
             "--port",
             str(router_port),
             "--username",
-            "admin",
+            ROUTER_USER,
             "--password",
-            "bench",
+            ROUTER_PASSWORD,
         ],
         {"PYTHONPATH": str(ROOT)},
         f"p7-router-{backend}",
@@ -183,37 +188,16 @@ def bench_backend(st: Stack, backend: str, report: Report) -> None:
     try:
         wait_until(lambda: f":{router_port}," in router.log(), 30, 0.1, what="the RouterOS test server")
         base_rate = bare_adds(router_port, n)
-        with database(backend, st.tmp) as url:
-            env = st.env(
-                url, ROUTER_TIMEOUT=10, EXPIRY_CHECK_SECONDS=3600, ROUTER_CHECK_SECONDS=3600, OUTBOX_RELAY_INTERVAL=0.5
-            )
-            migrate(env)
-            tenant = create_tenant(env)
+        with tenant_database(
+            st,
+            backend,
+            ROUTER_TIMEOUT=10,
+            EXPIRY_CHECK_SECONDS=3600,
+            ROUTER_CHECK_SECONDS=3600,
+            OUTBOX_RELAY_INTERVAL=0.5,
+        ) as (env, tenant):
             with _app(env):
-                r = routers.create_router(
-                    tenant["tenant_id"],
-                    {
-                        "name": "bench",
-                        "host": "127.0.0.1",
-                        "port": router_port,
-                        "username": "admin",
-                        "password": "bench",
-                    },
-                    actor="bench",
-                )
-                p = routers.create_plan(
-                    tenant["tenant_id"],
-                    {
-                        "name": "bench",
-                        "price": 10,
-                        "currency": "KES",
-                        "duration_seconds": 3600,
-                        "rate_limit": "2M/2M",
-                        "shared_users": 1,
-                        "profile": "bench",
-                    },
-                    actor="bench",
-                )
+                r, p = router_and_plan(tenant["tenant_id"], router_port)
                 warm = [f"warm-{i}" for i in range(int(RATE * WARM_SECONDS))]
                 steady = [f"steady-{i}" for i in range(int(RATE * SECONDS))]
                 burst = [f"burst-{i}" for i in range(n)]

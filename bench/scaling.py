@@ -34,21 +34,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import librouteros
 import urllib3
-from librouteros.login import plain
 from sqlalchemy import select
 
 from bench.common import (
+    LOOPBACK,
+    ROUTER_PASSWORD,
+    ROUTER_USER,
     Report,
     Stack,
-    create_tenant,
-    database,
     env_int,
     exit_on_sigterm,
-    migrate,
     per_backend,
     print_table,
+    router_and_plan,
+    router_api,
+    tenant_database,
 )
 from bench.scans import cpu_seconds
 from bench.throughput import _app, _poll, _wait_boot
@@ -58,7 +59,6 @@ from tests.fakes.routeros import Command, RouterOsServer
 
 NAME = "scale-out"
 GOAL_RATIO = 1.7
-LOOPBACK = "127.0.0.0/8"
 QUEUES = ("webhooks", "provisioning")
 PROVISION_EVERY = 3  # one job in three is a provision, the others webhook deliveries
 SEED_COMMIT = 100
@@ -69,7 +69,7 @@ class SlowRouter(RouterOsServer):
     """The RouterOS test server answering each command (the login apart) `delay` seconds late."""
 
     def __init__(self, delay: float) -> None:
-        super().__init__("admin", "bench")
+        super().__init__(ROUTER_USER, ROUTER_PASSWORD)
         self.delay = delay
 
     def _record(self, command: Command) -> None:  # called by each connection's thread before it answers
@@ -106,10 +106,7 @@ def peer_check(receiver: HttpReceiver, router: SlowRouter, clients: int, delay: 
         )
     http = clients * per_client / (time.perf_counter() - began) * delay / clients
     pool.close()
-    apis = [
-        librouteros.connect("127.0.0.1", "admin", "bench", port=router.port, timeout=10, login_method=plain)
-        for _ in range(clients)
-    ]
+    apis = [router_api(router.port) for _ in range(clients)]
 
     def adds(n: int) -> None:
         users = apis[n].path("/ip/hotspot/user")
@@ -131,28 +128,11 @@ def peer_check(receiver: HttpReceiver, router: SlowRouter, clients: int, delay: 
 def seed(tenant_id: str, n: int, receiver: HttpReceiver, router: SlowRouter) -> None:
     """n pending jobs of the mix, published to Redis at each commit (in the bench's own app)."""
     from app.extensions import db
-    from app.services.provisioning import routers, subscriptions
+    from app.services.provisioning import subscriptions
     from app.services.webhooks import endpoints, events
 
     endpoints.create(tenant_id, url=receiver.url("/hook"), actor="bench", event_types=["bench.tick"])
-    r = routers.create_router(
-        tenant_id,
-        {"name": "bench", "host": "127.0.0.1", "port": router.port, "username": "admin", "password": "bench"},
-        actor="bench",
-    )
-    p = routers.create_plan(
-        tenant_id,
-        {
-            "name": "bench",
-            "price": 10,
-            "currency": "KES",
-            "duration_seconds": 3600,
-            "rate_limit": "2M/2M",
-            "shared_users": 1,
-            "profile": "bench",
-        },
-        actor="bench",
-    )
+    r, p = router_and_plan(tenant_id, router.port)
     db.session.commit()
     for i in range(n):
         if i % PROVISION_EVERY == PROVISION_EVERY - 1:
@@ -174,33 +154,31 @@ def one_run(st: Stack, backend: str, processes: int, threads: int, n: int, delay
     receiver = HttpReceiver(Reply(delay=delay)).start()
     router = SlowRouter(delay).start()
     try:
-        with database(backend, st.tmp) as url:
-            env = st.env(url, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK, ROUTER_TIMEOUT=10)
-            migrate(env)
-            tenant = create_tenant(env)
-            with _app(env) as app:
-                app.config["WEBHOOK_ALLOWED_NETWORKS"] = [LOOPBACK]
-                seed(tenant["tenant_id"], n, receiver, router)
+        with (
+            tenant_database(st, backend, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK, ROUTER_TIMEOUT=10) as (env, tenant),
+            _app(env),
+        ):
+            seed(tenant["tenant_id"], n, receiver, router)
 
-                def finished() -> bool:
-                    with db.engine.connect() as conn:
-                        left = conn.scalar(select(func.count()).select_from(Job).where(Job.status.notin_(FINAL)))
-                    return left == 0
-
-                name = f"scaling-{backend}-{processes}-{uuid.uuid4().hex[:6]}"
-                workers = Process(worker_command(QUEUES, processes, threads), env, name, st.tmp)
-                started = time.perf_counter()
-                workers.start()
-                try:
-                    _wait_boot(workers, processes, started)
-                    cpu, own, stat = cpu_seconds(workers.proc.pid), _own_cpu(), _machine()  # type: ignore[union-attr]
-                    _poll(finished, 300, workers)
-                    cpu, own = cpu_seconds(workers.proc.pid) - cpu, _own_cpu() - own  # type: ignore[union-attr]
-                    machine = _busy_share(stat, _machine())
-                finally:
-                    workers.stop(15)
+            def finished() -> bool:
                 with db.engine.connect() as conn:
-                    rows = conn.execute(select(Job.type, Job.status, Job.started_at, Job.finished_at)).all()
+                    left = conn.scalar(select(func.count()).select_from(Job).where(Job.status.notin_(FINAL)))
+                return left == 0
+
+            name = f"scaling-{backend}-{processes}-{uuid.uuid4().hex[:6]}"
+            workers = Process(worker_command(QUEUES, processes, threads), env, name, st.tmp)
+            started = time.perf_counter()
+            workers.start()
+            try:
+                _wait_boot(workers, processes, started)
+                cpu, own, stat = cpu_seconds(workers.proc.pid), _own_cpu(), _machine()  # type: ignore[union-attr]
+                _poll(finished, 300, workers)
+                cpu, own = cpu_seconds(workers.proc.pid) - cpu, _own_cpu() - own  # type: ignore[union-attr]
+                machine = _busy_share(stat, _machine())
+            finally:
+                workers.stop(15)
+            with db.engine.connect() as conn:
+                rows = conn.execute(select(Job.type, Job.status, Job.started_at, Job.finished_at)).all()
     finally:
         receiver.close()
         router.close()

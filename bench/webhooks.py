@@ -26,34 +26,31 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
 import urllib3
 from opsdeck_client import signed_headers
 
 from bench import load
 from bench.common import (
+    LOOPBACK,
     Report,
     Stack,
-    create_tenant,
-    database,
     deployed,
     env_float,
     env_int,
     exit_on_sigterm,
-    migrate,
     per_backend,
     percentile,
     print_table,
     ratio,
+    tenant_database,
 )
 from bench.throughput import THREADS, _app, _poll, _wait_boot
 from tests.fakes.http_receiver import HttpReceiver
-from tests.fakes.processes import Process, free_port, wait_until, web_command, worker_command
+from tests.fakes.processes import Process, free_port, wait_for_web, web_command, worker_command
 
 NAME = "P4 webhooks"
 GOAL_RATE = 500.0
 GOAL_P95_MS = 100.0
-LOOPBACK = "127.0.0.0/8"
 QUEUE = "webhooks"
 EVENTS_PATH = "/api/v1/events"
 SENDERS = 16
@@ -101,12 +98,8 @@ def throughput(st: Stack, backend: str, report: Report, processes: int, goal: bo
     st.flushall()
     receiver = HttpReceiver().start()
     try:
-        with database(backend, st.tmp) as url:
-            env = st.env(url, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK)
-            migrate(env)
-            tenant = create_tenant(env)
-            with _app(env) as app:
-                app.config["WEBHOOK_ALLOWED_NETWORKS"] = [LOOPBACK]
+        with tenant_database(st, backend, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK) as (env, tenant):
+            with _app(env):
                 _endpoint(tenant["tenant_id"], receiver.url("/a"))
                 _endpoint(tenant["tenant_id"], receiver.url("/b"))
                 began = time.perf_counter()
@@ -159,26 +152,19 @@ def latency(st: Stack, backend: str, report: Report) -> None:
     st.flushall()
     receiver = HttpReceiver().start()
     try:
-        with database(backend, st.tmp) as url:
-            env = st.env(url, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK, API_RATE_LIMIT_PER_MINUTE=0)
-            migrate(env)
-            tenant = create_tenant(env)
-            with _app(env) as app:
-                app.config["WEBHOOK_ALLOWED_NETWORKS"] = [LOOPBACK]
+        with tenant_database(st, backend, WEBHOOK_ALLOWED_NETWORKS=LOOPBACK, API_RATE_LIMIT_PER_MINUTE=0) as (
+            env,
+            tenant,
+        ):
+            with _app(env):
                 _endpoint(tenant["tenant_id"], receiver.url("/live"))
             port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            web = Process(
-                web_command(port),
-                env,
-                f"web-{backend}",
-                st.tmp,
-            ).start()
+            web = Process(web_command(port), env, f"web-{backend}", st.tmp).start()
             workers = Process(_workers(processes), env, f"webhooks-live-{backend}", st.tmp)
             started = time.perf_counter()
             workers.start()
             try:
-                wait_until(lambda: _up(base), 30, 0.1, what="web server")
+                base = wait_for_web(web, port)
                 _wait_boot(workers, processes, started)
                 warm = _send(base, tenant, rate, WARM_SECONDS)  # reported apart: see WARM_SECONDS
                 _poll(lambda: len({r.headers.get("webhook-id") for r in receiver.received}) >= len(warm), 60, workers)
@@ -217,13 +203,6 @@ def latency(st: Stack, backend: str, report: Report) -> None:
             )
     finally:
         receiver.close()
-
-
-def _up(base: str) -> bool:
-    try:
-        return requests.get(base + "/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _send(base: str, tenant: dict[str, str], rate: float, seconds: float) -> dict[str, float]:
