@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 from dramatiq import Message
+from flask import Response
 
 from app.api import grouped
-from app.api.grouped import Outcome, Submission
+from app.api.grouped import Outcome, Pending, Submission
 from app.extensions import db, queue
 from app.models import Event, IdempotencyRecord, Job, WebhookDelivery
 from app.models.base import utcnow
@@ -41,11 +43,17 @@ def _submission(app, tenant, n: int, *, digest: str | None = None, key: str | No
         claim = idempotency.Claim(tenant.tenant_id, key, f"hash-{n}")
     else:
         claim = idempotency.signature_claim(tenant.tenant_id, digest or f"{n:064x}", f"hash-{n}", timedelta(minutes=10))
-    return Submission(idempotency.new_record(claim, 202, {"id": row["id"]}, {}), {Job: [row]})
+    pending = Pending(jobs.submit_many, [row], lambda written: Response(status=202))
+    return Submission(idempotency.new_record(claim, 202, {"id": row["id"]}, {}), pending)
 
 
 def _jobs(*subs: Submission) -> set[str]:
-    return {sub.rows[Job][0]["id"] for sub in subs}
+    return {sub.pending.rows[0]["id"] for sub in subs}
+
+
+def _outcomes(results: list) -> list:
+    """Each submission's outcome, or the error it got."""
+    return [r if isinstance(r, Exception) else r.outcome for r in results]
 
 
 def _published(queue_name: str = "default") -> list[str]:
@@ -91,38 +99,38 @@ def test_a_batch_keeps_each_requests_rows_together(app, tenant):
     twice, one whose signature a record holds, a twin by key and a key a record holds. Only the
     new requests' jobs are written and published; each other request writes nothing."""
     earlier, held = _submission(app, tenant, 8), _submission(app, tenant, 9, key="held")
-    assert grouped.write_batch([earlier, held]) == [Outcome.COMMITTED] * 2
+    assert _outcomes(grouped.write_batch([earlier, held])) == [Outcome.COMMITTED] * 2
 
     fresh, unkeyed = _submission(app, tenant, 1, key="k1"), _submission(app, tenant, 2)
     resent = _submission(app, tenant, 3, digest=f"{2:064x}")  # `unkeyed` again, in its batch
     seen = _submission(app, tenant, 4, digest=f"{8:064x}")  # `earlier` again
     twin = _submission(app, tenant, 5, key="k1")
     again = _submission(app, tenant, 6, key="held")
-    outcomes = grouped.write_batch([fresh, unkeyed, resent, seen, twin, again])
+    outcomes = _outcomes(grouped.write_batch([fresh, unkeyed, resent, seen, twin, again]))
 
     assert outcomes == [Outcome.COMMITTED] * 2 + [Outcome.KEY_HELD] * 4
     db.session.expire_all()
     assert {job.id for job in db.session.query(Job)} == _jobs(earlier, held, fresh, unkeyed)
     records = {r.key: r.response_body["id"] for r in db.session.query(IdempotencyRecord)}
-    assert records == {sub.record["key"]: sub.rows[Job][0]["id"] for sub in (earlier, held, fresh, unkeyed)}
+    assert records == {sub.record["key"]: sub.pending.rows[0]["id"] for sub in (earlier, held, fresh, unkeyed)}
     assert sorted(_published()) == sorted(_jobs(earlier, held, fresh, unkeyed))
 
 
 def test_a_bad_row_fails_only_its_own_request(app, tenant):
     """The batch is written again one request at a time: the others commit, once."""
     first = _submission(app, tenant, 1)
-    assert grouped.write_batch([first]) == [Outcome.COMMITTED]
+    assert _outcomes(grouped.write_batch([first])) == [Outcome.COMMITTED]
     good = _submission(app, tenant, 2, key="g")
     bad = _submission(app, tenant, 3)
-    bad.rows[Job][0]["id"] = first.rows[Job][0]["id"]  # a primary key taken: the INSERT fails
-    outcomes = grouped.write_batch([good, bad])
+    bad.pending.rows[0]["id"] = first.pending.rows[0]["id"]  # a primary key taken: the INSERT fails
+    outcomes = _outcomes(grouped.write_batch([good, bad]))
     assert outcomes[0] is Outcome.COMMITTED and isinstance(outcomes[1], Exception)
     db.session.expire_all()
-    assert db.session.get(Job, good.rows[Job][0]["id"]) is not None
+    assert db.session.get(Job, good.pending.rows[0]["id"]) is not None
     assert db.session.query(Job).count() == 2
     assert db.session.query(IdempotencyRecord).filter_by(key="g").count() == 1
     assert db.session.query(IdempotencyRecord).filter_by(key=bad.record["key"]).count() == 0  # nothing of it kept
-    assert sorted(_published()) == sorted([first.rows[Job][0]["id"], good.rows[Job][0]["id"]])
+    assert sorted(_published()) == sorted([first.pending.rows[0]["id"], good.pending.rows[0]["id"]])
 
 
 def test_a_failed_commit_fails_every_request_of_its_batch(app, tenant, monkeypatch):
@@ -146,7 +154,7 @@ def test_a_failed_commit_fails_every_request_of_its_batch(app, tenant, monkeypat
     assert all(isinstance(o, ConnectionError) for o in outcomes), outcomes
     db.session.expire_all()
     assert db.session.query(Job).count() == 2
-    assert grouped.write_batch([_submission(app, tenant, 3, key="a")]) == [Outcome.KEY_HELD]
+    assert _outcomes(grouped.write_batch([_submission(app, tenant, 3, key="a")])) == [Outcome.KEY_HELD]
 
 
 def test_concurrent_submissions_commit_together(app, api, monkeypatch):
@@ -202,12 +210,11 @@ def test_repeats_and_twins_inside_one_batch(app, api, monkeypatch):
 
 @pytest.mark.parametrize("app_config", [LOOPBACK], indirect=True)
 def test_events_and_jobs_share_a_batch(app, api, receiver, monkeypatch, app_config):
-    """Events (each with its deliveries and their jobs) and jobs from concurrent requests go in
-    one transaction, parents first; an event with the platform's own id is written alone (its
-    dedupe looks the id up first), outside the batches."""
+    """Events (each with its deliveries and their jobs), one with the platform's own id, and
+    jobs from concurrent requests go in one transaction, parents first."""
     make_endpoint(api, receiver.url("/a"))
     make_endpoint(api, receiver.url("/b"))
-    sizes = _hold_first_batch(monkeypatch, 5)
+    sizes = _hold_first_batch(monkeypatch, 6)
 
     def send(n: int) -> object:
         if n == 6:
@@ -218,7 +225,7 @@ def test_events_and_jobs_share_a_batch(app, api, receiver, monkeypatch, app_conf
 
     results = _concurrently(app, send, 7)
 
-    assert sizes == [1, 5], sizes
+    assert sizes == [1, 6], sizes
     assert all(r.status_code == 202 for r in results.values())
     event_ids = {results[n].get_json()["id"] for n in (1, 3, 5, 6)}
     assert results[6].get_json()["client_id"] == "order-6" and results[1].get_json()["payload"] == {"n": 1}
@@ -285,3 +292,65 @@ def test_an_event_repeated_with_its_idempotency_key_is_replayed(api):
     again = api.post("/api/v1/events", event, headers={"Idempotency-Key": "ev-1"})
     assert first.status_code == again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json() and db.session.query(Event).count() == 1
+
+
+def test_a_platform_key_held_in_the_same_batch_is_answered_after_the_write(app, api, monkeypatch):
+    """Three requests with one job `idempotency_key` (and a committed job holding another) in
+    one batch: one job each key; the first new request 202, the others 200 with that job. The
+    answers are made after the INSERT, and a request repeated later gets its own answer back."""
+    held = api.post("/api/v1/jobs", {**JOB, "idempotency_key": "order-1"}).get_json()
+    sizes = _hold_first_batch(monkeypatch, 4)
+
+    def send(n: int) -> object:
+        key = "order-1" if n == 4 else "order-2"
+        return api.post("/api/v1/jobs", {**JOB, "payload": {"message": f"m{n}"}, "idempotency_key": key})
+
+    results = _concurrently(app, send, 5)
+
+    assert sizes == [1, 4], sizes
+    codes = sorted(results[n].status_code for n in range(4))
+    assert codes == [200, 200, 200, 202], codes
+    new = next(results[n].get_json() for n in range(4) if results[n].status_code == 202)
+    assert {results[n].get_json()["id"] for n in range(4)} == {new["id"]}
+    assert results[4].status_code == 200 and results[4].get_json() == held
+    db.session.expire_all()
+    assert db.session.query(Job).count() == 2
+    records = Counter((r.response_body["id"], r.response_status) for r in db.session.query(IdempotencyRecord))
+    # each request's record holds its own answer: the 200s' say 200
+    assert records == {(held["id"], 202): 1, (held["id"], 200): 1, (new["id"], 202): 1, (new["id"], 200): 3}
+
+
+@pytest.mark.parametrize("app_config", [LOOPBACK], indirect=True)
+def test_an_events_own_id_held_in_the_same_batch_is_answered_with_the_first_event(
+    app, api, receiver, monkeypatch, app_config
+):
+    """Two requests with one event id in one batch: one event, one fan-out; the second is
+    answered 200 with the first's payload."""
+    make_endpoint(api, receiver.url("/a"))
+    sizes = _hold_first_batch(monkeypatch, 2)
+    results = _concurrently(app, lambda n: post_event(api, "invoice.paid", {"n": n}, id="order-9"), 3)
+
+    assert sizes[0] == 1 and sum(sizes) == 3, sizes
+    by_status = sorted((r.status_code, r.get_json()["payload"]["n"]) for r in results.values())
+    first = next(n for code, n in by_status if code == 202)
+    assert [code for code, _ in by_status] == [200, 200, 202] and {n for _, n in by_status} == {first}
+    db.session.expire_all()
+    assert db.session.query(Event).count() == 1 and db.session.query(WebhookDelivery).count() == 1
+
+
+def test_bulk_calls_share_a_batch_with_single_submissions(app, api, monkeypatch):
+    """A bulk call is one submission among the others of its batch: its items in or out together."""
+    sizes = _hold_first_batch(monkeypatch, 3)
+
+    def send(n: int) -> object:
+        if n == 1:
+            return api.post("/api/v1/jobs/batch", {"jobs": [JOB, JOB, {**JOB, "idempotency_key": "b"}]})
+        return api.post("/api/v1/jobs", {**JOB, "payload": {"message": f"m{n}"}})
+
+    results = _concurrently(app, send, 4)
+
+    assert sizes == [1, 3], sizes
+    assert all(r.status_code == 202 for r in results.values())
+    assert [item["replayed"] for item in results[1].get_json()["data"]] == [False] * 3
+    db.session.expire_all()
+    assert db.session.query(Job).count() == 6 and sorted(_published()) == sorted(j.id for j in db.session.query(Job))

@@ -1,20 +1,26 @@
-"""Group commit: concurrent requests' writes in one transaction (job submissions, events).
+"""Group commit: every job submission and event the API accepts (one, or a bulk call's list)
+is written through here, with those of the requests waiting meanwhile, in one transaction.
 
 A write commits its work and its idempotency record together (app/api/writes.py). For a job
 submission the work is one row (for an event, a few), and most of the request's cost is the
-transaction around it. Under `grouped_write` the view only builds its rows (`defer`), and the
-request hands its record and its rows to a Combiner (app/broker/combining.py): the request holding the
-turn writes those of every request waiting meanwhile in one transaction (one INSERT per table,
-one COMMIT, one publish to Redis). A request alone goes at once, in a batch of one.
+transaction around it. A view under `grouped_write` only validates and builds its rows, and
+returns them as a `Pending` with the writer that writes them (`jobs.submit_many`,
+`events.create_many`) and how to answer once they are written. The request hands its record
+and its rows to a Combiner (app/broker/combining.py): the request holding the turn runs each
+writer once for the rows of every request waiting meanwhile (one INSERT per table, one COMMIT,
+one publish to Redis). A request alone goes at once, in a batch of one.
+
+The answer is known before the write when every row is new, and is the record stored with
+the rows. A row answered by what held its key (a job's `idempotency_key`, an event's `id`)
+changes it: the request's answer is made again from what the writer returned, and its record
+updated in the same transaction.
 
 Each request's rows still commit together or not at all: a record holding its key (its
 Idempotency-Key or its signature) leaves its rows out, and the request answers as that record
 says: the stored response replayed, 422 for another body, or, when the record has expired, its
 own write, alone. A batch that fails is written again one request at a time, so a bad row
-fails only its own.
-
-There is no lookup before the view: the key is claimed by the record's INSERT, and only a
-repeat pays for a read.
+fails only its own. There is no lookup before the view: the key is claimed by the record's
+INSERT, and only a repeat pays for a read.
 """
 
 from __future__ import annotations
@@ -25,15 +31,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from flask import Response, g, make_response, request
-from sqlalchemy import insert
+from flask import Response, g
 
 from app.api import writes
 from app.broker.combining import Combiner
-from app.db.statements import core_execute
+from app.db.statements import Written
 from app.extensions import db
-from app.models import Job
-from app.services import idempotency, jobs
+from app.services import idempotency
 
 
 class Outcome(Enum):
@@ -42,79 +46,66 @@ class Outcome(Enum):
     KEY_HELD = "key held"
 
 
-#: Rows by model: a Job's are published after commit (jobs.submit_many).
-Rows = dict[type, list[dict[str, Any]]]
+#: A service function that writes rows in the caller's transaction and answers each, in the
+#: rows' order (`jobs.submit_many`, `events.create_many`).
+Writer = Callable[[list[dict[str, Any]]], list[Written[Any]]]
+
+
+@dataclass
+class Pending:
+    """What a view under `grouped_write` returns: rows for a writer, and its answer once they
+    are written (a row may be answered by what held its key: the platform's idempotency_key
+    on a job, its id on an event)."""
+
+    writer: Writer
+    rows: list[dict[str, Any]]
+    answer: Callable[[list[Written[Any]]], Response]
+
+    def as_new(self) -> Response:
+        """The answer when every row is written new (the common case, known before the write)."""
+        return self.answer([Written(row, False) for row in self.rows])
 
 
 @dataclass
 class Submission:
     """What one request writes: its idempotency record (from `idempotency.new_record`, keyed
-    by its Idempotency-Key or its signature) and its rows (jobs from `jobs.new_row`)."""
+    by its Idempotency-Key or its signature, holding the answer `as_new`) and its rows."""
 
     record: dict[str, Any] | None
-    rows: Rows
+    pending: Pending
 
 
-def defer(model: type, rows: list[dict[str, Any]]) -> None:
-    """For a view under `grouped_write`: add rows of `model` (complete, one set of columns per
-    model) to the request's work."""
-    deferred = g.get("grouped_rows")
-    if deferred is None:
-        raise RuntimeError("defer() is for views under grouped_write")
-    deferred.setdefault(model, []).extend(rows)
+@dataclass
+class Result:
+    outcome: Outcome
+    #: The answer, when a row was answered by what held its key (the record holds it too).
+    replayed: Response | None = None
 
 
-def grouped_write(alone_with: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`write`, for a view whose only work is the rows it `defer`s. A request whose JSON body
-    sets the field `alone_with` (the platform's own key, whose dedupe needs the INSERT's
-    answer) is a plain `write` instead, and the view writes through the session itself."""
+def grouped_write(view: Callable[..., Pending]) -> Callable[..., Response]:
+    """`write`, for a view whose only work is the rows of the `Pending` it returns: they are
+    committed with those of the requests waiting meanwhile (a lone request is a batch of one)."""
 
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        plain = writes.write(view)
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        return _grouped(view, args, kwargs)
 
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Response:
-            if alone_with is not None and _sets(alone_with):
-                return plain(*args, **kwargs)
-            return _grouped(view, args, kwargs)
-
-        wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
-        return wrapper
-
-    return decorator
+    wrapper.idempotent = True  # type: ignore[attr-defined]  # the OpenAPI document declares the header
+    return wrapper
 
 
-def _sets(field: str) -> bool:
-    """Whether the request's JSON body is an object with `field` set."""
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # the view refuses it
-        return False
-    return isinstance(body, dict) and body.get(field) is not None
-
-
-def deferring() -> bool:
-    """Whether the current request's rows are being deferred (the view is not writing alone)."""
-    return g.get("grouped_rows") is not None
-
-
-def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
+def _grouped(view: Callable[..., Pending], args: Any, kwargs: Any) -> Response:
     claim = writes.request_claim()
     if claim is not None and claim.implicit and g.get("signature_seen"):
         found = writes.look_up(claim)  # the same signed request again: no need to run the view
         if isinstance(found, idempotency.Replay):
             return writes.replayed(found)
         claim = found
-    rows: Rows = {}
-    g.grouped_rows = rows
     try:
-        response = make_response(view(*args, **kwargs))
+        pending = view(*args, **kwargs)
+        response = pending.as_new()
     except Exception as err:
         return writes.failed(claim, err)  # a repeat is answered as the first time, refusals too
-    finally:
-        g.grouped_rows = None
-    if response.status_code >= 500:
-        return response
     record = None
     if claim is not None:
         body = response.get_json(silent=True)
@@ -123,25 +114,25 @@ def _grouped(view: Callable[..., Any], args: Any, kwargs: Any) -> Response:
     # write lock; on PostgreSQL a row lock would hold up its group). Nothing before the view
     # writes through the session; this ends what a read may have begun.
     db.session.commit()
-    outcome = _combiner(Submission(record, rows))
-    if isinstance(outcome, Exception):
-        raise outcome
-    if outcome is Outcome.KEY_HELD and claim is not None:
+    result = _combiner(Submission(record, pending))
+    if isinstance(result, Exception):
+        raise result
+    if result.outcome is Outcome.KEY_HELD and claim is not None:
         found = writes.look_up(claim)
         if isinstance(found, idempotency.Replay):
             return writes.replayed(found)
-        _insert(rows)  # the record has expired: this request's write, alone
-        return writes.commit(response, found)
-    return response
+        # The record has expired: this request's write, alone.
+        return writes.commit(pending.answer(pending.writer(pending.rows)), found)
+    return result.replayed or response
 
 
-def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
+def write_batch(submissions: list[Submission]) -> list[Result | Exception]:
     """Write submissions in one transaction and commit. When a write fails, each is written
     again alone; when the COMMIT fails, every one gets its error (the commit may have gone
     through: written again, each would find its own record and answer from it, for rows that
     may not exist)."""
     try:
-        outcomes = _write(submissions)
+        results = _write(submissions)
     except Exception as err:
         db.session.rollback()
         if len(submissions) == 1:
@@ -152,19 +143,36 @@ def write_batch(submissions: list[Submission]) -> list[Outcome | Exception]:
     except Exception as err:
         db.session.rollback()
         return [err] * len(submissions)
-    return list(outcomes)
+    return list(results)
 
 
-def _write(submissions: list[Submission]) -> list[Outcome]:
+def _write(submissions: list[Submission]) -> list[Result]:
+    """Each writer once, with the rows of every submission whose key was free; a submission
+    with a row answered by what held its key gets its answer again, and its record too."""
     outcomes = [Outcome.COMMITTED] * len(submissions)
     _claim_keys(submissions, outcomes)
-    rows: Rows = {}
-    for sub, outcome in zip(submissions, outcomes, strict=True):
+    results = [Result(outcome) for outcome in outcomes]
+    by_writer: dict[Writer, list[int]] = {}
+    for n, outcome in enumerate(outcomes):
         if outcome is Outcome.COMMITTED:
-            for model, some in sub.rows.items():
-                rows.setdefault(model, []).extend(some)
-    _insert(rows)
-    return outcomes
+            by_writer.setdefault(submissions[n].pending.writer, []).append(n)
+    for writer, members in by_writer.items():
+        written = writer([row for n in members for row in submissions[n].pending.rows])
+        at = 0
+        for n in members:
+            pending = submissions[n].pending
+            mine, at = written[at : at + len(pending.rows)], at + len(pending.rows)
+            if any(w.replayed for w in mine):
+                results[n].replayed = _answer_again(submissions[n].record, pending.answer(mine))
+    return results
+
+
+def _answer_again(record: dict[str, Any] | None, response: Response) -> Response:
+    if record is not None:
+        idempotency.update_answer(
+            record, response.status_code, response.get_json(silent=True), writes.replayed_headers(response)
+        )
+    return response
 
 
 def _record_key(sub: Submission) -> tuple[str, str] | None:
@@ -191,24 +199,4 @@ def _claim_keys(submissions: list[Submission], outcomes: list[Outcome]) -> None:
             outcomes[n] = Outcome.KEY_HELD
 
 
-def _insert(rows: Rows) -> None:
-    """One INSERT per model, parents first (foreign keys are checked at each statement)."""
-    order = _table_order()
-    for model in sorted(rows, key=lambda m: order[m.__table__]):  # type: ignore[attr-defined]
-        if model is Job:
-            jobs.submit_many(rows[model])
-        elif rows[model]:
-            core_execute(_statement(model), rows[model])
-
-
-@functools.cache
-def _table_order() -> dict[Any, int]:
-    return {table: n for n, table in enumerate(db.metadata.sorted_tables)}
-
-
-@functools.cache
-def _statement(model: type) -> Any:
-    return insert(model)
-
-
-_combiner: Combiner[Submission, Outcome | Exception] = Combiner(write_batch)
+_combiner: Combiner[Submission, Result | Exception] = Combiner(write_batch)

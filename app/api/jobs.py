@@ -11,7 +11,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from app import jobtypes
 from app.api import batches, bp
 from app.api.errors import ApiProblem, validation_failed
-from app.api.grouped import defer, deferring, grouped_write
+from app.api.grouped import Pending, grouped_write
 from app.api.openapi import CURSOR, doc
 from app.api.validation import Float
 from app.api.writes import json_body, write
@@ -111,29 +111,32 @@ def _row(data: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/jobs")
 @doc(status=202, also=(200,), body=JobSchema, response=JobSchema, problems=(400, 413, 415, 422))
-@grouped_write(alone_with="idempotency_key")
-def create_job() -> Response:
+@grouped_write
+def create_job() -> Pending:
     """Submit a job (200 with the first job for a known idempotency_key)"""
     data = job_schema.load(json_body())
     try:
         row = _row(data)
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None
-    if deferring():  # committed with other requests' (app/api/grouped.py)
-        defer(Job, [row])
-        return _answer(job_schema.dump(full_row(Job, row)), 202)
-    submitted = jobs.submit_many([row])[0]
-    return _answer(_dump_written(submitted), 200 if submitted.replayed else 202)
+    return Pending(jobs.submit_many, [row], _answer_one)
+
+
+def _answer_one(written: list[Written[Job]]) -> Response:
+    return _answer(_dump_written(written[0]), 200 if written[0].replayed else 202)
 
 
 @bp.post("/jobs/batch")
 @doc(status=202, body=JobBatchSchema, response=JobBatchAnswerSchema, problems=(400, 413, 415, 422))
-@write
-def create_jobs() -> Response:
+@grouped_write
+def create_jobs() -> Pending:
     """Submit 1 to API_BATCH_MAX_ITEMS jobs in one transaction"""
     _, rows = batches.load_each("jobs", job_schema, _row, (jobs.JobInputError,))
-    submitted = jobs.submit_many(rows)
-    return batches.answer([_dump_written(s) for s in submitted], [s.replayed for s in submitted])
+    return Pending(jobs.submit_many, rows, _answer_many)
+
+
+def _answer_many(written: list[Written[Job]]) -> Response:
+    return batches.answer([_dump_written(w) for w in written], [w.replayed for w in written])
 
 
 def _dump_written(written: Written[Job]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import UTC
 from typing import Any
 
@@ -11,10 +13,11 @@ from sqlalchemy import select
 
 from app.api import batches, bp, family
 from app.api.errors import ApiProblem, validation_failed
-from app.api.grouped import defer, deferring, grouped_write
+from app.api.grouped import Pending, grouped_write
 from app.api.openapi import ANY_JSON, CURSOR, doc
 from app.api.validation import Boolean, Pattern
 from app.api.writes import json_body, write
+from app.db.statements import Written
 from app.models import Event, WebhookDelivery, WebhookEndpoint
 from app.services import pagination
 from app.services.webhooks import delivery, endpoints, events
@@ -122,26 +125,25 @@ def _dump_event(event: Event | dict[str, Any], payload: Any, *, with_deliveries:
 @bp.post("/events")
 @doc(status=202, also=(200,), body=EventSchema, response=EventSchema)
 @family("webhooks")
-@grouped_write(alone_with="id")
-def create_event() -> Response:
+@grouped_write
+def create_event() -> Pending:
     """Accept an event and fan it out (200 with the first event for a known client id)"""
     limit = current_app.config["WEBHOOK_MAX_PAYLOAD_BYTES"]
     if len(request.get_data(cache=True)) > limit + 64 * 1024:
         raise ApiProblem(413, "Payload too large", f"Event payloads are limited to {limit} bytes.", type="too-large")
     data = event_schema.load(json_body())
     try:
-        if deferring():  # committed with other requests' (app/api/grouped.py)
-            rows = events.new_rows(g.tenant_id, data["type"], data["payload"])
-            for model, some in rows.items():
-                defer(model, some)
-            body, created = _dump_event(rows[Event][0], data["payload"]), True
-        else:
-            event, created = events.create(g.tenant_id, data["type"], data["payload"], client_id=data.get("id"))
-            body = _dump_event(event, event.payload)
+        row = _event_row(data)
     except events.PayloadTooLarge as err:
         raise ApiProblem(413, "Payload too large", str(err), type="too-large") from None
+    return Pending(events.create_many, [row], functools.partial(_answer_event, data["payload"]))
+
+
+def _answer_event(payload: Any, written: list[Written[Event]]) -> Response:
+    accepted = written[0]
+    body = _dump_event(accepted.value, _payload_of(accepted, payload))
     response = jsonify(body)
-    response.status_code = 202 if created else 200
+    response.status_code = 200 if accepted.replayed else 202
     response.headers["Location"] = url_for("api.get_event", event_id=body["id"])
     return response
 
@@ -167,17 +169,26 @@ def _event_row(data: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/events/batch")
 @doc(status=202, body=EventBatchSchema, response=EventBatchAnswerSchema, problems=(400, 413, 415, 422))
 @family("webhooks")
-@write
-def create_events() -> Response:
+@grouped_write
+def create_events() -> Pending:
     """Accept 1 to API_BATCH_MAX_ITEMS events in one transaction and fan each out"""
     loaded, rows = batches.load_each("events", event_schema, _event_row, (events.PayloadTooLarge,))
-    accepted = events.create_many(g.tenant_id, rows)
-    payloads = {row["id"]: data["payload"] for data, row in zip(loaded, rows, strict=True)}
-    dumped = [
-        _dump_event(a.value, a.value.payload if isinstance(a.value, Event) else payloads[a.value["id"]])
-        for a in accepted
-    ]
-    return batches.answer(dumped, [a.replayed for a in accepted])
+    payloads = [data["payload"] for data in loaded]
+    return Pending(events.create_many, rows, functools.partial(_answer_events, payloads))
+
+
+def _answer_events(payloads: list[Any], written: list[Written[Event]]) -> Response:
+    dumped = [_dump_event(a.value, _payload_of(a, payload)) for a, payload in zip(written, payloads, strict=True)]
+    return batches.answer(dumped, [a.replayed for a in written])
+
+
+def _payload_of(accepted: Written[Event], payload: Any) -> Any:
+    """The payload of what answers a row: the one sent, when the row is new; else that of the
+    event that held its id (committed, or a row written just before it)."""
+    if not accepted.replayed:
+        return payload
+    value = accepted.value
+    return value.payload if isinstance(value, Event) else json.loads(value["body"])["data"]
 
 
 @bp.get("/events/<item:event_id>")

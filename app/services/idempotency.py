@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
 
 from app.db.statements import Prepared, core_execute
 from app.models import IdempotencyRecord
@@ -140,6 +140,15 @@ def store_many(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
     if not records:
         return set()
     return {(row.tenant_id, row.key) for row in core_execute(_STORE, records)}
+
+
+def update_answer(record: dict[str, Any], status: int, body: Any, headers: dict[str, str]) -> None:
+    """Give a record from `new_record`, stored in the current transaction, another answer."""
+    core_execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.tenant_id == record["tenant_id"], IdempotencyRecord.key == record["key"])
+        .values(response_status=status, response_body=body, response_headers=headers)
+    )
 
 
 #: The key of a stored response body kept as Fernet ciphertext.

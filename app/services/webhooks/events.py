@@ -11,10 +11,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, insert, select
 
-from app.db.postgres import single_statement
 from app.db.statements import InsertNew, Written, add_as_loaded, core_execute, insert_once
 from app.extensions import db
-from app.models import Event, Job, WebhookDelivery, WebhookEndpoint
+from app.models import Event, WebhookDelivery, WebhookEndpoint
 from app.models.base import new_id, utcnow
 from app.services import jobs
 from app.services.webhooks import delivery
@@ -52,7 +51,7 @@ def create(tenant_id: str, event_type: str, data: Any, *, client_id: str | None 
     """Record an event and fan it out (caller's transaction): `create_many` of one row. A
     `client_id` the tenant already used returns the first event and False, with no second
     fan-out, even under a race. Raises PayloadTooLarge."""
-    written = create_many(tenant_id, [new_row(tenant_id, event_type, data, client_id=client_id)])[0]
+    written = create_many([new_row(tenant_id, event_type, data, client_id=client_id)])[0]
     if isinstance(written.value, Event):
         return written.value, False
     return add_as_loaded(Event, written.value), True
@@ -86,9 +85,16 @@ _SUBSCRIBERS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
 )
 
 
-#: Opsdeck's own events about the service (app/services/alerts.py), not about a tenant's work:
-#: only an endpoint that names them receives them, not one that takes every type.
-SERVICE_EVENTS = frozenset({"queue.long_wait", "queue.long_wait_cleared"})
+#: Opsdeck's own events about the service, not about a tenant's work, as the services that send
+#: them declare them (`service_event`): only an endpoint that names them receives them, not one
+#: that takes every type.
+SERVICE_EVENTS: set[str] = set()
+
+
+def service_event(event_type: str) -> str:
+    """Declare `event_type` one of Opsdeck's own events (SERVICE_EVENTS); returns it."""
+    SERVICE_EVENTS.add(event_type)
+    return event_type
 
 
 def receives(event_types: list[str] | None, event_type: str) -> bool:
@@ -98,20 +104,15 @@ def receives(event_types: list[str] | None, event_type: str) -> bool:
     return event_type in event_types
 
 
-def subscribers(tenant_id: str, event_type: str, *, alone: bool = False) -> list[str]:
-    """Ids of the tenant's endpoints that receive `event_type`. `alone`: outside the session's
-    transaction (a request that writes nothing through the session opens none)."""
-    return [id_ for id_, types in _subscriptions(tenant_id, alone=alone) if receives(types, event_type)]
+def subscribers(tenant_id: str, event_type: str) -> list[str]:
+    """Ids of the tenant's endpoints that receive `event_type`."""
+    return [id_ for id_, types in _subscriptions(tenant_id) if receives(types, event_type)]
 
 
-def _subscriptions(tenant_id: str, *, alone: bool = False) -> list[tuple[str, list[str] | None]]:
+def _subscriptions(tenant_id: str) -> list[tuple[str, list[str] | None]]:
     """(endpoint id, its event types; None: every type) of each of the tenant's live
     endpoints. A Core read: nothing the caller added is flushed for it."""
-    if alone:
-        with single_statement(db.engine) as conn:
-            rows = conn.execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
-    else:
-        rows = core_execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
+    rows = core_execute(_SUBSCRIBERS, {"tenant": tenant_id}).all()
     return [(row.id, row.event_types) for row in rows]
 
 
@@ -125,17 +126,18 @@ def fan_out(event: Event) -> int:
     return len(rows)
 
 
-def create_many(tenant_id: str, rows: list[dict[str, Any]]) -> list[Written[Event]]:
-    """Record the tenant's events (rows from `new_row`) in one INSERT and fan each new one out
-    (caller's transaction): the deliveries' jobs in one INSERT, the deliveries in another. An
-    event whose client id the tenant used already (before, or for an earlier row of this call)
-    is not inserted nor fanned out: its answer is the first event, replayed. Answers are in the
-    rows' order."""
+def create_many(rows: list[dict[str, Any]]) -> list[Written[Event]]:
+    """Record events (rows from `new_row`, of one tenant or several) in one INSERT and fan each
+    new one out (caller's transaction): the deliveries' jobs in one INSERT, the deliveries in
+    another. An event whose client id its tenant used already (before, or for an earlier row
+    of this call) is not inserted nor fanned out: its answer is the first event, replayed.
+    Answers are in the rows' order."""
     answers, inserted = insert_once(_INSERT_NEW_EVENT, rows, "client_id", _holding_client_ids)
-    subscriptions = _subscriptions(tenant_id)
+    subscriptions = {tenant: _subscriptions(tenant) for tenant in {row["tenant_id"] for row in inserted}}
     job_rows, delivery_rows = [], []
     for row in inserted:
-        endpoint_ids = [id_ for id_, types in subscriptions if receives(types, row["type"])]
+        tenant_id = row["tenant_id"]
+        endpoint_ids = [id_ for id_, types in subscriptions[tenant_id] if receives(types, row["type"])]
         more_jobs, more_deliveries = fan_out_rows(row["id"], tenant_id, row["created_at"], endpoint_ids)
         job_rows += more_jobs
         delivery_rows += more_deliveries
@@ -147,16 +149,6 @@ def create_many(tenant_id: str, rows: list[dict[str, Any]]) -> list[Written[Even
 
 def _holding_client_ids(tenant_id: str | None, client_ids: list[str]) -> Iterable[Event]:
     return db.session.scalars(select(Event).where(Event.tenant_id == tenant_id, Event.client_id.in_(client_ids)))
-
-
-def new_rows(tenant_id: str, event_type: str, data: Any) -> dict[type, list[dict[str, Any]]]:
-    """A new event's rows, by model, for a caller that inserts them itself (app/api/grouped.py):
-    the event, its deliveries' ledger jobs and its deliveries. Subscribers are read outside the
-    session's transaction. Raises PayloadTooLarge."""
-    row = new_row(tenant_id, event_type, data)
-    endpoint_ids = subscribers(tenant_id, event_type, alone=True)
-    job_rows, rows = fan_out_rows(row["id"], tenant_id, row["created_at"], endpoint_ids)
-    return {Event: [row], Job: job_rows, WebhookDelivery: rows}
 
 
 def fan_out_rows(
