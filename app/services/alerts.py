@@ -33,12 +33,13 @@ from app.extensions import db
 from app.models import QueueAlert, User, WebhookEndpoint
 from app.models.base import utcnow
 from app.services import stats
+from app.services.webhooks import events
 from app.telemetry import metrics
 
 log = logging.getLogger("opsdeck.alerts")
 
-RAISED = "queue.long_wait"
-CLEARED = "queue.long_wait_cleared"
+RAISED = events.service_event("queue.long_wait")
+CLEARED = events.service_event("queue.long_wait_cleared")
 _PRIORITY_SUFFIXES = ("_high", "_low")
 
 
@@ -166,8 +167,6 @@ def _clear(row: Alert, now: datetime) -> bool:
 
 def _webhook_events(event_type: str, data: dict[str, Any]) -> int:
     """The event for every tenant with an endpoint subscribed to it by name (caller's transaction)."""
-    from app.services.webhooks import events
-
     rows = db.session.execute(
         select(WebhookEndpoint.tenant_id, WebhookEndpoint.event_types).where(
             WebhookEndpoint.enabled.is_(True), WebhookEndpoint.deleted_at.is_(None)
