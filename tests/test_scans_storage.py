@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import subprocess
 import sys
 
@@ -142,3 +143,11 @@ def test_a_process_with_a_bad_storage_url_does_not_start():
         timeout=60,
     )
     assert done.returncode != 0 and "SCAN_STORAGE_URL='var/files'" in done.stderr
+
+
+@pytest.mark.parametrize("scan_storage", ["file"], indirect=True)
+def test_local_files_are_the_owners_only(app, scan_storage, tmp_path):
+    stored = storage.save(io.BytesIO(b"private"), 1000)
+    assert stored is not None
+    path = tmp_path / "files" / stored.key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700

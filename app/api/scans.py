@@ -174,7 +174,6 @@ def get_scan(scan_id: str) -> Response:
 @family("scans")
 def get_scan_file(scan_id: str) -> Response:
     """Download the file: only once clamd has found it clean (409 before and otherwise)"""
-    # Streamed from the store (a local file, or an object's body) in pieces, never read whole.
     row = _own(scan_id)
     if not row.servable or row.storage_key is None:
         raise ApiProblem(
@@ -184,6 +183,7 @@ def get_scan_file(scan_id: str) -> Response:
         file = storage.open_file("files", row.storage_key)
     except FileNotFoundError:
         raise ApiProblem(409, "Not available", "The file is no longer stored.", type="file-not-available") from None
+    # Sent in pieces as it is read (a local file, or an object's body), never read whole.
     response = send_file(
         file,
         mimetype=row.content_type or "application/octet-stream",

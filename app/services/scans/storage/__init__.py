@@ -61,11 +61,6 @@ def store(location: str) -> Store:
     return s3.S3Store(client, where.where, where.prefix)
 
 
-def local(location: str) -> bool:
-    """Whether the location's files are on this machine's filesystem."""
-    return storage_location(current_app.config[LOCATIONS[location]]).scheme == "file"
-
-
 def incoming(limit: int) -> Incoming:
     """A new upload into the kept files (see Incoming)."""
     return Incoming(store("files"), limit)
