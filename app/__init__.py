@@ -10,7 +10,7 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.exceptions import HTTPException
 
 from app.config import ROOT, Config
-from app.telemetry import logs, metrics, sentry
+from app.telemetry import logs, metrics, sentry, tracing
 
 
 def create_app(config: Any = None) -> Flask:
@@ -19,6 +19,7 @@ def create_app(config: Any = None) -> Flask:
     app.config.from_object(config or Config())
     sentry.init_sentry(app.config)  # before the broker exists: Sentry patches Broker.__init__
     metrics.init_app(app)  # before anything counts: points prometheus_client at PROMETHEUS_MULTIPROC_DIR
+    tracing.init_app(app)  # before the engine exists: engines are instrumented as they are made
     _check_secrets(app)
     from app.services.scans import precheck
 

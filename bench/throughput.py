@@ -100,14 +100,15 @@ def _app(env: dict[str, str]) -> Iterator[Flask]:
             db.engine.dispose()
 
 
-def opsdeck(st: Stack, backend: str, processes: int, n: int, timeout: float) -> Run:
+def opsdeck(st: Stack, backend: str, processes: int, n: int, timeout: float, **settings: object) -> Run:
+    """`settings`: more environment for the submitting app and the workers (bench/tracing.py)."""
     from app.extensions import db
     from app.models import Job
     from app.services import jobs
 
     st.flushall()
     with database(backend, st.tmp) as url:
-        env = st.env(url)
+        env = st.env(url, **settings)
         migrate(env)
         with _app(env):
             began = time.perf_counter()

@@ -49,6 +49,23 @@ NOT_SETTINGS = {
     "BENCH_DATABASE_URL": "bench/ only",
     "RECORD_EVERY": "a constant of the email recorder, named by the fault suite",
     "SCM_RIGHTS": "a socket option",
+    **dict.fromkeys(
+        (
+            "OTEL_SERVICE_NAME",
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            "OTEL_PYTHON_FLASK_EXCLUDED_URLS",
+        ),
+        "the OpenTelemetry SDK's own (docs/tracing.md)",
+    ),
 }
 _UPPER = re.compile(r"`\$?\{?([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\}?(?:=[^`]*)?`")
 

@@ -25,7 +25,7 @@ from app.db import warmup
 from app.models.base import utcnow
 from app.services import stats
 from app.services.jobs import ledger, redelivery
-from app.telemetry import logs, metrics, sentry
+from app.telemetry import logs, metrics, sentry, tracing
 
 log = logging.getLogger("opsdeck.worker")
 
@@ -202,6 +202,7 @@ class Ledger(Middleware):
         self.successes.stop()
         self.throughput.stop()
         metrics.process_exited()
+        tracing.shutdown()  # a worker process exits without running atexit
 
     def _heartbeat_loop(self) -> None:
         interval = max(1.0, self.lease_seconds / 3)
@@ -226,6 +227,7 @@ class Ledger(Middleware):
     # -- messages ----------------------------------------------------------
     def before_process_message(self, broker: Any, message: Any) -> None:
         _local.job = None
+        _local.span = tracing.consume(message)  # the claim, the actor and the outcome, under the job's trace
         try:
             job = self.claims.claim(message.message_id)
         except Exception:
@@ -259,6 +261,7 @@ class Ledger(Middleware):
     def after_skip_message(self, broker: Any, message: Any) -> None:
         _local.job = None
         self._leave_log_context()
+        self._end_span(None, None)
 
     def _leave_log_context(self) -> None:
         token = getattr(_local, "log_context", None)
@@ -266,11 +269,19 @@ class Ledger(Middleware):
         if token is not None:
             logs.leave(token)
 
+    def _end_span(self, job: ledger.ClaimedJob | None, exception: Any) -> None:
+        span, _local.span = getattr(_local, "span", None), None
+        if span is not None:
+            failed = None if isinstance(exception, ledger.Postpone | Shutdown) else exception
+            tracing.consumed(span, job.type if job else None, job.attempts if job else None, failed)
+
     def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
+        job = getattr(_local, "job", None)
         try:
             self._finish(broker, message, exception)
         finally:
             self._leave_log_context()
+            self._end_span(job, exception)
 
     def _finish(self, broker: Any, message: Any, exception: Any) -> None:
         """Record the outcome of the job this thread ran in the ledger (one line logged per transition)."""
@@ -347,13 +358,14 @@ class Ledger(Middleware):
 
 
 def _fresh(message: Any) -> Message:
-    """The same job message (same id) without the broker's per-delivery options."""
+    """The same job message (same id) without the broker's per-delivery options (its trace kept)."""
+    carried = message.options.get(tracing.TRACEPARENT)
     return Message(
         queue_name=_base_queue(message.queue_name),
         actor_name=message.actor_name,
         args=tuple(message.args),
         kwargs=dict(message.kwargs),
-        options={},
+        options={tracing.TRACEPARENT: carried} if carried else {},
         message_id=message.message_id,
     )
 

@@ -52,6 +52,8 @@ class Job(Model):
     worker_id: Mapped[str | None] = mapped_column(String(120))
     #: The platform's own key for the job (a batch item's `idempotency_key`): unique per tenant.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    #: W3C traceparent of the span that submitted the job (tracing on), its publish's parent.
+    traceparent: Mapped[str | None] = mapped_column(String(55))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

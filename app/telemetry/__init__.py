@@ -1,1 +1,1 @@
-"""Logs, metrics and errors: what a process tells its operators."""
+"""Logs, metrics, errors and traces: what a process tells its operators."""

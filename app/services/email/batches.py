@@ -31,6 +31,7 @@ from app.models import Email, EmailBatch, Job
 from app.models.base import new_id, utcnow
 from app.services import jobs, ratelimit
 from app.services.email import compose, mails, outcomes, relay, render
+from app.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -224,62 +225,67 @@ def send_batch(worker: str, limit: int) -> outcomes.BatchResult | None:
     messages = _composing(rows)
     smtp = None
     renewed = time.monotonic()
-    try:
-        smtp, sender = relay.connect(), compose.envelope_from()
-        for index, row in enumerate(rows):
-            message, wired = next(messages)
-            if isinstance(message, Exception):  # a template that cannot render: this mail only
-                record(row, "failed", f"render: {type(message).__name__}: {message}")
-                continue
-            assert wired is not None, "a mail that rendered has its DATA"
-            if time.monotonic() - renewed > config["EMAIL_LEASE_SECONDS"] / 3:
-                record.drain()
-                _renew_lease(batch_id)
-                renewed = time.monotonic()
-            wait = ratelimit.reserve(PACE, config["EMAIL_RATE_PER_MINUTE"], max_wait=config["EMAIL_LEASE_SECONDS"] / 2)
-            if wait is None:  # the pace will not reach these within the lease: give them back
-                for later in rows[index:]:
-                    record(later, "queued", "waiting for the relay rate limit")
-                break
-            if wait:
-                time.sleep(wait)
-            try:
-                relay.transmit(smtp, sender, row.to, message.data, wired)
-            except smtplib.SMTPRecipientsRefused as err:
-                code, text = next(iter(err.recipients.values()), (0, b""))
-                _refused(record, row, code, text, recipient=True)
-            except smtplib.SMTPSenderRefused as err:
-                if 500 <= err.smtp_code < 600 and err.smtp_code != 552:
-                    raise  # our sender refused (auth, policy): every mail would be; the batch retries
-                _refused(record, row, err.smtp_code, err.smtp_error, recipient=False)  # 4xx, or too big
-            except smtplib.SMTPDataError as err:
-                _refused(record, row, err.smtp_code, err.smtp_error, recipient=False)
-            except (smtplib.SMTPServerDisconnected, OSError):
-                raise  # the connection: handled below for the rest of the batch
-            except Exception as err:  # this mail cannot be sent (e.g. an address SMTP cannot carry)
-                record(row, "failed", f"{type(err).__name__}: {err}")
-                with contextlib.suppress(smtplib.SMTPException, OSError):
-                    smtp.rset()
-            else:
-                record(row, "sent")
-            if smtp.sock is None:  # the relay closed the session (421): no use trying the rest
-                raise smtplib.SMTPServerDisconnected(f"the relay closed the session: {result.failures[-1]['error']}")
-    except (smtplib.SMTPException, OSError) as err:  # the connection: the rest of the batch retries
-        result.error = f"{type(err).__name__}: {err}"[:2000]
-        for row in rows:
-            if row.id not in record.done:
-                record(row, "retrying", f"SMTP connection: {result.error}")
-    finally:
-        messages.close()
-        if smtp is not None:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
+    with tracing.span("SMTP session", relay.span_attributes(len(rows))):
         try:
-            record.drain()
+            smtp, sender = relay.connect(), compose.envelope_from()
+            for index, row in enumerate(rows):
+                message, wired = next(messages)
+                if isinstance(message, Exception):  # a template that cannot render: this mail only
+                    record(row, "failed", f"render: {type(message).__name__}: {message}")
+                    continue
+                assert wired is not None, "a mail that rendered has its DATA"
+                if time.monotonic() - renewed > config["EMAIL_LEASE_SECONDS"] / 3:
+                    record.drain()
+                    _renew_lease(batch_id)
+                    renewed = time.monotonic()
+                wait = ratelimit.reserve(
+                    PACE, config["EMAIL_RATE_PER_MINUTE"], max_wait=config["EMAIL_LEASE_SECONDS"] / 2
+                )
+                if wait is None:  # the pace will not reach these within the lease: give them back
+                    for later in rows[index:]:
+                        record(later, "queued", "waiting for the relay rate limit")
+                    break
+                if wait:
+                    time.sleep(wait)
+                try:
+                    relay.transmit(smtp, sender, row.to, message.data, wired)
+                except smtplib.SMTPRecipientsRefused as err:
+                    code, text = next(iter(err.recipients.values()), (0, b""))
+                    _refused(record, row, code, text, recipient=True)
+                except smtplib.SMTPSenderRefused as err:
+                    if 500 <= err.smtp_code < 600 and err.smtp_code != 552:
+                        raise  # our sender refused (auth, policy): every mail would be; the batch retries
+                    _refused(record, row, err.smtp_code, err.smtp_error, recipient=False)  # 4xx, or too big
+                except smtplib.SMTPDataError as err:
+                    _refused(record, row, err.smtp_code, err.smtp_error, recipient=False)
+                except (smtplib.SMTPServerDisconnected, OSError):
+                    raise  # the connection: handled below for the rest of the batch
+                except Exception as err:  # this mail cannot be sent (e.g. an address SMTP cannot carry)
+                    record(row, "failed", f"{type(err).__name__}: {err}")
+                    with contextlib.suppress(smtplib.SMTPException, OSError):
+                        smtp.rset()
+                else:
+                    record(row, "sent")
+                if smtp.sock is None:  # the relay closed the session (421): no use trying the rest
+                    raise smtplib.SMTPServerDisconnected(
+                        f"the relay closed the session: {result.failures[-1]['error']}"
+                    )
+        except (smtplib.SMTPException, OSError) as err:  # the connection: the rest of the batch retries
+            result.error = f"{type(err).__name__}: {err}"[:2000]
+            for row in rows:
+                if row.id not in record.done:
+                    record(row, "retrying", f"SMTP connection: {result.error}")
         finally:
-            record.close()
+            messages.close()
+            if smtp is not None:
+                try:
+                    smtp.quit()
+                except (smtplib.SMTPException, OSError):
+                    smtp.close()
+            try:
+                record.drain()
+            finally:
+                record.close()
     result.duration_ms = int((time.monotonic() - began) * 1000)
     _finish(result, worker)
     return result

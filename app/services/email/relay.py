@@ -37,6 +37,16 @@ def _open(timeout: float) -> tuple[smtplib.SMTP, ssl.SSLContext | None]:
     return smtplib.SMTP(host, port, timeout=timeout), context
 
 
+def span_attributes(mails: int) -> dict[str, str | int]:
+    """What the span of an SMTP session to the relay shows."""
+    config = current_app.config
+    return {
+        "server.address": config["SMTP_HOST"],
+        "server.port": config["SMTP_PORT"],
+        "opsdeck.email.batch_size": mails,
+    }
+
+
 def connect() -> smtplib.SMTP:
     config = current_app.config
     smtp, context = _open(config["SMTP_TIMEOUT"])

@@ -25,6 +25,7 @@ from app.models.jobs import FINISHED, PRIORITIES
 from app.services import audit, pagination
 from app.services.jobs import outbox
 from app.services.pagination import Page
+from app.telemetry import tracing
 
 
 class JobInputError(ValueError):
@@ -88,6 +89,7 @@ def new_row(job_type: str, payload: dict[str, Any] | None = None, **options: Unp
         "max_attempts": max_attempts or jt.max_attempts,
         "next_attempt_at": now + timedelta(seconds=options.get("delay_seconds", 0)),
         "idempotency_key": options.get("idempotency_key"),
+        "traceparent": tracing.traceparent(),
         "created_at": now,
         "updated_at": now,
     }

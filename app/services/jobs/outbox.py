@@ -22,7 +22,7 @@ from app.broker.redis import Publication
 from app.extensions import db, queue
 from app.models import Job, JobStatus
 from app.models.base import utcnow
-from app.telemetry import metrics
+from app.telemetry import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,19 @@ class Outgoing:
     #: When the job may start (None: now).
     eta_epoch: float | None
     job_type: str
+    #: The submitter's span (tracing on): the parent of the publish's producer span.
+    traceparent: str | None = None
 
 
 def _outgoing(job: Job) -> Outgoing:
-    return _outgoing_of(job.id, job.queue, job.type, job.next_attempt_at)
+    return _outgoing_of(job.id, job.queue, job.type, job.next_attempt_at, job.traceparent)
 
 
-def _outgoing_of(job_id: str, queue_name: str, job_type: str, due: Any) -> Outgoing:
+def _outgoing_of(job_id: str, queue_name: str, job_type: str, due: Any, traceparent: str | None) -> Outgoing:
     jt = jobtypes.get(job_type)
     if jt is None:  # a type removed from the code while rows remain
         raise LookupError(f"unknown job type {job_type!r}")
-    return Outgoing(job_id, queue_name, jt.actor_name, due.timestamp() if due else None, job_type)
+    return Outgoing(job_id, queue_name, jt.actor_name, due.timestamp() if due else None, job_type, traceparent)
 
 
 def publish_after_commit(session: Session | Any, job: Job) -> None:
@@ -65,7 +67,7 @@ def publish_after_commit(session: Session | Any, job: Job) -> None:
 
 def publish_row_after_commit(session: Session | Any, row: dict[str, Any]) -> None:
     """`publish_after_commit` for a job inserted from a row, with no ORM object."""
-    outgoing = _outgoing_of(row["id"], row["queue"], row["type"], row["next_attempt_at"])
+    outgoing = _outgoing_of(row["id"], row["queue"], row["type"], row["next_attempt_at"], row.get("traceparent"))
     session.info.setdefault(_SESSION_KEY, []).append(outgoing)
 
 
@@ -116,6 +118,7 @@ def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
     now = utcnow().timestamp()
     publications: list[Publication] = []
     published: list[Outgoing] = []
+    producers = tracing.producers()
     for item in items:
         delay_ms = int((item.eta_epoch - now) * 1000) if item.eta_epoch else 0
         if delay_ms > max_delay * 1000:
@@ -125,7 +128,7 @@ def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
             actor_name=item.actor_name,
             args=(item.job_id,),
             kwargs={},
-            options={},
+            options=producers.options(item.job_id, item.queue_name, item.job_type, item.traceparent),
             message_id=item.job_id,
         )
         marker = None if confirm_in_db else (_MARKER.format(item.job_id), _marker_value(item.eta_epoch))
@@ -137,6 +140,8 @@ def publish(items: list[Outgoing], *, confirm_in_db: bool = False) -> list[str]:
     except Exception as err:  # redis.ConnectionError, timeouts…: the relay will re-publish
         log.warning("outbox: broker unavailable (%s); %d job(s) left for the relay", err, len(items))
         published = []
+        producers.end(err)
+    producers.end()
     metrics.jobs_enqueued(published)
     ids = [item.job_id for item in published]
     if ids and confirm_in_db:

@@ -21,6 +21,7 @@ from librouteros.query import Key
 
 from app.models.provisioning import Router
 from app.services import crypto
+from app.telemetry import tracing
 
 USERS = "/ip/hotspot/user"
 PROFILES = "/ip/hotspot/user/profile"
@@ -127,6 +128,11 @@ def call(router: Router, work: Callable[[Any], T]) -> T:
     """Run `work(api)` on a connection to the router. A pooled connection that turns out dead
     (the router restarted) is replaced once by a new one; every operation here is safe to
     repeat (add falls back to update, removal of what is gone is nothing)."""
+    with tracing.span("RouterOS API", {"server.address": router.host, "server.port": router.port}):
+        return _call(router, work)
+
+
+def _call(router: Router, work: Callable[[Any], T]) -> T:
     key = (router.id, router.host, router.port, router.tls, router.username, router.password_encrypted)
     api, reused = _pool.take(key), True
     if api is None:

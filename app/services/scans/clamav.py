@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from app.telemetry import tracing
+
 #: Bytes per INSTREAM chunk (must stay below clamd's StreamMaxLength).
 CHUNK_BYTES = 1024 * 1024
 _END = struct.pack("!L", 0)
@@ -110,6 +112,7 @@ class Clamd:
     def version(self) -> Version:
         return parse_version(self._command("VERSION"))
 
+    @tracing.traced("clamd SCAN")
     def scan(self, file: BinaryIO) -> Verdict:
         """clamd's verdict on an open file from its start: a file of this machine is handed over
         as `scan_file` does, any other stream (an object store's body) is sent through INSTREAM."""

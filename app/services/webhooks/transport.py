@@ -27,6 +27,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from app.telemetry import tracing
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -54,6 +56,14 @@ class Target:
     port: int
     path: str
     addresses: tuple[Address, ...]
+
+    def span_attributes(self) -> dict[str, str | int]:
+        return {
+            "http.request.method": "POST",
+            "url.full": f"{self.scheme}://{self.host_header}{self.path}",
+            "server.address": self.host,
+            "server.port": self.port,
+        }
 
     @property
     def host_header(self) -> str:
@@ -182,8 +192,18 @@ class Transport:
         self, target: Target, body: bytes, headers: dict[str, str], *, timeout: float, connect_timeout: float
     ) -> Answer:
         """POST to the vetted target; redirects are answers, not followed. SendFailed when
-        no address gave an HTTP answer in time."""
-        headers = {**headers, "Host": target.host_header}
+        no address gave an HTTP answer in time. With tracing on, the request carries its
+        span's `traceparent`, so the receiving platform can join the trace."""
+        with tracing.span("POST", target.span_attributes()) as span:
+            headers = {**headers, "Host": target.host_header}
+            tracing.inject(headers)
+            answer = self._post(target, body, headers, timeout=timeout, connect_timeout=connect_timeout)
+            tracing.http_status(span, answer.status)
+            return answer
+
+    def _post(
+        self, target: Target, body: bytes, headers: dict[str, str], *, timeout: float, connect_timeout: float
+    ) -> Answer:
         started = time.monotonic()
         last: Exception | None = None
         for ip in target.addresses:
