@@ -4,6 +4,7 @@ event, metric), cleared once when the queue recovers."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -99,6 +100,51 @@ def test_a_long_wait_is_raised_once_and_cleared_once(app, api, receiver, sink):
     assert [e["type"] for e in live.recent(2)] == ["queue.long_wait_cleared", "queue.long_wait"]
     assert metric(client, "opsdeck_queue_long_wait", queue="default") == 0
     assert receiver.on("/all") == [] and receiver.on("/all-of-the-same-tenant") == []
+
+
+def test_two_checks_at_the_same_moment_raise_one_episode(app, api, receiver, sink, monkeypatch):
+    """Two schedulers' checks, each in its own app context and session, that both found no open
+    episode: one raises it (one feed event, one webhook event, one mail), the other nothing."""
+    users.create_user("ops@example.com", PASSWORD, "admin")
+    make_endpoint(api, receiver.url(), event_types=["queue.long_wait"])
+    waiting_since(400)
+    # Both checks read the open episodes before either raises, and both reach the mail together.
+    both_read, both_mail = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+    active, mail = alerts.active, alerts._mail
+
+    def active_then_wait() -> list[alerts.Alert]:
+        found = active()
+        both_read.wait()
+        return found
+
+    def wait_then_mail(row: alerts.Alert) -> bool:
+        both_mail.wait()
+        return mail(row)
+
+    monkeypatch.setattr(alerts, "active", active_then_wait)
+    monkeypatch.setattr(alerts, "_mail", wait_then_mail)
+    results: list[dict[str, list[str]] | BaseException] = []
+
+    def scheduler() -> None:
+        with app.app_context():
+            try:
+                results.append(alerts.check())
+            except BaseException as exc:  # reported by the assertion below
+                results.append(exc)
+
+    threads = [threading.Thread(target=scheduler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    monkeypatch.undo()  # /metrics reads alerts.active too
+
+    assert sorted(r["raised"] for r in results) == [[], ["default"]], results  # type: ignore[index]
+    assert [e["subject"] for e in live.recent() if e["type"] == "queue.long_wait"] == ["default"]
+    assert len(deliveries("queue.long_wait")) == 1
+    assert db.session.query(Event).filter_by(type="queue.long_wait").count() == 1
+    assert len(sink.received) == 1 and sink.received[0].rcpt_tos == ["ops@example.com"]
+    assert metric(app.test_client(), "opsdeck_queue_long_waits_total", queue="default") == 1
 
 
 def test_a_queue_override_applies_to_its_priorities_and_the_default_to_others(app, sink):
