@@ -38,10 +38,6 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 
 
-#: Connections one process may open to Redis (redis-py's default is 100).
-REDIS_MAX_CONNECTIONS = 512
-
-
 class Queue:
     """Holds the Dramatiq Redis broker this app publishes to (and, in a worker, consumes from)."""
 
@@ -49,19 +45,12 @@ class Queue:
         self._broker: Any = None
 
     def init_app(self, app: Flask) -> None:
-        import redis
-
+        from app.broker import connection
         from app.broker.redis import Broker
 
         # A worker's consumers each hold a connection while they wait for work (app/broker/redis.py):
-        # two per queue, besides the threads' own; the limit stays well above that.
-        client = redis.Redis.from_url(
-            app.config["REDIS_URL"],
-            socket_connect_timeout=2,
-            socket_timeout=10,
-            health_check_interval=30,
-            max_connections=REDIS_MAX_CONNECTIONS,
-        )
+        # two per queue, besides the threads' own; connection.MAX_CONNECTIONS stays well above that.
+        client = connection.client(app.config)
         # Middleware is added by workers/runtime.py in worker processes; publishing needs none.
         self._broker = Broker(client=client, middleware=[])
         app.extensions["opsdeck_queue"] = self

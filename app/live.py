@@ -2,8 +2,8 @@
 
 Web processes accept connections (authenticated, active operators only) and join them to one
 room; any process publishes with `publish()`. Web processes emit through their SocketIO
-(which fans out through Redis); workers and the scheduler through a write-only
-`SocketIO(message_queue=REDIS_URL)`, so any number of processes share one feed.
+(which fans out through Redis); workers and the scheduler through a write-only SocketIO on
+the same message queue (app/broker/connection.py), so any number of processes share one feed.
 
 Every event has one shape: {"id", "type", "occurred_at", "tenant_id", "subject", "data"}.
 """
@@ -126,7 +126,11 @@ def listen_now() -> None:
 
 def init_publisher(app: Flask) -> None:
     """In a worker or scheduler process: emit through a write-only SocketIO on Redis."""
-    app.extensions["opsdeck_live_emitter"] = SocketIO(message_queue=app.config["REDIS_URL"], write_only=True)
+    from app.broker import connection
+
+    emitter = SocketIO()
+    emitter.init_app(None, client_manager=connection.live_queue(app.config, write_only=True))
+    app.extensions["opsdeck_live_emitter"] = emitter
 
 
 class ThroughputCounter:
