@@ -77,6 +77,14 @@ def test_the_last_5xx_is_raised_once_the_retries_are_spent(server: ScriptedServe
     assert getattr(caught.value, "status", None) == 500 and len(server.received) == 3
 
 
+def test_a_501_is_raised_at_once_not_retried(server: ScriptedServer) -> None:
+    """501 Not Implemented is a permanent answer: trying again would get it again."""
+    server.script = [Reply(501, b'{"title": "Not Implemented", "status": 501}'), Reply(200)]
+    with pytest.raises(Exception) as caught:
+        client_for(server).request("GET", "/api/v1/jobs")
+    assert getattr(caught.value, "status", None) == 501 and len(server.received) == 1
+
+
 def test_a_timeout_is_retried_with_the_same_key(server: ScriptedServer) -> None:
     """The server got the request but answered too late: the retry carries the same key, so
     the real server would replay its first answer instead of doing the work twice."""

@@ -4,7 +4,7 @@ const opsdeck = new Opsdeck({
   baseUrl: process.env.OPSDECK_URL!,
   keyId: process.env.OPSDECK_KEY_ID!,
   secret: process.env.OPSDECK_SECRET!,
-  maxRetries: 5, // tries after the first, for connection errors, timeouts, 5xx and 429
+  maxRetries: 5, // tries after the first, for connection errors, timeouts, 429 and 5xx but 501
   timeoutMs: 10_000, // for each try
   maxRetryAfterMs: 60_000, // a 429 asking for a longer wait is thrown at once
 });

@@ -16,7 +16,7 @@ export interface TransportOptions {
   baseUrl: string;
   keyId: string;
   secret: string;
-  /** Tries after the first for connection errors, timeouts, 5xx and 429 (0: no retries). Default 3. */
+  /** Tries after the first for connection errors, timeouts, 429 and 5xx but 501 (0: no retries). Default 3. */
   maxRetries?: number;
   /** Time allowed for one try, from sending to the whole answer read. Default 30 000 ms. */
   timeoutMs?: number;
@@ -180,8 +180,7 @@ export class Transport {
 
   /** How long to wait before trying again after `answer`, or undefined to stop here. */
   private retryDelay(answer: Answer<unknown>, attempt: number, attempts: number): number | undefined {
-    const retryable = answer.status === 429 || answer.status >= 500;
-    if (!retryable || attempt >= attempts) return undefined;
+    if (!retryable(answer.status) || attempt >= attempts) return undefined;
     const retryAfter = parseRetryAfter(answer.headers.get("retry-after"));
     if (retryAfter === undefined) return this.backoff(attempt);
     if (retryAfter * 1000 > this.maxRetryAfterMs) return undefined;
@@ -195,6 +194,11 @@ export class Transport {
     const step = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** (attempt - 1));
     return step / 2 + (Math.random() * step) / 2;
   }
+}
+
+/** 429 and 5xx, except 501 Not Implemented: a permanent answer, the same at every try. */
+function retryable(status: number): boolean {
+  return status === 429 || (status >= 500 && status !== 501);
 }
 
 /** An answer's body decoded: JSON for a JSON content type, null when empty, else the bytes. */

@@ -90,6 +90,20 @@ final class RetryTest extends TestCase
         }
     }
 
+    public function testNotImplementedIsThrownAtOnceNotRetried(): void
+    {
+        $transport = new FakeTransport([self::problem(501), FakeTransport::json(200, ['id' => 'job_1'])]);
+
+        try {
+            $this->client($transport)->jobs->get('job_1');
+            self::fail('expected an OpsdeckException');
+        } catch (OpsdeckException $error) {
+            self::assertSame(501, $error->status);
+        }
+        self::assertCount(1, $transport->sent);
+        self::assertSame([], $this->slept);
+    }
+
     public function testWithRetriesOffA429IsThrownWithItsRetryAfter(): void
     {
         $transport = new FakeTransport([self::tooMany('7')]);

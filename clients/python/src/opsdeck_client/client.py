@@ -74,7 +74,7 @@ class OpsdeckClient:
 
     Parameters:
         timeout: seconds to connect and, separately, to wait for each read of the answer.
-        retries: tries after the first for connection errors, timeouts, 5xx and 429 (0: none).
+        retries: tries after the first for connection errors, timeouts, 429 and 5xx but 501 (0: none).
         backoff, max_backoff: the first wait between tries and the longest (doubling, jittered).
         max_retry_after: the longest Retry-After waited out; a longer one raises at once.
         session: a `requests.Session` to send with (proxies, TLS settings, connection pool).

@@ -52,7 +52,8 @@ class RetryPolicy:
 
 
 def retryable(status: int) -> bool:
-    return status == 429 or status >= 500
+    """429 and 5xx, except 501 Not Implemented: a permanent answer, the same at every try."""
+    return status == 429 or (status >= 500 and status != 501)
 
 
 @dataclass

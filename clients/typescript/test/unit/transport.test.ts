@@ -125,6 +125,12 @@ describe("retries", () => {
     assert.equal(peer.received.length, 3);
   });
 
+  test("501 Not Implemented is thrown at once, not retried: a permanent answer", async () => {
+    handler = (_, res, n) => (n === 0 ? json(res, 501, { title: "Not Implemented", status: 501 }) : json(res, 200, { id: "job_1" }));
+    await assert.rejects(client().jobs.get("job_1"), (e: unknown) => e instanceof ServerError && e.status === 501);
+    assert.equal(peer.received.length, 1);
+  });
+
   test("4xx is not retried", async () => {
     handler = (_, res) => json(res, 409, { title: "Conflict", status: 409, detail: "job is running" });
     await assert.rejects(client().jobs.cancel("job_1"), ConflictError);

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--retries",
             type=int,
             default=argparse.SUPPRESS if unset else 3,
-            help="tries after the first for connection errors, timeouts, 5xx and 429 (default 3)",
+            help="tries after the first for connection errors, timeouts, 429 and 5xx but 501 (default 3)",
         )
     areas = parser.add_subparsers(dest="area", required=True, metavar="COMMAND")
 
