@@ -29,43 +29,11 @@ from tests.fakes.smtp_sink import SmtpSink, _Handler
 # -- Redis --------------------------------------------------------------------------------
 class PersistentRedis(RedisServer):
     """RedisServer with an append-only file fsynced on every write: a restart keeps the queues,
-    as a production Redis restarted in place does."""
+    as a production Redis restarted in place does. (redis-server takes the last of a repeated
+    directive, so these override RedisServer's `--appendonly no`.)"""
 
-    def start(self) -> PersistentRedis:
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                self.dir,
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, 10, 0.05, what="redis-server")
-        return self
-
-    def _answers(self) -> bool:
-        import redis
-
-        try:
-            with redis.Redis(port=self.port, socket_connect_timeout=0.5) as client:
-                return bool(client.ping())
-        except redis.RedisError:
-            return False
+    def __init__(self, *args: str) -> None:
+        super().__init__("--appendonly", "yes", "--appendfsync", "always", *args)
 
 
 # -- webhook receiver ---------------------------------------------------------------
