@@ -255,7 +255,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OUTBOX_BATCH_SIZE", integer, 500, 'jobs per relay pass'),
     Setting("JOB_MAX_ATTEMPTS_LIMIT", integer, 25, 'the largest `max_attempts` a request may ask for'),
     Setting("WORKER_TIME_LIMIT_SECONDS", integer, 600, 'default actor time limit (actors may set a shorter `time_limit`)'),
-    Setting("WORKER_HEARTBEAT_SECONDS", number, 5.0, "between a worker process's heartbeats for the workers page; a process that missed three is shown silent"),
+    Setting("WORKER_HEARTBEAT_SECONDS", number, 5.0, "between a worker or scheduler process's heartbeats for the workers page; a process that missed three is shown silent"),
     Setting("QUEUE_LONG_WAIT_SECONDS", integer, 300, "seconds a queue's oldest due job may wait before a long-wait alert (live feed, dashboard, a mail to the admins, a `queue.long_wait` webhook event), once per episode"),
     Setting("QUEUE_LONG_WAIT_OVERRIDES", words, [], 'comma-separated `queue:seconds` thresholds for particular queues (`email:60,scans:120`; a family\'s name covers its `_high` and `_low` queues)'),
     Setting("QUEUE_LONG_WAIT_CHECK_SECONDS", integer, 30, 'how often the scheduler compares every queue with its long-wait threshold'),

@@ -175,6 +175,6 @@ def test_deep_readiness_is_ok_with_a_high_priority_worker(app, workers, sink):
     response = app.test_client().get("/readyz?deep=1")
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["checks"]["workers"] == "ok"
-    from app.services import stats
+    from app.services import workers as processes
 
-    assert stats.workers_alive() == 1  # the worker process, not the web or test process publishing
+    assert processes.alive() == 1  # the worker process, not the web or test process publishing

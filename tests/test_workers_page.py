@@ -52,3 +52,15 @@ def test_a_real_worker_reports_its_running_job_and_leaves_when_stopped(app, view
     assert f'href="/admin/jobs/{job_id}"' in row(viewer.get("/admin/workers").text, me.id)
     proc.stop(timeout=20)
     wait_until(lambda: processes.processes() == [], 20, 0.2, what="the worker to leave the list")
+
+
+def test_a_scheduler_is_a_row_of_its_own_and_not_counted_as_a_worker(app, viewer, workers):
+    proc = workers.start_scheduler()
+    wait_until(lambda: processes.processes(), 30, 0.2, what="the scheduler's heartbeat")
+    (me,) = processes.processes()
+    assert me.role == "scheduler" and me.pid == proc.proc.pid and not me.silent
+    html = row(viewer.get("/admin/workers").text, me.id)
+    assert "scheduler" in html and "alive" in html
+    assert processes.alive() == 0 and processes.alive("scheduler") == 1
+    proc.stop(timeout=20)
+    wait_until(lambda: processes.processes() == [], 20, 0.2, what="the scheduler to leave the list")

@@ -23,7 +23,6 @@ from app import live
 from app.broker.combining import Combiner
 from app.db import warmup
 from app.models.base import utcnow
-from app.services import stats
 from app.services.jobs import ledger, redelivery
 from app.telemetry import logs, metrics, sentry, tracing
 
@@ -209,7 +208,6 @@ class Ledger(Middleware):
         while True:
             try:
                 redelivery.keep_alive(self.broker)
-                stats.worker_heartbeat(self.worker_id)
             except Exception:
                 log.warning("broker heartbeat failed", exc_info=True)
             if self._stop.wait(interval):

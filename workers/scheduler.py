@@ -3,7 +3,7 @@
 APScheduler fires each schedule of app/services/scheduler.py's table on its interval; the
 service claims the tick in the database first (so a second scheduler started by mistake, or one
 per machine, is harmless) and skips a paused schedule. Every process also polls for a "run now"
-asked from the schedules page.
+asked from the schedules page, and beats like a worker for the workers page.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
 from app.services import scheduler as schedules_service
+from app.services import workers
 from app.services.scheduler import Schedule, fire, run_requested
 
 log = logging.getLogger("opsdeck.scheduler")
@@ -32,7 +33,8 @@ def schedules(app: Flask) -> list[Schedule]:
 
 
 def build(app: Flask) -> BlockingScheduler:
-    who = f"{socket.gethostname()}:{os.getpid()}"
+    process = me()
+    who = process.id
     sched = BlockingScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
@@ -55,7 +57,28 @@ def build(app: Flask) -> BlockingScheduler:
         id="scheduler.run_requested",
         next_run_time=started,
     )
+    with app.app_context():
+        every = workers.interval()
+    sched.add_job(
+        heartbeat, IntervalTrigger(seconds=every), args=(app, process), id="scheduler.heartbeat", next_run_time=started
+    )
     return sched
+
+
+def me() -> workers.Process:
+    """This scheduler process as the workers page shows it."""
+    host, pid = socket.gethostname(), os.getpid()
+    started = datetime.now(UTC).isoformat()
+    return workers.Process(f"{host}:{pid}", host, pid, [], 0, started_at=started, role="scheduler")
+
+
+def heartbeat(app: Flask, process: workers.Process) -> None:
+    with app.app_context():
+        process.rss_bytes, process.interval = workers.rss_bytes(), workers.interval()
+        try:
+            workers.beat(process)
+        except Exception as err:  # Redis away: the page shows the process silent meanwhile
+            log.warning("scheduler heartbeat failed: %s", err)
 
 
 def main() -> None:
@@ -66,6 +89,8 @@ def main() -> None:
     log.info("scheduler started: %s", ", ".join(s.name for s in schedules(app)))
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()
+    with app.app_context(), contextlib.suppress(Exception):  # a stopped process leaves the workers page
+        workers.gone(me().id)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any
 from flask import render_template, request
 
 from app.admin import bp
-from app.services import stats
+from app.services import stats, workers
 
 #: The chart ranges: (key, label, granularity, buckets).
 RANGES = [
@@ -57,7 +57,7 @@ def dashboard() -> Any:
         template,
         queues=queues,
         depth={name: (sparkline(points), max([p or 0 for p in points])) for name, points in depth.items()},
-        workers_alive=stats.workers_alive(),
+        workers_alive=workers.alive(),
         charts=charts,
         ranges=RANGES,
         totals=totals,

@@ -18,9 +18,6 @@ from app.models.base import utcnow
 
 log = logging.getLogger(__name__)
 
-#: A worker process whose Dramatiq heartbeat is older than this is not counted alive.
-WORKER_ALIVE_SECONDS = 60
-
 
 @dataclass
 class QueueStats:
@@ -67,27 +64,6 @@ def queue_stats() -> list[QueueStats]:
         else:
             setattr(stats, status, getattr(stats, status) + count)
     return list(by_name.values())
-
-
-WORKERS_KEY = "opsdeck:workers:heartbeats"
-
-
-def worker_heartbeat(worker_id: str) -> None:
-    """Called by every worker process every few seconds (workers/middleware.py)."""
-    now = time.time()
-    pipe = queue.redis.pipeline(transaction=False)
-    pipe.zadd(WORKERS_KEY, {worker_id: now})
-    pipe.zremrangebyscore(WORKERS_KEY, "-inf", now - 24 * 3600)
-    pipe.execute()
-
-
-def workers_alive() -> int | None:
-    """Worker processes that reported within WORKER_ALIVE_SECONDS (one ZCOUNT, no KEYS scan);
-    None when Redis is unreachable. Web and scheduler processes are not counted."""
-    try:
-        return int(queue.redis.zcount(WORKERS_KEY, time.time() - WORKER_ALIVE_SECONDS, "+inf"))
-    except Exception:
-        return None
 
 
 # -- throughput history ---------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Worker processes as operators see them: each process's heartbeat (host, pid, queues,
-threads, the jobs it runs now, memory, since when) kept in Redis, and pushed to the workers
-page as it arrives.
+"""Worker and scheduler processes as operators see them: each process's heartbeat (host, pid,
+queues, threads, the jobs it runs now, memory, since when) kept in Redis, and pushed to the
+workers page as it arrives. The dashboard's and /metrics' count of live workers is read here too.
 
 Heartbeats are one Redis hash (field: the worker id `host:pid`, value: JSON), so the page is
 one HGETALL whatever the number of processes. A process that stops cleanly takes its entry
@@ -133,3 +133,11 @@ def processes() -> list[Process]:
     if stale:
         queue.redis.hdel(PROCESSES_KEY, *stale)
     return sorted(found, key=lambda p: (p.role, p.host, p.pid))
+
+
+def alive(role: str = "worker") -> int | None:
+    """Processes of `role` that are not silent; None when Redis is unreachable."""
+    try:
+        return sum(1 for p in processes() if p.role == role and not p.silent)
+    except Exception:
+        return None

@@ -41,8 +41,9 @@
       table.classList.remove("hidden"); if (empty) empty.classList.add("hidden");
     }
     row.dataset.lastHeartbeat = p.last_heartbeat; row.dataset.silentAfter = String(p.silent_after);
-    cell(row, "w-queues").textContent = p.queues.join(", ");
-    cell(row, "w-busy").textContent = p.busy + " / " + p.threads;
+    var scheduler = p.role === "scheduler";
+    cell(row, "w-queues").textContent = scheduler ? "scheduler" : p.queues.join(", ");
+    cell(row, "w-busy").textContent = scheduler ? "—" : p.busy + " / " + p.threads;
     var jobs = cell(row, "w-jobs");
     if (!p.jobs.length) jobs.textContent = "—";
     p.jobs.forEach(function (job, i) {

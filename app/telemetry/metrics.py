@@ -204,7 +204,7 @@ class QueueCollector:
     grouped query over the ledger's status index, one ZCOUNT)."""
 
     def collect(self) -> Iterator[Metric]:
-        from app.services import stats
+        from app.services import stats, workers
 
         depth = GaugeMetricFamily(
             "opsdeck_queue_jobs", "Jobs in the ledger by queue and state.", labels=["queue", "state"]
@@ -230,7 +230,7 @@ class QueueCollector:
             yield depth
             yield oldest
             yield _long_waits()
-        alive = stats.workers_alive()
+        alive = workers.alive()
         if alive is not None:
             yield GaugeMetricFamily("opsdeck_workers_alive", "Worker processes with a recent heartbeat.", value=alive)
 
