@@ -70,6 +70,8 @@ format: deps
 deps: system-deps python-deps
 
 # Debian packages, installed only when missing (CI and fresh machines run as root).
+# redis-sentinel: the Sentinel tests' three sentinels (started on free ports; the package's own
+# service, where systemd starts it, is not used).
 # clamav-daemon, clamav (sigtool), clamdscan: the real clamd the scans family, its tests and
 # bench P5 use; libmagic1: content-type detection of uploads.
 # chromium (make test only): the admin pages' end-to-end tests (headless, driven by Playwright).
@@ -80,6 +82,7 @@ deps: system-deps python-deps
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
 	{ command -v clamd || test -x /usr/sbin/clamd; } >/dev/null || missing="$$missing clamav-daemon"; \
 	command -v sigtool >/dev/null || missing="$$missing clamav"; \
 	command -v clamdscan >/dev/null || missing="$$missing clamdscan"; \

@@ -27,7 +27,6 @@ def create_app(config: Any = None) -> Flask:
 
     from app.extensions import csrf, db, limiter, login, migrate, queue, socketio
 
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
     db.init_app(app)
     from app.db import postgres, sqlite
 
@@ -36,10 +35,15 @@ def create_app(config: Any = None) -> Flask:
         postgres.install(db.engine, app.config["DATABASE_PING_AFTER_SECONDS"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     queue.init_app(app)
+    from app.broker import connection
+
     # Every web process accepts connections; events from any process arrive through Redis.
-    socketio.init_app(app, async_mode="threading", message_queue=app.config["REDIS_URL"])
+    socketio.init_app(app, async_mode="threading", client_manager=connection.live_queue(app.config))
     login.init_app(app)
     csrf.init_app(app)
+    # Flask-Limiter counts on the queue's connection pool: the same Redis, followed through a failover.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "redis://")
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"connection_pool": queue.redis.connection_pool})
     limiter.init_app(app)
 
     from app import jobtypes, models  # noqa: F401  (registers models and job types)
