@@ -1,1 +1,2 @@
-"""The Redis broker Dramatiq runs on, its consumers, and the combining of calls into batches."""
+"""Connections to Redis (direct or through Sentinel), the Redis broker Dramatiq runs on, its
+consumers, and the combining of calls into batches."""
