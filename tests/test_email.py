@@ -89,7 +89,18 @@ def test_an_unknown_template_is_refused_naming_the_templates_that_exist(app, api
     response = api.post("/api/v1/emails", {"to": "a@example.com", "template": "kyc_approved"})
     (message,) = response.get_json()["errors"]["template"]
     assert response.status_code == 422 and "'kyc_approved'" in message
-    assert "the templates are: digest, notification." in message and "templates/email/" not in message
+    assert "the templates are: notification." in message and "templates/email/" not in message
+
+
+def test_the_internal_digest_template_is_refused_like_an_unknown_one(app, api):
+    """`digest` is the batcher's, filled with its own context: a mail naming it would fail when sent."""
+    response = api.post("/api/v1/emails", {"to": "a@example.com", "template": "digest", "context": {"message": "x"}})
+    (message,) = response.get_json()["errors"]["template"]
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert message == "Unknown template 'digest'; the templates are: notification."
+    batch = api.post("/api/v1/emails", [mail("a@example.com"), {"to": "b@example.com", "template": "digest"}])
+    assert batch.status_code == 422 and list(batch.get_json()["errors"]) == ["1"]
+    assert db.session.query(Email).count() == 0
 
 
 def test_a_list_over_the_limit_is_refused(app, api):
@@ -345,11 +356,20 @@ def test_the_family_can_be_switched_off(app, api, app_config):
     assert api.post("/api/v1/emails", mail()).status_code == 404
 
 
+def unrenderable(api, to: str, **fields) -> str:
+    """A queued mail whose template cannot render its context (as a platform's own template
+    changed after its mails were queued): here the digest template, which wants `items`."""
+    email_id = api.post("/api/v1/emails", mail(to, **fields)).get_json()["id"]
+    db.session.query(Email).filter_by(id=email_id).update({"template": "digest", "context": {}})
+    db.session.commit()
+    return email_id
+
+
 def test_a_mail_whose_template_cannot_render_fails_alone(app, api, sink):
-    broken = api.post("/api/v1/emails", {"to": "a@example.com", "template": "digest", "context": {}}).get_json()
+    broken = unrenderable(api, "a@example.com")
     fine = api.post("/api/v1/emails", mail("b@example.com")).get_json()
     flush()
-    assert fresh(Email, broken["id"]).status == "failed" and "render" in fresh(Email, broken["id"]).last_error
+    assert fresh(Email, broken).status == "failed" and "render" in fresh(Email, broken).last_error
     assert fresh(Email, fine["id"]).status == "sent" and len(sink.received) == 1
 
 
@@ -377,7 +397,7 @@ def test_failures_and_unsubscribes_reach_the_tenants_webhooks(app, api, sink, re
 
 
 def test_a_digest_item_that_cannot_render_fails_alone(app, api, sink):
-    api.post("/api/v1/emails", {"to": "ana@example.com", "template": "digest", "context": {}, "digest_key": "k"})
+    unrenderable(api, "ana@example.com", digest_key="k")
     for i in range(2):
         api.post("/api/v1/emails", {"to": "ana@example.com", "subject": f"Bid {i}", "text": "x", "digest_key": "k"})
     make_due()

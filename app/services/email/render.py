@@ -12,6 +12,8 @@ from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoe
 from app.config import ROOT
 
 TEMPLATE_DIR = ROOT / "templates" / "email"
+#: Templates Opsdeck fills itself (the digest batcher's, with its own context): no mail names them.
+INTERNAL = frozenset({"digest"})
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ def _env() -> Environment:
 
 
 def names() -> set[str]:
-    """Templates a mail may name: every `<name>.txt` not starting with `_`."""
-    return {p.stem for p in TEMPLATE_DIR.glob("*.txt") if not p.stem.startswith("_")}
+    """Templates a mail may name: every `<name>.txt` not starting with `_`, but the INTERNAL ones."""
+    return {p.stem for p in TEMPLATE_DIR.glob("*.txt") if not p.stem.startswith("_")} - INTERNAL
 
 
 def _one_line(value: str) -> str:
