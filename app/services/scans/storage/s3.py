@@ -30,7 +30,16 @@ _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 _clients: dict[tuple[str, str, str, str], Any] = {}
 _lock = threading.Lock()
-os.register_at_fork(after_in_child=_clients.clear)
+
+
+def _forget() -> None:
+    """A forked child starts without its parent's clients (and its lock, had a thread held it)."""
+    global _lock
+    _lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget)
 
 
 def client(endpoint: str, region: str, key_id: str, secret: str) -> Any:
