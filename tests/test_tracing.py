@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,13 +16,14 @@ from dramatiq import Message
 
 from app.config import ROOT
 from app.extensions import queue
-from app.models import Payment, Subscription
+from app.models import Payment, Scan, Subscription
+from app.services.jobs import outbox
 from app.telemetry import tracing
 from tests.conftest import process_env
 from tests.fakes.otlp import OtlpReceiver, Span
 from tests.fakes.processes import wait_until
 from tests.fakes.routeros import RouterOsServer
-from tests.helpers import fresh, make_endpoint, post_event, submit, wait_for_status
+from tests.helpers import fresh, make_endpoint, post_event, submit, upload, wait_for_status
 from tests.test_provisioning import ROUTER_PASSWORD, add_plan, add_router, call_back, stk_callback
 
 #: What tracing imports when it is on, and never when it is off.
@@ -202,6 +204,62 @@ def test_a_provision_traces_its_routeros_call_under_the_payments_trace(app, api,
     assert {s.trace_id for s in chain} == {routeros.trace_id}
     callback = chain[-1]
     assert callback.parent_id == "" and shop["callback_path"].rsplit("/", 1)[1] not in str(callback.attributes)
+
+
+def test_a_scan_traces_its_clamd_call_under_the_upload(app, api, traced_workers, collector):
+    created = upload(api, "notes.txt", b"hello")
+    traced_workers(["scans"])
+    wait_until(lambda: fresh(Scan, created["id"]).status == "clean", 60, 0.1, what="the verdict")
+    clamd = collector.wait_for(
+        lambda spans: next((s for s in spans if s.name == "clamd SCAN"), None), what="the clamd span"
+    )
+    chain = ancestry(collector, clamd)
+    assert [s.kind for s in chain] == ["client", "consumer", "producer", "server"]
+    assert chain[-1].name == "POST /api/v1/scans" and chain[1].name == "process scans.scan"
+
+
+class TestEmail:
+    @pytest.fixture
+    def app_config(self, collector: OtlpReceiver) -> dict[str, object]:
+        collector.clear()  # a batch of one: the request itself queues the flush
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "EMAIL_BATCH_SIZE": 1}
+
+    def test_an_email_batch_traces_its_smtp_session_under_the_request(self, app, api, traced_workers, collector, sink):
+        mail = {"to": "ana@example.com", "template": "notification", "context": {"title": "Hi", "message": "Hello"}}
+        assert api.post("/api/v1/emails", mail).status_code == 202
+        traced_workers(["email"], SMTP_PORT=sink.port, EMAIL_DELAY=0, EMAIL_RATE_PER_MINUTE=0)
+        wait_until(lambda: sink.received, 60, 0.1, what="the mail")
+        smtp = collector.wait_for(
+            lambda spans: next((s for s in spans if s.name == "SMTP session"), None), what="the SMTP span"
+        )
+        assert smtp.kind == "client" and smtp.attributes["server.port"] == sink.port
+        assert smtp.attributes["opsdeck.email.batch_size"] == 1
+        chain = ancestry(collector, smtp)
+        assert [s.kind for s in chain] == ["client", "consumer", "producer", "server"]
+        assert chain[1].name == "process email.flush" and chain[-1].name == "POST /api/v1/emails"
+
+
+class TestRelay:
+    @pytest.fixture
+    def app_config(self, collector: OtlpReceiver) -> dict[str, object]:
+        collector.clear()  # the request leaves the job to the relay: its delay is past what Redis holds
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OUTBOX_MAX_BROKER_DELAY": 0, "OUTBOX_GRACE_SECONDS": 0}
+
+    def test_a_job_the_relay_publishes_joins_the_trace_of_its_request(self, app, api, traced_workers, collector):
+        response = api.post(
+            "/api/v1/jobs", {"type": "system.echo", "payload": {"message": "later"}, "delay_seconds": 1}
+        )
+        assert response.status_code == 202
+        job_id = response.get_json()["id"]
+        assert queue.redis.hlen("dramatiq:default.msgs") == 0  # not published by the request
+        time.sleep(1.1)
+        assert outbox.relay() == 1
+        traced_workers(["default"])
+        wait_for_status(job_id, "succeeded")
+        consumer = collector.wait_for(consumer_of(job_id), what="the job's consumer span")
+        chain = ancestry(collector, consumer)
+        assert [s.kind for s in chain] == ["consumer", "producer", "server"]
+        assert chain[-1].name == "POST /api/v1/jobs" and chain[1].attributes["messaging.message.id"] == job_id
 
 
 class TestOff:
