@@ -76,12 +76,22 @@ def test_jobs_search_by_type_status_queue_tenant_time_and_text(app, admin):
     assert "at least 3 characters" in short.text and len(shown(short.text)) == 3  # ignored, said so
 
 
-def test_a_bulk_action_on_all_matching_is_refused_with_a_text_search(app, admin):
-    submit(payload={"message": "x"})
-    response = post(admin, "/admin/jobs/bulk?text=message", {"action": "cancel", "scope": "all"})
+def test_a_bulk_action_on_all_matching_keeps_the_text_search(app, admin):
+    """The bulk job's filter holds the text: it reaches the jobs the list shows, no others."""
+    from app.services import jobs
+
+    wanted = submit(payload={"message": "order ORD-9912"})
+    other = submit(payload={"message": "something else"})
+    response = post(admin, "/admin/jobs/bulk?text=ord-99", {"action": "cancel", "scope": "all"})
     assert response.status_code == 302
-    assert db.session.query(Job).filter_by(type="jobs.bulk").count() == 0
-    assert "not offered with a text search" in admin.get("/admin/jobs").text
+    bulk = db.session.query(Job).filter_by(type="jobs.bulk").one()
+    assert bulk.payload["filter"] == {"all_tenants": True, "text": "ord-99"}
+    flt = jobs.JobFilter.from_dict(bulk.payload["filter"])
+    bulk.status = "running"  # as its worker runs it (its payload holds the text: it matches, running)
+    db.session.commit()
+    assert jobs.bulk_apply("cancel", flt=flt, actor="test") == {"examined": 2, "changed": 1}
+    db.session.expire_all()
+    assert db.session.get(Job, wanted).status == "cancelled" and db.session.get(Job, other).status != "cancelled"
 
 
 def test_a_live_row_is_the_row_the_list_draws(app, admin):

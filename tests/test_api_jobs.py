@@ -83,6 +83,17 @@ def test_get_and_list_with_cursor_pagination(api):
     assert api.get("/api/v1/jobs?limit=0").status_code == 422
 
 
+def test_list_by_text_in_the_payload(api, other_api):
+    """The admin's text search, in the API: the tenant's own jobs whose payload has the text."""
+    wanted = api.post("/api/v1/jobs", {**JOB, "payload": {"message": "Order ORD-7781"}}).get_json()["id"]
+    api.post("/api/v1/jobs", JOB)
+    other_api.post("/api/v1/jobs", {**JOB, "payload": {"message": "ord-7781 too"}})
+    found = api.get("/api/v1/jobs?text=ord-77").get_json()["data"]
+    assert [j["id"] for j in found] == [wanted]
+    short = api.get("/api/v1/jobs?text=or")
+    assert short.status_code == 422 and "text" in short.get_json()["errors"]
+
+
 def test_another_tenants_job_is_404(api, other_api):
     job_id = api.post("/api/v1/jobs", JOB).get_json()["id"]
     for response in (

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import Text, cast, func, literal_column, or_, select
+from sqlalchemy import select
 
 from app import jobtypes
 from app.admin import admin_required, bp
@@ -15,21 +15,6 @@ from app.admin.forms import ActionForm
 from app.extensions import db
 from app.models import Job, JobStatus, Tenant
 from app.services import jobs, pagination
-
-#: The text search's shortest term (PostgreSQL's trigram index needs three characters).
-TEXT_MIN = 3
-
-
-def text_match(term: str) -> Any:
-    """Jobs whose last error or payload (as JSON text) contains `term`, case-insensitively.
-    On PostgreSQL both sides are the expressions of the trigram indexes (migration 7a1c3e5b9d20);
-    on SQLite a LIKE scan."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    return or_(
-        func.coalesce(Job.error, literal_column("''")).ilike(pattern, escape="\\"),
-        cast(Job.payload, Text).ilike(pattern, escape="\\"),
-    )
 
 
 def _parse_time(name: str, errors: list[str]) -> datetime | None:
@@ -48,8 +33,8 @@ def _parse_time(name: str, errors: list[str]) -> datetime | None:
 
 def _text_from_args(errors: list[str]) -> str | None:
     term = (request.args.get("text") or "").strip()
-    if term and len(term) < TEXT_MIN:
-        errors.append(f"text: at least {TEXT_MIN} characters")
+    if term and len(term) < jobs.TEXT_MIN:
+        errors.append(f"text: at least {jobs.TEXT_MIN} characters")
         return None
     return term or None
 
@@ -69,18 +54,16 @@ def _filter_from_args(status: str | None = None) -> tuple[jobs.JobFilter, list[s
         created_from=_parse_time("created_from", errors),
         created_to=_parse_time("created_to", errors),
         id_prefix=(request.args.get("q") or "").strip() or None,
+        text=_text_from_args(errors),
     )
     return flt, errors
 
 
 def _list(template_status: str | None, title: str, endpoint: str) -> Any:
     flt, errors = _filter_from_args(template_status)
-    term = _text_from_args(errors)
     for error in errors:
         flash(error, "error")
     query = jobs.filtered(select(Job), flt)
-    if term:
-        query = query.where(text_match(term))
     try:
         page = pagination.newest_first(query, Job, cursor=request.args.get("cursor") or None, limit=50)
     except pagination.BadCursor:
@@ -168,8 +151,6 @@ def jobs_bulk() -> Any:
     payload: dict[str, Any] = {"action": action, "actor": f"user:{current_user.email}"}
     if request.form.get("scope") == "all":
         flt, errors = _filter_from_args(request.form.get("status") or None)
-        if request.args.get("text"):  # a bulk action's filter has no text match: it would reach more jobs
-            errors.append("“All matching” is not offered with a text search: select the jobs instead.")
         if errors:
             for error in errors:
                 flash(error, "error")

@@ -56,6 +56,11 @@ class JobSchema(Schema):
 class JobListArgs(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf([s.value for s in JobStatus]))
     type = fields.String(load_default=None)
+    text = fields.String(
+        load_default=None,
+        validate=validate.Length(min=jobs.TEXT_MIN, max=200),
+        metadata={"description": "text in the payload (as JSON) or the last error, any case"},
+    )
     cursor = fields.String(load_default=None, metadata=CURSOR)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
@@ -150,7 +155,7 @@ def list_jobs() -> Response:
     """List jobs, newest first (cursor pagination)"""
     args = JobListArgs().load(request.args.to_dict())
     try:
-        flt = jobs.JobFilter(tenant_id=g.tenant_id, status=args["status"], job_type=args["type"])
+        flt = jobs.JobFilter(tenant_id=g.tenant_id, status=args["status"], job_type=args["type"], text=args["text"])
         page = jobs.list_jobs(flt, cursor=args["cursor"], limit=args["limit"])
     except jobs.JobInputError as err:
         raise validation_failed(err.messages) from None

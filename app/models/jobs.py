@@ -80,7 +80,7 @@ class Job(Model):
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
         # The admin's text search (PostgreSQL): trigram indexes for ILIKE '%term%' on the last
-        # error and the payload (app/admin/jobs.py, text_match; pg_trgm, created below).
+        # error and the payload (jobs.JobFilter's `text`; pg_trgm, created below).
         Index("ix_jobs_error_trgm", text("coalesce(error, '') gin_trgm_ops"), postgresql_using="gin").ddl_if(
             dialect="postgresql"
         ),

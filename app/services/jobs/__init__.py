@@ -14,7 +14,7 @@ from typing import Any, TypedDict, Unpack
 
 from flask import current_app
 from marshmallow import ValidationError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Text, and_, cast, func, literal_column, or_, select, update
 
 from app import jobtypes
 from app.db.statements import InsertNew, Written, add_as_loaded, insert_once
@@ -247,6 +247,8 @@ class JobFilter:
     created_to: datetime | None = None
     #: Free text matched against the start of the job id.
     id_prefix: str | None = None
+    #: Text found in the payload (as JSON) or the last error, any case (TEXT_MIN characters or more).
+    text: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -264,10 +266,17 @@ class JobFilter:
         return cls(**values)
 
 
+#: The text search's shortest term (PostgreSQL's trigram index needs three characters).
+TEXT_MIN = 3
+
+
 def filtered(query: Any, flt: JobFilter) -> Any:
-    """`query` narrowed to the jobs `flt` selects (raises JobInputError for a bad status)."""
+    """`query` narrowed to the jobs `flt` selects (raises JobInputError for a bad status or a
+    text shorter than TEXT_MIN)."""
     if flt.status is not None and flt.status not in {s.value for s in JobStatus}:
         raise JobInputError({"status": [f"Must be one of: {', '.join(s.value for s in JobStatus)}."]})
+    if flt.text is not None and len(flt.text) < TEXT_MIN:
+        raise JobInputError({"text": [f"At least {TEXT_MIN} characters."]})
     if not flt.all_tenants or flt.tenant_id:
         query = query.where(Job.tenant_id == flt.tenant_id)
     if flt.status:
@@ -282,7 +291,21 @@ def filtered(query: Any, flt: JobFilter) -> Any:
         query = query.where(Job.created_at < flt.created_to)
     if flt.id_prefix:
         query = query.where(Job.id.like(flt.id_prefix.replace("%", "").replace("_", "") + "%"))
+    if flt.text:
+        query = query.where(_text_match(flt.text))
     return query
+
+
+def _text_match(term: str) -> Any:
+    """Jobs whose last error or payload (as JSON text) contains `term`, case-insensitively.
+    On PostgreSQL both sides are the expressions of the trigram indexes (migration 7a1c3e5b9d20);
+    on SQLite a LIKE scan."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    return or_(
+        func.coalesce(Job.error, literal_column("''")).ilike(pattern, escape="\\"),
+        cast(Job.payload, Text).ilike(pattern, escape="\\"),
+    )
 
 
 def list_jobs(flt: JobFilter, *, cursor: str | None = None, limit: int = 50) -> Page:
