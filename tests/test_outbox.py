@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from dramatiq import Message
 
 from app.extensions import db, queue
 from app.models import Job
@@ -63,6 +64,32 @@ def test_jobs_already_queued_go_out_again_when_redis_comes_back_empty(app, app_c
     assert tick["lost_in_redis"] == 2 and tick["published"] == 2
     assert _queued_messages() == 2 and {job_row(first).status, job_row(second).status} == {"queued"}
     assert maintenance.relay_tick()["lost_in_redis"] == 0
+
+
+@pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
+def test_jobs_queued_in_the_old_masters_last_moments_go_out_again_after_a_failover(app, app_config):
+    """A replica promoted by Sentinel may lack the old master's last writes: jobs confirmed
+    `queued` since shortly before the old server was last seen are sent again; older ones, whose
+    messages were replicated long since, are not."""
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+    from app.services.jobs import maintenance
+
+    recent, old = submit(payload={"message": "recent"}), submit(payload={"message": "old"})
+    maintenance.relay_tick()  # both confirmed `queued`; the relay notes the server it saw
+    db.session.query(Job).filter_by(id=old).update({"published_at": utcnow() - timedelta(minutes=10)})
+    db.session.commit()
+    assert maintenance.relay_tick()["lost_in_redis"] == 0  # the same server: nothing sent again
+    # The promoted replica: it knew the old master (and the relay's last sighting of it) but
+    # not the last writes, the recent job's message and marker.
+    seen_at = queue.redis.get(outbox._MASTER).decode().split()[1]
+    queue.redis.set(outbox._MASTER, f"the-old-master {seen_at}")
+    queue.redis.delete("dramatiq:default", "dramatiq:default.msgs", outbox._MARKER.format(recent))
+    tick = maintenance.relay_tick()
+    assert tick["lost_in_redis"] == 1 and tick["published"] == 1
+    assert [Message.decode(m).args[0] for m in queue.redis.hvals("dramatiq:default.msgs")] == [recent]
+    assert job_row(recent).status == "queued" and maintenance.relay_tick()["lost_in_redis"] == 0
 
 
 @pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])

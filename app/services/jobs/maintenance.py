@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def relay_tick() -> dict[str, int]:
     requeued, dead = ledger.recover_expired()
     try:
-        lost = outbox.recover_redis_loss()
+        lost = outbox.recover_redis_loss() + outbox.recover_master_change()
     except Exception as err:  # Redis down: checked again when it is back
         log.warning("redis loss check skipped: %s", err)
         lost = 0

@@ -8,8 +8,9 @@ as the Dramatiq message id, and a worker skips a message whose job is finished o
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dramatiq import Message
@@ -193,6 +194,39 @@ def recover_redis_loss() -> int:
     if queued or retrying:
         log.warning("outbox: Redis lost its data; %d queued and %d retrying job(s) go out again", queued, retrying)
     return queued + retrying
+
+
+#: The Redis server the relay last saw ("<run_id> <unix time>"): a new run_id is a new master
+#: (a Sentinel failover) or a restart, which may lack the last writes before it.
+_MASTER = "opsdeck:outbox:master"
+#: How far before the last sighting of the old server jobs are sent again: the replication lag
+#: and the clocks of the hosts that set `published_at` fit well within it.
+MASTER_CHANGE_MARGIN = timedelta(seconds=60)
+
+
+def recover_master_change() -> int:
+    """When Redis is served by another process than at the last check (a replica promoted by
+    Sentinel, or a restart that kept its data), what the old one took in its last moments may
+    not be there: jobs the relay confirmed `queued` since shortly before it was last seen go out
+    again (a duplicate of a message that did survive is skipped by the claim). Returns how many.
+    One relay (the one whose GETSET reads the old server) does it."""
+    run_id = queue.redis.info("server")["run_id"]
+    seen = queue.redis.getset(_MASTER, f"{run_id} {time.time():.3f}")
+    if seen is None:
+        return 0
+    old_run_id, _, at = seen.decode().partition(" ")
+    if old_run_id == run_id:
+        return 0
+    since = datetime.fromtimestamp(float(at), UTC) - MASTER_CHANGE_MARGIN
+    with db.engine.begin() as conn:
+        again = conn.execute(
+            update(Job)
+            .where(Job.status == JobStatus.QUEUED.value, Job.published_at >= since)
+            .values(status=JobStatus.PENDING.value, published_at=None)
+        ).rowcount
+    if again:
+        log.warning("outbox: Redis is a new server; %d job(s) queued in its last moments go out again", again)
+    return again
 
 
 def relay(*, limit: int | None = None) -> int:
