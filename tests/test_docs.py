@@ -161,9 +161,12 @@ _EVENT = re.compile(r"^[a-z_]+\.[a-z_]+$")
 
 
 def _event_of(node: ast.expr, assigned: dict[str, ast.expr]) -> tuple[str | None, str | None]:
-    """(literal type, f-string prefix) of an event-type expression, following a local name."""
+    """(literal type, f-string prefix) of an event-type expression, following a local name (and
+    a service's `events.service_event("…")`, which returns its argument)."""
     if isinstance(node, ast.Name) and node.id in assigned:
         node = assigned[node.id]
+    if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "service_event" and node.args:
+        node = node.args[0]
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and _EVENT.match(node.value):
         return node.value, None
     if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
