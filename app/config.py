@@ -348,6 +348,20 @@ def load_dotenv_file() -> None:
     load_dotenv(DOTENV, override=False)
 
 
+#: Variables Opsdeck read once, and what replaced them: set, they stop the process (a value
+#: that silently no longer counts would put files somewhere else).
+REPLACED = {
+    "SCAN_STORAGE_DIR": "SCAN_STORAGE_URL=file:///the/same/path",
+    "SCAN_QUARANTINE_DIR": "SCAN_QUARANTINE_URL=file:///the/same/path",
+}
+
+
+def check_replaced(environ: Mapping[str, str]) -> None:
+    for name, instead in REPLACED.items():
+        if environ.get(name, "").strip():
+            raise ConfigError(f"{name} is no longer read: set {instead} instead")
+
+
 class Config:
     """Production-safe settings from the environment and `.env`, or from `environ` alone when
     given (raises ConfigError for a bad value)."""
@@ -362,6 +376,7 @@ class Config:
         if environ is None:
             load_dotenv_file()
             environ = os.environ
+        check_replaced(environ)
         var = Path(BY_NAME["OPSDECK_VAR_DIR"].read(ROOT / "var", environ))
         for setting in SETTINGS:
             if setting.read_by == "config":

@@ -34,6 +34,14 @@ def test_a_bad_value_refuses_to_start_naming_its_variable(monkeypatch, name, val
         Config()
 
 
+@pytest.mark.parametrize("name", ["SCAN_STORAGE_DIR", "SCAN_QUARANTINE_DIR"])
+def test_a_replaced_variable_refuses_to_start_saying_what_replaced_it(monkeypatch, name):
+    """Ignored, it would leave every upload in the default folder, away from the files kept."""
+    monkeypatch.setenv(name, "/srv/opsdeck/files")
+    with pytest.raises(ConfigError, match=rf"^{name} is no longer read: set SCAN_[A-Z]+_URL=file://"):
+        Config()
+
+
 @pytest.mark.parametrize("value", ["tls", "TLS", "STARTTLS", " ssl ", "SSL", "starttls", "smtps", "yes", "true", "1"])
 def test_no_smtp_security_but_none_goes_without_tls(monkeypatch, value):
     monkeypatch.setenv("SMTP_SECURITY", value)

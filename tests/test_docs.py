@@ -49,6 +49,7 @@ NOT_SETTINGS = {
     "BENCH_DATABASE_URL": "bench/ only",
     "RECORD_EVERY": "a constant of the email recorder, named by the fault suite",
     "SCM_RIGHTS": "a socket option",
+    **dict.fromkeys(("SCAN_STORAGE_DIR", "SCAN_QUARANTINE_DIR"), "replaced (app/config.py's REPLACED; the changelog)"),
     **dict.fromkeys(
         (
             "OTEL_SERVICE_NAME",
