@@ -77,8 +77,11 @@ def test_jobs_queued_in_the_old_masters_last_moments_go_out_again_after_a_failov
     from app.services.jobs import maintenance
 
     recent, old = submit(payload={"message": "recent"}), submit(payload={"message": "old"})
-    maintenance.relay_tick()  # both confirmed `queued`; the relay notes the server it saw
+    retried = submit(payload={"message": "retried"})
+    maintenance.relay_tick()  # all confirmed `queued`; the relay notes the server it saw
     db.session.query(Job).filter_by(id=old).update({"published_at": utcnow() - timedelta(minutes=10)})
+    # a retry a worker published itself (in the old master's last moments too)
+    db.session.query(Job).filter_by(id=retried).update({"status": "retrying", "next_attempt_at": utcnow()})
     db.session.commit()
     assert maintenance.relay_tick()["lost_in_redis"] == 0  # the same server: nothing sent again
     # The promoted replica: it knew the old master (and the relay's last sighting of it) but
@@ -87,9 +90,25 @@ def test_jobs_queued_in_the_old_masters_last_moments_go_out_again_after_a_failov
     queue.redis.set(outbox._MASTER, f"the-old-master {seen_at}")
     queue.redis.delete("dramatiq:default", "dramatiq:default.msgs", outbox._MARKER.format(recent))
     tick = maintenance.relay_tick()
-    assert tick["lost_in_redis"] == 1 and tick["published"] == 1
-    assert [Message.decode(m).args[0] for m in queue.redis.hvals("dramatiq:default.msgs")] == [recent]
+    assert tick["lost_in_redis"] == 2 and tick["published"] == 2
+    sent = sorted(Message.decode(m).args[0] for m in queue.redis.hvals("dramatiq:default.msgs"))
+    assert sent == sorted([recent, retried])
     assert job_row(recent).status == "queued" and maintenance.relay_tick()["lost_in_redis"] == 0
+
+
+@pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])
+def test_a_relay_that_published_to_the_old_master_after_the_change_was_noted_sends_again(app, app_config):
+    """A manual failover: another host's relay has already noted the new server in Redis while
+    this one still published to the old master; its own memory of that server covers it."""
+    from app.services.jobs import maintenance
+
+    job_id = submit(payload={"message": "late"})
+    maintenance.relay_tick()  # confirmed `queued` (by its marker): the relay notes the server
+    app.extensions[outbox._LAST_SEEN] = ("the-old-master", app.extensions[outbox._LAST_SEEN][1])
+    queue.redis.delete("dramatiq:default", "dramatiq:default.msgs", outbox._MARKER.format(job_id))
+    tick = maintenance.relay_tick()  # the key in Redis names this server already
+    assert tick["lost_in_redis"] == 1 and tick["published"] == 1 and _queued_messages() == 1
+    assert maintenance.relay_tick()["lost_in_redis"] == 0
 
 
 @pytest.mark.parametrize("app_config", [{"OUTBOX_GRACE_SECONDS": 0}])

@@ -196,37 +196,55 @@ def recover_redis_loss() -> int:
     return queued + retrying
 
 
-#: The Redis server the relay last saw ("<run_id> <unix time>"): a new run_id is a new master
-#: (a Sentinel failover) or a restart, which may lack the last writes before it.
+#: The Redis server the relays last saw ("<run_id> <unix time>"): a new run_id is a new server
+#: (a replica promoted by Sentinel, or a restart), which may lack the old one's last writes.
 _MASTER = "opsdeck:outbox:master"
-#: How far before the last sighting of the old server jobs are sent again: the replication lag
-#: and the clocks of the hosts that set `published_at` fit well within it.
-MASTER_CHANGE_MARGIN = timedelta(seconds=60)
+#: How far before the old server's last sighting jobs are sent again: the replication lag and
+#: the hosts' clocks fit well within it.
+MASTER_CHANGE_MARGIN = 60.0
+#: Where the app keeps the server its relay saw at its last tick (run_id, unix time).
+_LAST_SEEN = "opsdeck_outbox_last_seen"
 
 
 def recover_master_change() -> int:
-    """When Redis is served by another process than at the last check (a replica promoted by
-    Sentinel, or a restart that kept its data), what the old one took in its last moments may
-    not be there: jobs the relay confirmed `queued` since shortly before it was last seen go out
-    again (a duplicate of a message that did survive is skipped by the claim). Returns how many.
-    One relay (the one whose GETSET reads the old server) does it."""
-    run_id = queue.redis.info("server")["run_id"]
-    seen = queue.redis.getset(_MASTER, f"{run_id} {time.time():.3f}")
-    if seen is None:
+    """When Redis is served by another process than at the last check, what the old one took in
+    its last moments may not be there: jobs published since MASTER_CHANGE_MARGIN before the old
+    server was last seen go out again (`queued` ones back to `pending`, published retries lose
+    their mark; a duplicate of a message that did survive is skipped by the claim). Two
+    sightings count: the one kept in Redis (for a relay that started since), and this process's
+    own (for what it published to the old server after another relay had moved on, as in a
+    manual failover). Returns how many."""
+    run_id, now = queue.redis.info("server")["run_id"], time.time()
+    changes = []
+    kept = queue.redis.getset(_MASTER, f"{run_id} {now:.3f}")
+    if kept is not None:
+        kept_id, _, at = kept.decode().partition(" ")
+        if kept_id != run_id and at:
+            changes.append(float(at))
+    last_seen = current_app.extensions.get(_LAST_SEEN)
+    if last_seen is not None and last_seen[0] != run_id:
+        changes.append(last_seen[1])
+    current_app.extensions[_LAST_SEEN] = (run_id, now)
+    if not changes:
         return 0
-    old_run_id, _, at = seen.decode().partition(" ")
-    if old_run_id == run_id:
-        return 0
-    since = datetime.fromtimestamp(float(at), UTC) - MASTER_CHANGE_MARGIN
+    return _publish_again(datetime.fromtimestamp(min(changes) - MASTER_CHANGE_MARGIN, UTC))
+
+
+def _publish_again(since: datetime) -> int:
     with db.engine.begin() as conn:
-        again = conn.execute(
+        queued = conn.execute(
             update(Job)
             .where(Job.status == JobStatus.QUEUED.value, Job.published_at >= since)
             .values(status=JobStatus.PENDING.value, published_at=None)
         ).rowcount
-    if again:
-        log.warning("outbox: Redis is a new server; %d job(s) queued in its last moments go out again", again)
-    return again
+        retrying = conn.execute(
+            update(Job)
+            .where(Job.status == JobStatus.RETRYING.value, Job.published_at >= since)
+            .values(published_at=None)
+        ).rowcount
+    if queued or retrying:
+        log.warning("outbox: Redis is a new server; %d queued and %d retrying job(s) go out again", queued, retrying)
+    return queued + retrying
 
 
 def relay(*, limit: int | None = None) -> int:
