@@ -294,43 +294,59 @@ def test_an_event_repeated_with_its_idempotency_key_is_replayed(api):
     assert again.get_json() == first.get_json() and db.session.query(Event).count() == 1
 
 
+def _after_a_lone_first(app, api, monkeypatch, send, n: int) -> dict[int, object]:
+    """An unrelated job alone in the first batch, holding the turn until the `n` requests
+    `send(i)` all wait: they go in one batch together."""
+    _hold_first_batch(monkeypatch, n)
+    first = threading.Thread(target=lambda: _concurrently(app, lambda _: api.post("/api/v1/jobs", JOB), 1))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not grouped._combiner._turn.locked() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    results = _concurrently(app, send, n)
+    first.join()
+    return results
+
+
 def test_a_platform_key_held_in_the_same_batch_is_answered_after_the_write(app, api, monkeypatch):
-    """Three requests with one job `idempotency_key` (and a committed job holding another) in
-    one batch: one job each key; the first new request 202, the others 200 with that job. The
-    answers are made after the INSERT, and a request repeated later gets its own answer back."""
+    """In one batch, three requests with one job `idempotency_key` and one with a key a
+    committed job holds: one new job; the first of the three 202, the others 200 with that job
+    (held by a row of the same INSERT), the fourth 200 with the committed job. Each request's
+    record holds its own answer, which a repeat gets back."""
     held = api.post("/api/v1/jobs", {**JOB, "idempotency_key": "order-1"}).get_json()
-    sizes = _hold_first_batch(monkeypatch, 4)
 
-    def send(n: int) -> object:
-        key = "order-1" if n == 4 else "order-2"
-        return api.post("/api/v1/jobs", {**JOB, "payload": {"message": f"m{n}"}, "idempotency_key": key})
+    def send(n: int, **extra) -> object:
+        key = "order-1" if n == 3 else "order-2"
+        body = {**JOB, "payload": {"message": f"m{n}"}, "idempotency_key": key}
+        return api.post("/api/v1/jobs", body, headers={"Idempotency-Key": f"k{n}"}, **extra)
 
-    results = _concurrently(app, send, 5)
+    results = _after_a_lone_first(app, api, monkeypatch, send, 4)
 
-    assert sizes == [1, 4], sizes
-    codes = sorted(results[n].status_code for n in range(4))
-    assert codes == [200, 200, 200, 202], codes
-    new = next(results[n].get_json() for n in range(4) if results[n].status_code == 202)
-    assert {results[n].get_json()["id"] for n in range(4)} == {new["id"]}
-    assert results[4].status_code == 200 and results[4].get_json() == held
+    assert sorted(results[n].status_code for n in range(3)) == [200, 200, 202]
+    new = next(results[n].get_json() for n in range(3) if results[n].status_code == 202)
+    assert {results[n].get_json()["id"] for n in range(3)} == {new["id"]}
+    assert results[3].status_code == 200 and results[3].get_json() == held
     db.session.expire_all()
-    assert db.session.query(Job).count() == 2
+    assert db.session.query(Job).filter(Job.idempotency_key.is_not(None)).count() == 2
     records = Counter((r.response_body["id"], r.response_status) for r in db.session.query(IdempotencyRecord))
-    # each request's record holds its own answer: the 200s' say 200
-    assert records == {(held["id"], 202): 1, (held["id"], 200): 1, (new["id"], 202): 1, (new["id"], 200): 3}
+    assert records[(new["id"], 202)] == 1 and records[(new["id"], 200)] == 2 and records[(held["id"], 200)] == 1
+    replayed = next(n for n in range(3) if results[n].status_code == 200)
+    again = send(replayed)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == results[replayed].get_json()
 
 
 @pytest.mark.parametrize("app_config", [LOOPBACK], indirect=True)
 def test_an_events_own_id_held_in_the_same_batch_is_answered_with_the_first_event(
     app, api, receiver, monkeypatch, app_config
 ):
-    """Two requests with one event id in one batch: one event, one fan-out; the second is
-    answered 200 with the first's payload."""
+    """Three requests with one event id in one batch: one event, one fan-out; the first 202, the
+    others 200 with its payload (read from the row written just before theirs)."""
     make_endpoint(api, receiver.url("/a"))
-    sizes = _hold_first_batch(monkeypatch, 2)
-    results = _concurrently(app, lambda n: post_event(api, "invoice.paid", {"n": n}, id="order-9"), 3)
+    results = _after_a_lone_first(
+        app, api, monkeypatch, lambda n: post_event(api, "invoice.paid", {"n": n}, id="order-9"), 3
+    )
 
-    assert sizes[0] == 1 and sum(sizes) == 3, sizes
     by_status = sorted((r.status_code, r.get_json()["payload"]["n"]) for r in results.values())
     first = next(n for code, n in by_status if code == 202)
     assert [code for code, _ in by_status] == [200, 200, 202] and {n for _, n in by_status} == {first}
