@@ -58,8 +58,10 @@ class FollowingPool(SentinelConnectionPool):
     writing to the old master, whose data the sentinels then discard; here they are closed
     within a second (idle ones at once, busy ones when handed back)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def reset(self) -> None:
+        """Also after a fork (redis-py resets a pool in a new process): no lock held by a thread
+        of the parent."""
+        super().reset()
         self._checking = threading.Lock()
         self._next_check = 0.0
 
