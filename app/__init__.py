@@ -47,6 +47,7 @@ def create_app(config: Any = None) -> Flask:
     limiter.init_app(app)
 
     from app import jobtypes, models  # noqa: F401  (registers models and job types)
+    from app.services import alerts  # noqa: F401  (declares its service events: webhooks.events.SERVICE_EVENTS)
     from app.services.jobs import outbox
 
     jobtypes.load()

@@ -158,6 +158,8 @@ def test_event_input_errors(app, api):
     assert api.post("/api/v1/events", {"type": "x"}).status_code == 422  # no payload
     big = post_event(api, payload={"blob": "x" * (256 * 1024 + 10)})
     assert big.status_code == 413 and big.mimetype == "application/problem+json"
+    own = post_event(api, event_type="queue.long_wait")  # Opsdeck's own: a tenant may not send it
+    assert own.status_code == 422 and "Opsdeck's own events" in str(own.get_json()["errors"])
     assert db.session.query(Event).count() == 0
 
 

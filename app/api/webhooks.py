@@ -53,7 +53,10 @@ class EventSchema(Schema):
     #: In: the platform's own event id (dedupe key). Out: Opsdeck's id; the platform's is client_id.
     id = fields.String(validate=validate.Length(min=1, max=255))
     client_id = fields.String(dump_only=True, allow_none=True)
-    type = fields.String(required=True, validate=EVENT_TYPE)
+    type = fields.String(
+        required=True,
+        validate=[EVENT_TYPE, validate.NoneOf(events.SERVICE_EVENTS, error="{input} is one of Opsdeck's own events.")],
+    )
     payload = fields.Raw(required=True, metadata={"json_schema": ANY_JSON})
     created_at = fields.DateTime(dump_only=True)
 
