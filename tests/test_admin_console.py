@@ -92,6 +92,12 @@ def test_a_bulk_action_on_all_matching_keeps_the_text_search(app, admin):
     assert jobs.bulk_apply("cancel", flt=flt, actor="test") == {"examined": 2, "changed": 1}
     db.session.expire_all()
     assert db.session.get(Job, wanted).status == "cancelled" and db.session.get(Job, other).status != "cancelled"
+    # Retrying all that match later does not run the bulk action again (its payload holds the text).
+    db.session.get(Job, bulk.id).status = "dead"
+    db.session.commit()
+    assert jobs.bulk_apply("retry", flt=flt, actor="test") == {"examined": 2, "changed": 1}
+    db.session.expire_all()
+    assert db.session.get(Job, bulk.id).status == "dead" and db.session.get(Job, wanted).status == "pending"
 
 
 def test_a_live_row_is_the_row_the_list_draws(app, admin):

@@ -157,13 +157,17 @@ RETRYABLE_STATES = (JobStatus.DEAD.value, JobStatus.CANCELLED.value)
 CANCELLABLE_STATES = (JobStatus.PENDING.value, JobStatus.QUEUED.value, JobStatus.RETRYING.value)
 
 
+#: A bulk action never runs an earlier one again (a filter's text may match its payload).
+_NOT_BULK = Job.type != "jobs.bulk"
+
+
 def retry_many(job_ids: list[str]) -> int:
-    """Retry the dead or cancelled jobs among `job_ids` (caller's transaction; published
-    after commit). Returns how many changed."""
+    """Retry the dead or cancelled jobs among `job_ids` but bulk actions (caller's transaction;
+    published after commit). Returns how many changed."""
     now = utcnow()
     rows = db.session.scalars(
         select(Job)
-        .where(Job.id.in_(job_ids), Job.status.in_(RETRYABLE_STATES))
+        .where(Job.id.in_(job_ids), Job.status.in_(RETRYABLE_STATES), _NOT_BULK)
         .execution_options(populate_existing=True)
     ).all()
     for job in rows:
