@@ -348,8 +348,8 @@ def load_dotenv_file() -> None:
     load_dotenv(DOTENV, override=False)
 
 
-#: Variables Opsdeck read once, and what replaced them: set, they stop the process (a value
-#: that silently no longer counts would put files somewhere else).
+#: Retired variables and what replaces them: set, they stop the process (a value that silently
+#: did not count would put files somewhere else).
 REPLACED = {
     "SCAN_STORAGE_DIR": "SCAN_STORAGE_URL=file:///the/same/path",
     "SCAN_QUARANTINE_DIR": "SCAN_QUARANTINE_URL=file:///the/same/path",

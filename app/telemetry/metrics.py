@@ -201,7 +201,7 @@ def long_wait_raised(queue: str) -> None:
 # -- the scrape --------------------------------------------------------------------------------
 class QueueCollector:
     """Queue depths and worker count, read when scraped (the admin dashboard's queries: one
-    grouped query over the ledger's status index, one ZCOUNT)."""
+    grouped query over the ledger's status index, one HGETALL of the heartbeats)."""
 
     def collect(self) -> Iterator[Metric]:
         from app.services import stats, workers

@@ -283,7 +283,14 @@ class Scrubber:
 
 
 #: Settings whose values are secrets, scrubbed wherever they appear verbatim.
-SECRET_SETTINGS = ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "OPSDECK_ENCRYPTION_KEYS", "SMTP_PASSWORD")
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "OPSDECK_ENCRYPTION_KEYS",
+    "SMTP_PASSWORD",
+    "S3_SECRET_ACCESS_KEY",
+    "REDIS_SENTINEL_PASSWORD",
+)
 
 
 def config_secrets(config: Mapping[str, Any]) -> list[str]:

@@ -2,8 +2,8 @@
 so once per web, worker and scheduler process, after any fork), the producer and consumer spans
 of every job, and spans around the outbound calls the instrumentations do not see.
 
-Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set: then the SDK is never imported, nothing is
-patched, and every helper here is one check of a module global. On, the standard `OTEL_*`
+Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set: off, no tracer, exporter or instrumentation is
+started, nothing is patched, and every helper here is one check of a module global. On, the standard `OTEL_*`
 variables apply (service name, resource attributes, sampler, exporter headers, batch sizes);
 the service name defaults to `opsdeck-<role>` (web, worker or scheduler).
 

@@ -58,9 +58,10 @@ class Target:
     addresses: tuple[Address, ...]
 
     def span_attributes(self) -> dict[str, str | int]:
+        # No path: a receiver's URL may carry its token there (Slack-style hooks).
         return {
             "http.request.method": "POST",
-            "url.full": f"{self.scheme}://{self.host_header}{self.path}",
+            "url.scheme": self.scheme,
             "server.address": self.host,
             "server.port": self.port,
         }
