@@ -217,6 +217,8 @@ def _run(net: Network, site: Deployment, report: Report) -> None:
     wait_until(lambda: _running_on("worker2"), 60, 0.05, what="worker2 to be running jobs")
     net["worker2"].power_off()
     running = _running_on("worker2")  # nobody told the ledger: its rows still say running
+    if not running:
+        report.problems.append("the power-off caught no job mid-run on worker2: the scenario proved less than it says")
     report.add(
         "before_power_off", {"finished_on": _finished_on(), "running_on_worker2": dict(Counter(running.values()))}
     )
