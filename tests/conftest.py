@@ -52,7 +52,7 @@ def app_variable(name: str) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The suite runs as a process under test: no `.env` is read (app/config.py) and no setting
+    """The suite runs as a process under test: no `.env` is read (app/config/) and no setting
     of the shell's environment is seen, here or in the processes the tests start (process_env).
     The suite's own knobs (OPSDECK_SCREENSHOTS, TEST_DATABASE_URL) stay."""
     for name in APP_SETTINGS & set(os.environ):

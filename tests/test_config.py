@@ -1,4 +1,4 @@
-"""Settings (app/config.py): one table, every value checked at start, the docs' table made from it."""
+"""Settings (app/config/): one table, every value checked at start, the docs' table made from it."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ NOT_SETTINGS = {
     "BENCH_DATABASE_URL": "bench/ only",
     "RECORD_EVERY": "a constant of the email recorder, named by the fault suite",
     "SCM_RIGHTS": "a socket option",
-    **dict.fromkeys(("SCAN_STORAGE_DIR", "SCAN_QUARANTINE_DIR"), "replaced (app/config.py's REPLACED; the changelog)"),
+    **dict.fromkeys(("SCAN_STORAGE_DIR", "SCAN_QUARANTINE_DIR"), "replaced (app/config/'s REPLACED; the changelog)"),
     **dict.fromkeys(
         (
             "OTEL_SERVICE_NAME",
@@ -73,7 +73,7 @@ _UPPER = re.compile(r"`\$?\{?([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\}?(?:=[^`]*)?`")
 
 def test_every_setting_the_docs_name_exists():
     named = set(_UPPER.findall(text()))
-    assert named - set(BY_NAME) - set(NOT_SETTINGS) == set(), "not settings (app/config.py), nor in NOT_SETTINGS"
+    assert named - set(BY_NAME) - set(NOT_SETTINGS) == set(), "not settings (app/config/), nor in NOT_SETTINGS"
     assert set(NOT_SETTINGS) <= named, "NOT_SETTINGS names something the docs no longer use"
 
 

@@ -10,7 +10,7 @@ from typing import IO, BinaryIO
 
 from flask import current_app
 
-from app.config import storage_location
+from app.config.readers import storage_location
 from app.services.scans.storage import s3
 from app.services.scans.storage.base import (
     HEAD_BYTES,
