@@ -26,6 +26,8 @@ from tests.fakes.routeros import RouterOsServer
 from tests.helpers import fresh, make_endpoint, post_event, submit, upload, wait_for_status
 from tests.test_provisioning import ROUTER_PASSWORD, add_plan, add_router, call_back, stk_callback
 
+pytestmark = pytest.mark.slow  # real worker processes
+
 #: What tracing imports when it is on, and never when it is off.
 TRACING_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.instrumentation", "opentelemetry.exporter")
 #: What a worker process needs to export quickly to the receiver.
