@@ -1,5 +1,5 @@
 """`make bench`: P1a/P1b (API latency and throughput), P1c (batch submissions), P2 (job
-throughput), P9 (a high-priority job behind a low-priority backlog), P3 (admin pages with
+throughput, and with tracing on), P9 (a high-priority job behind a low-priority backlog), P3 (admin pages with
 1,000,000 jobs), P8 (live-feed latency), P4 (webhook deliveries), P10 email (mails/s), P5 (scans),
 P6 (retention deletes, PostgreSQL only), P7 (provisioning) and scale-out (1 vs 2 worker
 processes), one Redis for all, then a summary table. Each figure is held against a baseline
@@ -23,6 +23,7 @@ from bench import (
     scaling,
     scans,
     throughput,
+    tracing,
     webhooks,
 )
 from bench.common import Report, backends, exit_on_sigterm, print_table, stack
@@ -40,6 +41,7 @@ def main() -> int:
         api_latency.run(report, st)
         batch.run(report, st)
         throughput.run(report, st)
+        tracing.run(report, st)
         priority.run(report, st)
         admin_pages.run(report, st)
         live_latency.run(report, st)
