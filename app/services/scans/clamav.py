@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -129,32 +130,35 @@ class Clamd:
     def instream(self, stream: BinaryIO) -> Verdict:
         """Read a stream to its end in CHUNK_BYTES pieces, each sent whole through INSTREAM, and
         return clamd's verdict. An error reading the stream is the caller's (not a ClamdError)."""
-        with self._connect() as sock:
-            try:
-                sock.sendall(b"zINSTREAM\0")
-                while chunk := stream.read(CHUNK_BYTES):
-                    sock.sendall(struct.pack("!L", len(chunk)))
-                    sock.sendall(chunk)
-                sock.sendall(_END)
-            except TimeoutError as err:
-                raise ClamdError("timeout", "clamd stopped reading the stream in time") from err
-            except (BrokenPipeError, ConnectionResetError) as err:
-                return _closed_early(sock, err)
-            return parse_reply(_reply(sock))
+
+        def send(sock: socket.socket) -> None:
+            while chunk := stream.read(CHUNK_BYTES):
+                sock.sendall(struct.pack("!L", len(chunk)))
+                sock.sendall(chunk)
+
+        return self._instream(send)
 
     def instream_file(self, file: BinaryIO, size: int) -> Verdict:
         """Stream `size` bytes of an open file through INSTREAM and return clamd's verdict."""
+
+        def send(sock: socket.socket) -> None:
+            offset = 0
+            while offset < size:
+                count = min(CHUNK_BYTES, size - offset)
+                sock.sendall(struct.pack("!L", count))
+                sent = sock.sendfile(file, offset, count)
+                if sent != count:
+                    raise ClamdError("protocol", f"file shrank while scanning ({offset + sent} of {size} bytes)")
+                offset += count
+
+        return self._instream(send)
+
+    def _instream(self, send: Callable[[socket.socket], None]) -> Verdict:
+        """One INSTREAM command: `send` writes the length-prefixed chunks, then the end mark."""
         with self._connect() as sock:
             try:
                 sock.sendall(b"zINSTREAM\0")
-                offset = 0
-                while offset < size:
-                    count = min(CHUNK_BYTES, size - offset)
-                    sock.sendall(struct.pack("!L", count))
-                    sent = sock.sendfile(file, offset, count)
-                    if sent != count:
-                        raise ClamdError("protocol", f"file shrank while scanning ({offset + sent} of {size} bytes)")
-                    offset += count
+                send(sock)
                 sock.sendall(_END)
             except TimeoutError as err:
                 raise ClamdError("timeout", "clamd stopped reading the stream in time") from err
